@@ -1,0 +1,94 @@
+"""The common interface of every detector: window tests and sequential stream detectors.
+
+Detectors are pure: no I/O, no Kafka, state explicit (picklable) so processors can checkpoint it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["DriftSignal", "StreamDetector", "TestResult", "WindowTest"]
+
+Direction = Literal["increase", "decrease"]
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """The outcome of a two-sample test of a current window against a reference window.
+
+    ``effect`` is signed: for numeric features the mean shift in reference standard deviations;
+    for categorical features the change in share (current - reference) of ``category``, the
+    category whose share moved most. ``direction`` reads the sign ("increase"/"decrease").
+    """
+
+    test: str
+    statistic: float
+    p_value: float | None
+    effect: float
+    direction: Direction
+    category: str | None = None
+
+
+@runtime_checkable
+class WindowTest(Protocol):
+    """A two-sample test: ``test(reference, current) -> TestResult``."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+
+    def __call__(self, reference: np.ndarray, current: np.ndarray) -> TestResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSignal:
+    """A sequential detector's alarm, ready to be published as is.
+
+    ``index`` counts updates since the last reset (1-based: the update that raised the alarm).
+    """
+
+    detector: str
+    index: int
+    statistic: str
+    value: float
+    threshold: float
+    direction: Direction
+
+
+class StreamDetector:
+    """Base class of sequential detectors. Subclasses set parameters in ``__init__`` (validated,
+    ``ValueError`` naming the parameter), all mutable state in ``_reset()``, and implement
+    ``update``. ``update_many`` runs a batch and returns every alarm.
+    """
+
+    name: str = "detector"
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n = 0
+
+    def reset(self) -> None:
+        self._reset()
+
+    def update(self, x: float) -> DriftSignal | None:
+        raise NotImplementedError
+
+    def update_many(self, xs: np.ndarray | list[float]) -> list[DriftSignal]:
+        out: list[DriftSignal] = []
+        update = self.update
+        for x in np.asarray(xs, dtype=float).tolist():
+            s = update(x)
+            if s is not None:
+                out.append(s)
+        return out
+
+    def clone(self) -> StreamDetector:
+        """A fresh detector with the same parameters and no state."""
+        c = copy.deepcopy(self)
+        c.reset()
+        return c

@@ -1,0 +1,244 @@
+"""Event contracts: the typed, versioned events every Driftline component exchanges.
+
+Events are plain JSON on the wire (any client -- kcat, Java, Go -- can produce them) and are
+validated at every boundary by :func:`decode`. Each event carries ``schema_version``; a reader
+accepts the versions it knows and rejects others with a clear reason.
+
+>>> p = Prediction(prediction_id="p-1", model="churn", model_version="1", event_time=1.5,
+...                features={"age": 41.0, "plan": "gold"}, prediction=1, score=0.83)
+>>> raw = encode(p)
+>>> decode(Prediction, raw) == p
+True
+>>> decode(Label, b'{"prediction_id": "p-1", "model": "churn", "event_time": "soon", "label": 1}')
+Traceback (most recent call last):
+...
+driftline.errors.InvalidEvent: Label: Expected `float`, got `str` - at `$.event_time`
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from driftline.errors import InvalidEvent
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Alert",
+    "AlertType",
+    "DeadLetter",
+    "Event",
+    "Label",
+    "Metric",
+    "ModelUpdate",
+    "Prediction",
+    "RetrainRequest",
+    "Scored",
+    "Window",
+    "alert_id_for",
+    "decode",
+    "decode_many",
+    "encode",
+]
+
+SCHEMA_VERSION = 1
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+FeatureValue = float | str | bool | None
+LabelValue = str | int | float | bool
+AlertType = Literal["data_drift", "prediction_drift", "concept_drift", "performance"]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True):
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported (this reader knows {SCHEMA_VERSION})"
+            )
+
+
+class Prediction(_Event, frozen=True, kw_only=True):
+    """One prediction a model served. ``score`` is the positive-class probability (binary)."""
+
+    prediction_id: NonEmpty
+    model: NonEmpty
+    model_version: NonEmpty
+    event_time: float
+    features: dict[str, FeatureValue]
+    prediction: LabelValue
+    score: Probability | None = None
+    probabilities: dict[str, Probability] | None = None
+    segment: dict[str, str] | None = None
+
+
+class Label(_Event, frozen=True, kw_only=True):
+    """The ground truth for one prediction, usually arriving later."""
+
+    prediction_id: NonEmpty
+    model: NonEmpty
+    event_time: float
+    label: LabelValue
+
+
+class Scored(_Event, frozen=True, kw_only=True):
+    """A prediction joined with its label."""
+
+    prediction: Prediction
+    label: LabelValue
+    label_time: float
+    index: int = -1  # the prediction's arrival index at the processor, per model
+
+    @property
+    def correct(self) -> bool:
+        return _same(self.prediction.prediction, self.label)
+
+
+class Window(msgspec.Struct, frozen=True, kw_only=True):
+    """The span of events a statistic covers: arrival indices per model, and event times."""
+
+    start_index: int
+    end_index: int
+    start_time: float
+    end_time: float
+    n: int
+
+
+class Metric(_Event, frozen=True, kw_only=True):
+    model: str
+    model_version: str
+    name: str
+    value: float
+    window: Window
+    segment: dict[str, str] | None = None
+
+
+class Alert(_Event, frozen=True, kw_only=True):
+    """What drifted, for whom, by how much, and over which window."""
+
+    alert_id: str
+    type: AlertType
+    model: str
+    model_version: str
+    feature: str | None
+    statistic: str
+    value: float
+    threshold: float
+    window: Window
+    detected_at_index: int
+    detected_at_time: float
+    p_value: float | None = None
+    effect: float | None = None
+    direction: str | None = None
+    reference: Window | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message: str = ""
+
+
+class RetrainRequest(_Event, frozen=True, kw_only=True):
+    """Emitted by alert routing when an alert should trigger a retrain."""
+
+    request_id: str
+    model: str
+    model_version: str
+    alert: Alert
+
+
+class ModelUpdate(_Event, frozen=True, kw_only=True):
+    """A new model version was registered and promoted (or a rollback happened)."""
+
+    model: str
+    version: str
+    previous_version: str | None
+    action: Literal["promote", "rollback"] = "promote"
+    artifact_uri: str
+    metrics: dict[str, float] = {}
+    trained_on: Window | None = None
+    validated_on: Window | None = None
+    triggered_by: str | None = None
+    created_at: float = 0.0
+
+
+class DeadLetter(_Event, frozen=True, kw_only=True):
+    """A record that could not be processed, with the reason and its original bytes (base64)."""
+
+    stage: str
+    reason: str
+    error_type: str
+    topic: str
+    partition: int
+    offset: int
+    original_b64: str
+    key_b64: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        stage: str,
+        exc: BaseException,
+        value: bytes,
+        topic: str,
+        partition: int = -1,
+        offset: int = -1,
+        key: bytes | None = None,
+    ) -> DeadLetter:
+        return cls(
+            stage=stage,
+            reason=str(exc),
+            error_type=type(exc).__name__,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            original_b64=base64.b64encode(value).decode("ascii"),
+            key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
+        )
+
+    @property
+    def original(self) -> bytes:
+        return base64.b64decode(self.original_b64)
+
+
+Event = Prediction | Label | Scored | Metric | Alert | RetrainRequest | ModelUpdate | DeadLetter
+E = TypeVar("E", bound=_Event)
+
+_ENCODER = msgspec.json.Encoder()
+_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def encode(event: _Event) -> bytes:
+    """Encode an event as compact JSON bytes."""
+    return _ENCODER.encode(event)
+
+
+def decode(kind: type[E], raw: bytes) -> E:
+    """Decode and validate one event; raise :class:`InvalidEvent` with a precise reason."""
+    dec = _DECODERS.get(kind)
+    if dec is None:
+        dec = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    try:
+        return dec.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+        raise InvalidEvent(f"{kind.__name__}: {exc}") from None
+
+
+def decode_many(kind: type[E], raws: list[bytes]) -> list[E]:
+    """Decode a batch; the first invalid record raises. Runners use :func:`decode` per record."""
+    return [decode(kind, raw) for raw in raws]
+
+
+def alert_id_for(*parts: object) -> str:
+    """A deterministic alert id: a replayed detection yields the same id, so it is deduplicated."""
+    h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=10)
+    return h.hexdigest()
+
+
+def _same(a: LabelValue, b: LabelValue) -> bool:
+    if a == b:
+        return True
+    return str(a) == str(b)
