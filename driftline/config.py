@@ -1,0 +1,158 @@
+"""Configuration: frozen pydantic models, read from the environment only at the entry point.
+
+``DriftlineSettings()`` reads ``DRIFTLINE_*`` variables (nested with ``__``, e.g.
+``DRIFTLINE_MONITOR__WINDOW_SIZE=500``); library code takes the models as arguments and never
+reads the environment itself. A bad value fails at start-up with a message that says what to fix.
+
+>>> KafkaSettings(bootstrap_servers="127.0.0.1:9092").client_config()["bootstrap.servers"]
+'127.0.0.1:9092'
+>>> MonitorSettings(window_size=0)
+Traceback (most recent call last):
+...
+driftline.errors.ConfigError: monitor.window_size: Input should be greater than or equal to 50 (got 0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftline.errors import ConfigError
+
+__all__ = [
+    "DriftlineSettings",
+    "KafkaSettings",
+    "MonitorSettings",
+    "RetrainSettings",
+    "RoutingSettings",
+    "Topics",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    _section: str = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, _SECTIONS.get(type(self).__name__, ""))) from None
+
+
+class Topics(_Frozen):
+    """Topic names; every component reads them from here."""
+
+    predictions: str = "driftline.predictions"
+    labels: str = "driftline.labels"
+    scored: str = "driftline.scored"
+    metrics: str = "driftline.metrics"
+    alerts: str = "driftline.alerts"
+    retrain: str = "driftline.retrain"
+    models: str = "driftline.models"
+    dlq: str = "driftline.dlq"
+
+    def all(self) -> list[str]:
+        return list(self.model_dump().values())
+
+
+class KafkaSettings(_Frozen):
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    partitions: int = Field(default=3, ge=1, description="partitions for topics Driftline creates")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        for host in v.split(","):
+            if ":" not in host.strip():
+                raise ValueError(f"{host!r} is not HOST:PORT (e.g. 127.0.0.1:9092)")
+        return v
+
+    def client_config(self) -> dict[str, Any]:
+        """The librdkafka configuration these settings map to."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        return conf
+
+
+class MonitorSettings(_Frozen):
+    """The stream processor's monitoring parameters (per model version)."""
+
+    reference_size: int = Field(default=2000, ge=100)
+    window_size: int = Field(default=1000, ge=50)
+    false_alarms_per_100k: float = Field(default=0.5, gt=0)
+    performance_window: int = Field(default=1000, ge=50)
+    metrics_every: int = Field(default=500, ge=1)
+    error_detector: str = "adwin"
+    error_detector_params: dict[str, float] = Field(default_factory=dict)
+    performance_drop: float = Field(default=0.1, gt=0, lt=1, description="accuracy drop vs baseline that alerts")
+    label_lateness_s: float = Field(default=3600.0, gt=0, description="how long a prediction waits for its label")
+    max_pending: int = Field(default=1_000_000, ge=1000)
+
+
+class RoutingSettings(_Frozen):
+    """Alert routing (control plane): dedup, cooldown, and which alert types trigger a retrain."""
+
+    cooldown_s: float = Field(default=600.0, ge=0)
+    retrain_on: tuple[str, ...] = ("concept_drift", "performance")
+    webhook_url: str | None = None
+
+
+class RetrainSettings(_Frozen):
+    train_window: int = Field(default=3000, ge=100, description="most recent labelled events to refit on")
+    min_samples: int = Field(default=1500, ge=50, description="labelled events after the alert window needed")
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=0.9)
+    min_improvement: float = Field(default=0.01, ge=0, description="challenger must beat champion by this much")
+    cooldown_s: float = Field(default=60.0, ge=0)
+    registry_dir: str = ".driftline/registry"
+
+
+class DriftlineSettings(BaseSettings):
+    """All settings, read from ``DRIFTLINE_*`` environment variables by the CLI entry point."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    kafka: KafkaSettings | None = None
+    topics: Topics = Topics()
+    monitor: MonitorSettings = MonitorSettings()
+    routing: RoutingSettings = RoutingSettings()
+    retrain: RetrainSettings = RetrainSettings()
+
+    @classmethod
+    def load(cls, **overrides: Any) -> DriftlineSettings:
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, "")) from None
+
+
+_SECTIONS = {
+    "Topics": "topics",
+    "KafkaSettings": "kafka",
+    "MonitorSettings": "monitor",
+    "RoutingSettings": "routing",
+    "RetrainSettings": "retrain",
+}
+
+
+def _explain(exc: ValidationError, section: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err["loc"]))
+        got = err.get("input")
+        parts.append(f"{loc}: {err['msg']} (got {got!r})")
+    return "; ".join(parts)
