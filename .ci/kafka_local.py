@@ -222,8 +222,8 @@ def _tail(path: Path, n: int = 40) -> str:
         return "(no log)"
 
 
-def api_versions(host: str, port: int, timeout: float = 2.0) -> int:
-    """Send a Kafka ApiVersions v0 request; return how many API keys the broker supports."""
+def api_versions(host: str, port: int, timeout: float = 2.0) -> dict[int, tuple[int, int]]:
+    """Send a Kafka ApiVersions v0 request; return {api_key: (min_version, max_version)}."""
     client_id = b"driftline-kafka-local"
     body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
     with socket.create_connection((host, port), timeout=timeout) as s:
@@ -233,7 +233,8 @@ def api_versions(host: str, port: int, timeout: float = 2.0) -> int:
     correlation, error, count = struct.unpack(">ihi", resp[:10])
     if correlation != 7 or error != 0:
         raise OSError(f"ApiVersions answered correlation={correlation} error={error}")
-    return count
+    keys = (struct.unpack_from(">hhh", resp, 10 + 6 * i) for i in range(count))
+    return {key: (lo, hi) for key, lo, hi in keys}
 
 
 def _recv(s: socket.socket, n: int) -> bytes:
@@ -259,8 +260,17 @@ def _metadata_ok(bootstrap: str, timeout: float) -> bool:
     return 1 in md.brokers
 
 
-def start(workdir: str | Path, timeout: float = START_TIMEOUT_S, port_file: str | Path | None = None) -> Broker:
-    """Format storage and start a broker in ``workdir``; return once it answers metadata."""
+def start(
+    workdir: str | Path,
+    timeout: float = START_TIMEOUT_S,
+    port_file: str | Path | None = None,
+    watch_pid: int | None = None,
+) -> Broker:
+    """Format storage and start a broker in ``workdir``; return once it answers metadata.
+
+    With ``watch_pid`` a small detached watchdog stops the broker when that process is gone, so a
+    test run that is killed hard does not leave a JVM behind on a shared machine.
+    """
     if not is_assembled():
         raise KafkaLocalError(f"Kafka jars missing: run `python {Path(__file__).relative_to(ROOT)} assemble`")
     t0 = time.monotonic()
@@ -285,6 +295,12 @@ def start(workdir: str | Path, timeout: float = START_TIMEOUT_S, port_file: str 
             stdin=subprocess.DEVNULL, cwd=workdir, start_new_session=True,  # own process group
         )
     (workdir / "broker.pid").write_text(f"{proc.pid}\n")
+    if watch_pid is not None:
+        subprocess.Popen(
+            [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     bootstrap = f"127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while True:
@@ -294,7 +310,7 @@ def start(workdir: str | Path, timeout: float = START_TIMEOUT_S, port_file: str 
                 f"server.log:\n{_tail(workdir / 'server.log')}"
             )
         with contextlib.suppress(OSError):
-            if api_versions("127.0.0.1", port) > 0 and _metadata_ok(bootstrap, 5.0):
+            if api_versions("127.0.0.1", port) and _metadata_ok(bootstrap, 5.0):
                 break
         if time.monotonic() > deadline:
             stop(workdir)
@@ -354,7 +370,7 @@ def stop(workdir: str | Path, timeout: float = STOP_TIMEOUT_S) -> bool:
         return False
     pid = int(pid_file.read_text())
     if not _alive(pid) or not _is_our_broker(pid, workdir):
-        pid_file.unlink()
+        pid_file.unlink(missing_ok=True)
         return False
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -364,8 +380,20 @@ def stop(workdir: str | Path, timeout: float = STOP_TIMEOUT_S) -> bool:
         os.killpg(pid, signal.SIGKILL)
         while _alive(pid):
             time.sleep(0.05)
-    pid_file.unlink()
+    pid_file.unlink(missing_ok=True)
     return True
+
+
+def watch(pid: int, workdir: str | Path) -> None:
+    """Stop the broker in ``workdir`` once process ``pid`` has exited (or the broker is gone)."""
+    pid_file = Path(workdir) / "broker.pid"
+    while pid_file.is_file():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stop(workdir)
+            return
+        time.sleep(1.0)
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -382,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
     t = sub.add_parser("stop", help="stop the broker started in --workdir")
     t.add_argument("--workdir", required=True)
+    w = sub.add_parser("watch", help="stop the broker in --workdir once process --pid has exited")
+    w.add_argument("--pid", type=int, required=True)
+    w.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
     try:
         if args.cmd == "assemble":
@@ -391,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kafka_local: Kafka {b.version} (KRaft) pid {b.pid} ready in {b.startup_s:.1f} s",
                   file=sys.stderr)
             print(b.bootstrap)
+        elif args.cmd == "watch":
+            watch(args.pid, args.workdir)
         else:
             stop(args.workdir)
     except KafkaLocalError as exc:

@@ -1,0 +1,140 @@
+"""The real Kafka fixtures: one broker per test session, uniquely named topics per test.
+
+- ``kafka_bootstrap`` (session): ``"127.0.0.1:PORT"`` of a running Kafka broker. Uses
+  ``DRIFTLINE_TEST_BOOTSTRAP`` if set (a broker you already run), else starts a local KRaft broker
+  with ``.ci/kafka_local.py`` in a temporary directory and stops it when the session ends.
+- ``kafka_topics`` (function): ``kafka_topics("predictions", partitions=3)`` creates a fresh topic
+  and returns its name; ``kafka_topics("a", "b")`` returns a list of names, in order.
+
+Tests that need Kafka carry ``@pytest.mark.kafka``. ``DRIFTLINE_SKIP_KAFKA=1`` skips them; otherwise a
+missing Java or Maven is an error that says how to fix it (never a silent skip).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_ENV = "DRIFTLINE_SKIP_KAFKA"
+BOOTSTRAP_ENV = "DRIFTLINE_TEST_BOOTSTRAP"
+METADATA_TIMEOUT_S = 30.0
+
+
+def _skip_kafka() -> bool:
+    return os.environ.get(SKIP_ENV, "") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _skip_kafka():
+        return
+    skip = pytest.mark.skip(reason=f"{SKIP_ENV}=1: tests that need the Kafka broker are skipped")
+    for item in items:
+        if item.get_closest_marker("kafka") is not None:
+            item.add_marker(skip)
+
+
+def _kafka_local() -> ModuleType:
+    name = "driftline_ci_kafka_local"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / "kafka_local.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _wait_for_metadata(bootstrap: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if admin.list_topics(timeout=5).brokers:
+                return
+        except Exception as exc:  # KafkaException while the broker is still coming up
+            error = exc
+        time.sleep(0.2)
+    pytest.fail(f"Kafka at {bootstrap} gave no metadata within {METADATA_TIMEOUT_S:.0f} s: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if _skip_kafka():
+        pytest.skip(f"{SKIP_ENV}=1")
+    existing = os.environ.get(BOOTSTRAP_ENV)
+    if existing:
+        _wait_for_metadata(existing)
+        yield existing
+        return
+    kl = _kafka_local()
+    workdir = tmp_path_factory.mktemp("kafka")
+    try:
+        kl.assemble()
+        broker = kl.start(workdir, watch_pid=os.getpid())
+    except kl.KafkaLocalError as exc:
+        pytest.fail(
+            f"{exc}\nThe Kafka tests need Java 17+ and Maven (`bash .ci/test` prepares the rest); or point "
+            f"{BOOTSTRAP_ENV}=host:port at a running broker; or set {SKIP_ENV}=1 to skip them.",
+            pytrace=False,
+        )
+    try:
+        _wait_for_metadata(broker.bootstrap)
+        yield broker.bootstrap
+    finally:
+        kl.stop(workdir)
+
+
+@pytest.fixture
+def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str | list[str]]]:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    created: list[str] = []
+
+    def make(*bases: str, partitions: int = 1, config: dict[str, str] | None = None) -> str | list[str]:
+        if not bases:
+            raise ValueError("kafka_topics needs at least one topic base name")
+        names = [f"{base}.{uuid.uuid4().hex[:12]}" for base in bases]
+        new = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {}) for n in names]
+        for future in admin.create_topics(new, operation_timeout=30).values():
+            future.result(timeout=30)
+        created.extend(names)
+        _wait_for_leaders(admin, names, partitions)
+        return names[0] if len(names) == 1 else names
+
+    yield make
+    if created:
+        for future in admin.delete_topics(created, operation_timeout=10).values():
+            try:
+                future.result(timeout=10)
+            except Exception:  # best effort: the broker goes away with the session anyway
+                pass
+
+
+def _wait_for_leaders(admin: object, names: list[str], partitions: int) -> None:
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    while True:
+        md = admin.list_topics(timeout=5)  # type: ignore[attr-defined]
+        ready = [
+            n for n in names
+            if n in md.topics and md.topics[n].error is None
+            and len(md.topics[n].partitions) == partitions
+            and all(p.leader >= 0 for p in md.topics[n].partitions.values())
+        ]
+        if len(ready) == len(names):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"topics {sorted(set(names) - set(ready))} have no leaders after 30 s", pytrace=False)
+        time.sleep(0.05)

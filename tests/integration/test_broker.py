@@ -1,0 +1,164 @@
+"""The real broker behaves like Kafka 4.x for both client stacks Driftline uses.
+
+- confluent-kafka (librdkafka): idempotent producer -> batched ``consume(num_messages=...)``.
+- faust-streaming on aiokafka: an agent reads one topic, keeps a changelog-backed Table, writes another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
+    name = "driftline_ci_kafka_local"  # the name tests/conftest.py loads it under
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / "kafka_local.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    module = sys.modules[name]
+    host, port = bootstrap.rsplit(":", 1)
+    return module.api_versions(host, int(port))
+
+
+def _consume_all(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"test-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "fetch.queue.backoff.ms": 50,
+    })
+    consumer.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.5):
+                assert msg.error() is None, msg.error()
+                got.append(msg)
+    finally:
+        consumer.close()
+    return got
+
+
+def test_broker_speaks_kafka_4_kraft(kafka_bootstrap: str) -> None:
+    versions = _api_versions(kafka_bootstrap)
+    assert versions[1][0] >= 4, "Kafka 4.0 removed Fetch v0-v3 (KIP-896); an older broker still has them"
+    assert 55 in versions, "DescribeQuorum (KRaft) is not offered"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # keep the handle alive while waiting
+    cluster = admin.describe_cluster().result(timeout=10)
+    assert [node.id for node in cluster.nodes] == [1]
+
+
+def test_idempotent_producer_to_batched_consumer(kafka_bootstrap: str, kafka_topics) -> None:
+    topic = kafka_topics("roundtrip", partitions=3)
+    n = 3000
+    producer = Producer({
+        "bootstrap.servers": kafka_bootstrap,
+        "enable.idempotence": True,
+        "linger.ms": 5,
+    })
+    delivered: dict[int, tuple[str, int]] = {}
+
+    def on_delivery(err, msg) -> None:
+        assert err is None, err
+        delivered[json.loads(msg.value())["i"]] = (msg.key().decode(), msg.partition())
+
+    for i in range(n):
+        key = f"model-{i % 7}"
+        producer.produce(topic, key=key, value=json.dumps({"i": i, "model": key}), on_delivery=on_delivery)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert len(delivered) == n
+
+    got = _consume_all(kafka_bootstrap, topic, n)
+    assert len(got) == n
+    seen = {json.loads(m.value())["i"]: (m.key().decode(), m.partition()) for m in got}
+    assert seen == delivered  # every message once, with its key and partition
+    partition_of: dict[str, set[int]] = defaultdict(set)
+    for key, partition in seen.values():
+        partition_of[key].add(partition)
+    assert all(len(p) == 1 for p in partition_of.values()), "one key, one partition"
+    assert len({p for ps in partition_of.values() for p in ps}) > 1, "keys spread over partitions"
+    last: dict[str, int] = {}
+    for m in got:  # per-key order survives
+        key, i = m.key().decode(), json.loads(m.value())["i"]
+        assert i > last.get(key, -1)
+        last[key] = i
+
+
+def _make_faust_app(bootstrap: str, datadir: Path, source: str, sink: str, partitions: int):
+    import faust
+
+    app = faust.App(
+        f"driftline-test-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{bootstrap}",
+        datadir=str(datadir),
+        web_enabled=False,
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        broker_commit_every=100,
+    )
+    src = app.topic(source, key_serializer="raw", value_serializer="json", partitions=partitions)
+    dst = app.topic(sink, key_serializer="raw", value_serializer="json", partitions=partitions)
+    counts = app.Table("counts", default=int, partitions=partitions)
+
+    @app.agent(src)
+    async def count(stream):
+        async for key, value in stream.items():
+            counts[key] += 1
+            await dst.send(key=key, value={"i": value["i"], "count": counts[key]})
+
+    return app, counts
+
+
+def test_faust_agent_and_table_on_kafka_4(kafka_bootstrap: str, kafka_topics, tmp_path: Path) -> None:
+    partitions, n, keys = 2, 200, ["a", "b", "c", "d"]
+    source, sink = kafka_topics("faust-in", "faust-out", partitions=partitions)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    for i in range(n):
+        producer.produce(source, key=keys[i % len(keys)], value=json.dumps({"i": i}))
+    assert producer.flush(30) == 0
+
+    async def run() -> tuple[dict[bytes, int], str]:
+        app, counts = _make_faust_app(kafka_bootstrap, tmp_path / "faust", source, sink, partitions)
+        await app.start()
+        try:
+            deadline = time.monotonic() + 60
+            while sum(counts.values()) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            return dict(counts.items()), counts.changelog_topic.get_topic_name()
+        finally:
+            await asyncio.wait_for(app.stop(), timeout=30)
+
+    table, changelog = asyncio.run(asyncio.wait_for(run(), timeout=120))
+    assert table == {k.encode(): n // len(keys) for k in keys}
+
+    out = _consume_all(kafka_bootstrap, sink, n)
+    assert len(out) == n
+    per_key: dict[str, list[int]] = defaultdict(list)
+    for m in out:
+        per_key[m.key().decode()].append(json.loads(m.value())["count"])
+    # the agent saw each key's events in order: counts 1..n/k on the key's partition
+    assert {k: sorted(c) for k, c in per_key.items()} == {k: list(range(1, n // len(keys) + 1)) for k in keys}
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert changelog in topics, "faust created its changelog topic through aiokafka's CreateTopics"
+    assert len(topics[changelog].partitions) == partitions
