@@ -63,7 +63,8 @@ def _pom() -> str:
         ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
     ]
     body = "\n".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
         for g, a, v in deps
     )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -119,8 +120,15 @@ def assemble(quiet: bool = True) -> Path:
         pom = _pom()
         (KAFKA_HOME / "pom.xml").write_text(pom)
         shutil.rmtree(LIBS, ignore_errors=True)  # never mix jars of two versions
-        cmd = [mvn, "-B", "-f", str(KAFKA_HOME / "pom.xml"), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-               f"-DoutputDirectory={LIBS}", "-DincludeScope=runtime"]
+        cmd = [
+            mvn,
+            "-B",
+            "-f",
+            str(KAFKA_HOME / "pom.xml"),
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            f"-DoutputDirectory={LIBS}",
+            "-DincludeScope=runtime",
+        ]
         if quiet:
             cmd.insert(1, "-q")
         t0 = time.monotonic()
@@ -135,8 +143,11 @@ def assemble(quiet: bool = True) -> Path:
         if f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar" not in jars:
             raise KafkaLocalError(f"mvn finished but kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar is missing")
         STAMP.write_text(_stamp_text(pom))
-        print(f"kafka_local: {len(jars)} jars for Kafka {KAFKA_VERSION} in {time.monotonic() - t0:.1f} s "
-              f"-> {LIBS}", file=sys.stderr)
+        print(
+            f"kafka_local: {len(jars)} jars for Kafka {KAFKA_VERSION} in {time.monotonic() - t0:.1f} s "
+            f"-> {LIBS}",
+            file=sys.stderr,
+        )
     return LIBS
 
 
@@ -285,20 +296,28 @@ def start(
     out = workdir / "broker.out"
     fmt = subprocess.run(
         _java(workdir, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)),
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if fmt.returncode != 0:
         raise KafkaLocalError(f"StorageTool format failed:\n{fmt.stdout}{fmt.stderr}")
     with open(out, "wb") as f:
         proc = subprocess.Popen(
-            _java(workdir, "kafka.Kafka", str(props)), stdout=f, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, cwd=workdir, start_new_session=True,  # own process group
+            _java(workdir, "kafka.Kafka", str(props)),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            start_new_session=True,  # own process group
         )
     (workdir / "broker.pid").write_text(f"{proc.pid}\n")
     if watch_pid is not None:
         subprocess.Popen(
             [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     bootstrap = f"127.0.0.1:{port}"
@@ -419,8 +438,10 @@ def main(argv: list[str] | None = None) -> int:
             assemble(quiet=not args.verbose)
         elif args.cmd == "start":
             b = start(args.workdir, timeout=args.timeout, port_file=args.port_file)
-            print(f"kafka_local: Kafka {b.version} (KRaft) pid {b.pid} ready in {b.startup_s:.1f} s",
-                  file=sys.stderr)
+            print(
+                f"kafka_local: Kafka {b.version} (KRaft) pid {b.pid} ready in {b.startup_s:.1f} s",
+                file=sys.stderr,
+            )
             print(b.bootstrap)
         elif args.cmd == "watch":
             watch(args.pid, args.workdir)

@@ -66,7 +66,9 @@ def _wait_for_metadata(bootstrap: str) -> None:
         except Exception as exc:  # KafkaException while the broker is still coming up
             error = exc
         time.sleep(0.2)
-    pytest.fail(f"Kafka at {bootstrap} gave no metadata within {METADATA_TIMEOUT_S:.0f} s: {error}", pytrace=False)
+    pytest.fail(
+        f"Kafka at {bootstrap} gave no metadata in {METADATA_TIMEOUT_S:.0f} s: {error}", pytrace=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +109,7 @@ def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str | list[str]
         if not bases:
             raise ValueError("kafka_topics needs at least one topic base name")
         names = [f"{base}.{uuid.uuid4().hex[:12]}" for base in bases]
-        new = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {}) for n in names]
+        new = [NewTopic(n, partitions, replication_factor=1, config=config or {}) for n in names]
         for future in admin.create_topics(new, operation_timeout=30).values():
             future.result(timeout=30)
         created.extend(names)
@@ -128,8 +130,10 @@ def _wait_for_leaders(admin: object, names: list[str], partitions: int) -> None:
     while True:
         md = admin.list_topics(timeout=5)  # type: ignore[attr-defined]
         ready = [
-            n for n in names
-            if n in md.topics and md.topics[n].error is None
+            n
+            for n in names
+            if n in md.topics
+            and md.topics[n].error is None
             and len(md.topics[n].partitions) == partitions
             and all(p.leader >= 0 for p in md.topics[n].partitions.values())
         ]

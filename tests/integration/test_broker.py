@@ -37,13 +37,15 @@ def _api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
 
 
 def _consume_all(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "fetch.queue.backoff.ms": 50,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 50,
+        }
+    )
     consumer.subscribe([topic])
     got = []
     deadline = time.monotonic() + timeout
@@ -69,11 +71,13 @@ def test_broker_speaks_kafka_4_kraft(kafka_bootstrap: str) -> None:
 def test_idempotent_producer_to_batched_consumer(kafka_bootstrap: str, kafka_topics) -> None:
     topic = kafka_topics("roundtrip", partitions=3)
     n = 3000
-    producer = Producer({
-        "bootstrap.servers": kafka_bootstrap,
-        "enable.idempotence": True,
-        "linger.ms": 5,
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+        }
+    )
     delivered: dict[int, tuple[str, int]] = {}
 
     def on_delivery(err, msg) -> None:
