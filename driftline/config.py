@@ -50,6 +50,7 @@ class Topics(_Frozen):
     scored: str = "driftline.scored"
     metrics: str = "driftline.metrics"
     alerts: str = "driftline.alerts"
+    notifications: str = "driftline.notifications"  # alerts after routing (dedup, cooldown)
     retrain: str = "driftline.retrain"
     models: str = "driftline.models"
     dlq: str = "driftline.dlq"

@@ -37,7 +37,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from driftline.contracts import Label, Prediction
 from producers.serving import ModelServer
 
-__all__ = ["NUMERIC", "CATEGORICAL", "Scenario", "SimBatch", "Simulator", "World", "make_model"]
+__all__ = ["NUMERIC", "CATEGORICAL", "Scenario", "SimBatch", "Simulator", "World", "make_model",
+           "train_initial_model"]
 
 NUMERIC = ("age", "income", "tenure", "usage", "support_calls")
 CATEGORICAL = ("region", "plan")
@@ -118,6 +119,13 @@ def make_model() -> Pipeline:
     return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=500))])
 
 
+def train_initial_model(scenario: Scenario) -> Pipeline:
+    """The first model: fitted on pre-drift data from the scenario's world."""
+    X, y = World(scenario).sample(np.random.default_rng(scenario.seed + 2), scenario.train_size,
+                                  concept=0, shifted=False)
+    return make_model().fit(X, y)
+
+
 @dataclass
 class SimBatch:
     start_index: int
@@ -140,11 +148,6 @@ class Simulator:
         self._label_rng = np.random.default_rng(scenario.seed + 1)
         self._pending: list[tuple[int, Label]] = []  # (due index, label)
         self.index = 0
-
-    def train_initial(self) -> Pipeline:
-        X, y = self.world.sample(np.random.default_rng(self.scenario.seed + 2), self.scenario.train_size,
-                                 concept=0, shifted=False)
-        return make_model().fit(X, y)
 
     def done(self) -> bool:
         return self.index >= self.scenario.n_events and not self._pending

@@ -1,0 +1,209 @@
+"""The closed loop, end to end: simulator -> processor -> routing -> retrain -> serving.
+
+:func:`run_embedded` wires every component over one :class:`~driftline.transport.InMemoryBus`
+and steps them in turn (no broker, no threads, deterministic for a seed). :func:`build_report`
+turns what the topics hold -- scored events, delivered alerts, model updates -- into the
+figures the demo prints; Kafka mode builds the same report from the same topics on a broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from driftline.config import DriftlineSettings
+from driftline.contracts import Alert, Metric, ModelUpdate, Scored, decode
+from driftline.registry import LocalModelRegistry
+from driftline.transport import InMemoryBus
+from producers.sdk import DriftlineClient
+from producers.serving import ModelServer
+from producers.simulator import Scenario, Simulator, train_initial_model
+from retrain_worker.worker import RetrainOutcome, RetrainWorker
+from stream_processors.core import ProcessorCore
+from stream_processors.routing import AlertRouter, LogSink, TopicSink
+from stream_processors.runner import AlertRoutingRunner, ProcessorRunner
+
+__all__ = ["DemoResult", "build_report", "bootstrap_registry", "run_embedded"]
+
+log = logging.getLogger(__name__)
+Printer = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    report: dict[str, Any]
+    timeline: list[str] = field(default_factory=list)
+
+
+def bootstrap_registry(scenario: Scenario, registry: LocalModelRegistry) -> str:
+    """Train the first model on pre-drift data and register it as champion (version 1)."""
+    try:
+        return registry.champion(scenario.model).version
+    except Exception:
+        model = train_initial_model(scenario)
+        return registry.register(scenario.model, model, metrics={}, triggered_by="bootstrap").version
+
+
+def run_embedded(
+    scenario: Scenario,
+    settings: DriftlineSettings | None = None,
+    *,
+    registry_dir: str | None = None,
+    batch_size: int = 500,
+    echo: Printer | None = None,
+) -> DemoResult:
+    settings = settings or DriftlineSettings()
+    topics = settings.topics
+    started = time.perf_counter()
+    timeline: list[str] = []
+
+    def say(line: str) -> None:
+        timeline.append(line)
+        if echo is not None:
+            echo(line)
+
+    registry = LocalModelRegistry(registry_dir or tempfile.mkdtemp(prefix="driftline-registry-"))
+    bootstrap_registry(scenario, registry)
+    bus = InMemoryBus()
+    server = ModelServer(scenario.model, registry)
+    sim = Simulator(scenario, server)
+    client = DriftlineClient(bus.sink(), model=scenario.model, model_version=server.version, topics=topics)
+
+    processor = ProcessorRunner(
+        ProcessorCore(settings.monitor, topics), bus.source([topics.predictions, topics.labels], "processor"),
+        bus.sink(),
+    )
+    routing = AlertRoutingRunner(AlertRouter(settings.routing), bus.source([topics.alerts], "routing"), bus.sink(),
+                                 topics, [LogSink(), TopicSink(bus.sink(), topics.notifications)])
+    worker = RetrainWorker(settings.retrain, topics, registry, bus, bus.sink())
+    requests = bus.source([topics.retrain], "retrain-worker")
+    updates = bus.source([topics.models], "serving")
+    metrics = bus.source([topics.metrics], "demo-printer")
+    notified = bus.source([topics.notifications], "demo-printer")
+
+    say(f"model {scenario.model} v{server.version} trained on {scenario.train_size} pre-drift rows; "
+        f"streaming {scenario.n_events} predictions (covariate shift in {', '.join(scenario.shifted_features)} "
+        f"at #{scenario.covariate_shift_at}, concept change at #{scenario.concept_change_at})")
+    next_report = 10_000
+    while not sim.done():
+        batch = sim.next_batch(batch_size)
+        client.model_version = server.version
+        for p in batch.predictions:
+            client.emit(p)
+        for lab in batch.labels:
+            client.emit(lab)
+        while processor.run_once():
+            pass
+        routing.run_once()
+        for rec in requests.poll(100):
+            _say_outcome(worker.submit_raw(rec.value), say)
+        requests.commit()
+        for out in worker.step():
+            _say_outcome(out, say)
+        for rec in updates.poll(100):
+            upd = decode(ModelUpdate, rec.value)
+            if server.apply(upd):
+                say(f"#{sim.index:>6}  serving now uses {upd.model} v{upd.version} (was v{upd.previous_version})")
+        updates.commit()
+        for rec in notified.poll(1000):
+            a = decode(Alert, rec.value)
+            say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
+        if sim.index >= next_report or sim.done():
+            accs = [decode_metric(r.value) for r in metrics.poll(1_000_000)]
+            acc = next((v for n, v in reversed(accs) if n == "accuracy"), float("nan"))
+            say(f"#{sim.index:>6}  processed {processor.processed} events; rolling accuracy {acc:.3f}")
+            next_report += 10_000
+    client.close()
+
+    scored = [decode(Scored, r.value) for r in bus.log(topics.scored)]
+    delivered = [decode(Alert, r.value) for r in bus.log(topics.notifications)]
+    model_updates = [decode(ModelUpdate, r.value) for r in bus.log(topics.models)]
+    report = build_report(scenario, scored, delivered, model_updates, worker.outcomes,
+                          events=len(bus.log(topics.predictions)) + len(bus.log(topics.labels)),
+                          dead_letters=len(bus.log(topics.dlq)))
+    report["wall_time_s"] = round(time.perf_counter() - started, 2)
+    say(f"accuracy before drift {report['accuracy_before_drift']:.3f}, after drift "
+        f"{report['accuracy_after_drift']:.3f}, after retrain {report['accuracy_after_retrain']:.3f}; "
+        f"model versions {report['model_versions']}; {report['wall_time_s']} s")
+    return DemoResult(report, timeline)
+
+
+def decode_metric(raw: bytes) -> tuple[str, float]:
+    m = decode(Metric, raw)
+    return m.name, m.value
+
+
+def _say_outcome(out: RetrainOutcome | None, say: Printer) -> None:
+    if out is None:
+        return
+    m = out.metrics
+    detail = (f" challenger acc {m['challenger_accuracy']:.3f} vs champion {m['champion_accuracy']:.3f} "
+              f"on {int(m['n_validation'])} held-out events" if m else "")
+    say(f"#{max(out.trained_through_index, out.detected_at_index):>6}  RETRAIN {out.status}"
+        f"{' -> v' + out.version if out.version else ''}: {out.reason}.{detail}")
+
+
+def build_report(
+    scenario: Scenario,
+    scored: list[Scored],
+    delivered: list[Alert],
+    updates: list[ModelUpdate],
+    outcomes: list[RetrainOutcome] | None = None,
+    *,
+    events: int,
+    dead_letters: int = 0,
+) -> dict[str, Any]:
+    """The demo's figures, from what the topics hold."""
+    first_drift = scenario.covariate_shift_at
+    idx = np.array([s.index for s in scored])
+    ok = np.array([s.correct for s in scored], dtype=bool)
+    version = np.array([s.prediction.model_version for s in scored])
+    promoted = [u for u in updates if u.model == scenario.model and u.action == "promote"]
+    last = promoted[-1].version if promoted else None
+    first_version = scored[0].prediction.model_version if scored else "1"
+
+    def acc(mask: np.ndarray) -> float | None:
+        return round(float(ok[mask].mean()), 4) if mask.any() else None
+
+    alerts = []
+    for a in delivered:
+        started = _drift_start(scenario, a)
+        alerts.append({
+            "type": a.type, "feature": a.feature, "model_version": a.model_version,
+            "detected_at": a.detected_at_index, "drift_started_at": started,
+            "delay": None if started is None else a.detected_at_index - started,
+            "statistic": a.statistic, "value": a.value, "threshold": a.threshold,
+        })
+    return {
+        "events": events,
+        "predictions": scenario.n_events,
+        "labelled": len(scored),
+        "dead_letters": dead_letters,
+        "alerts": alerts,
+        "false_alarms_before_drift": sum(1 for a in alerts if a["detected_at"] < first_drift),
+        "model_versions": sorted({first_version, *(u.version for u in promoted)}, key=int),
+        "retrains": [{"status": o.status, "version": o.version, "reason": o.reason, **o.metrics}
+                     for o in (outcomes or []) if o.status != "skipped"],
+        "accuracy_before_drift": acc(idx < first_drift),
+        "accuracy_after_covariate_shift": acc((idx >= first_drift) & (idx < scenario.concept_change_at)),
+        "accuracy_after_drift": acc((idx >= scenario.concept_change_at) & (version == first_version)),
+        "accuracy_after_retrain": acc(version == last) if last else None,
+    }
+
+
+def _drift_start(scenario: Scenario, a: Alert) -> int | None:
+    at = a.detected_at_index
+    if a.type in ("data_drift", "prediction_drift"):
+        if a.feature is not None and a.feature not in scenario.shifted_features:
+            return None  # a feature the simulator never moved
+        return scenario.covariate_shift_at if at >= scenario.covariate_shift_at else None
+    for start in (scenario.concept_change_at, scenario.covariate_shift_at):
+        if at >= start:
+            return start
+    return None
