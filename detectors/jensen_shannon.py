@@ -1,0 +1,79 @@
+"""Jensen-Shannon distance between category distributions, with an asymptotic p-value."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from ._util import aligned_counts, category_effect, count_categories, direction
+from .base import TestResult
+
+__all__ = ["JensenShannonTest"]
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """sqrt of the Jensen-Shannon divergence (natural log), as ``scipy.spatial.distance.jensenshannon``."""
+    p = p / p.sum()
+    q = q / q.sum()
+    mid = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kp = np.where(p > 0, p * np.log(p / mid), 0.0).sum()
+        kq = np.where(q > 0, q * np.log(q / mid), 0.0).sum()
+    return float(np.sqrt(max((kp + kq) / 2, 0.0)))
+
+
+class _PreparedJS:
+    def __init__(self, reference: Any, floor: float) -> None:
+        self.counts = count_categories(reference)
+        self.floor = floor
+
+    def test_counts(self, cur: Counter) -> TestResult:
+        cats, r, c = aligned_counts(self.counts, cur)
+        n, m = r.sum(), c.sum()
+        if n == 0 or m == 0:
+            return TestResult("jensen_shannon", 0.0, 1.0, 0.0, "increase")
+        d = js_distance(np.maximum(r / n, self.floor), np.maximum(c / m, self.floor))
+        k = int(((r + c) > 0).sum())
+        # 8 * JSD ~ sum (p - q)^2 / mid  ->  8 * JSD / (1/n + 1/m) ~ chi2(k - 1) under no drift
+        p_value = float(special.chdtrc(k - 1, 8 * d * d / (1 / n + 1 / m))) if k > 1 else 1.0
+        eff, cat = category_effect(cats, r, c)
+        return TestResult("jensen_shannon", d, p_value, eff, direction(eff), cat)
+
+    def __call__(self, current: Any) -> TestResult:
+        return self.test_counts(count_categories(current))
+
+
+class JensenShannonTest:
+    """Jensen-Shannon distance (natural log, in [0, sqrt(ln 2)]) between the category shares over
+    the union of categories; a category unseen in the reference has share 0 there, which JS handles
+    without smoothing (``floor=0``; evidently floors zero shares at 1e-4: pass ``floor=1e-4`` to match).
+    The p-value is asymptotic: ``8 JSD / (1/n + 1/m) ~ chi2(k - 1)``.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.choice(["a", "b", "c"], 2000, p=[0.5, 0.3, 0.2])
+    >>> cur = rng.choice(["a", "b", "c", "new"], 1000, p=[0.5, 0.25, 0.1, 0.15])
+    >>> r = JensenShannonTest()(ref, cur)
+    >>> round(r.statistic, 3), r.p_value < 1e-6, r.category, r.direction
+    (0.249, True, 'new', 'increase')
+    """
+
+    name = "jensen_shannon"
+    kind = "categorical"
+
+    def __init__(self, floor: float = 0.0) -> None:
+        if not 0 <= floor < 0.01:
+            raise ValueError(f"floor must be in [0, 0.01), got {floor}")
+        self.floor = float(floor)
+
+    def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedJS:
+        return _PreparedJS(reference, self.floor)
+
+    def __call__(self, reference: Any, current: Any) -> TestResult:
+        return self.prepare(reference)(current)
+
+    def __repr__(self) -> str:
+        return f"JensenShannonTest(floor={self.floor})"
