@@ -26,7 +26,7 @@ from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator, train_initial_model
 from retrain_worker.worker import RetrainOutcome, RetrainWorker
 from stream_processors.core import ProcessorCore
-from stream_processors.routing import AlertRouter, LogSink, TopicSink
+from stream_processors.routing import AlertRouter, TopicSink
 from stream_processors.runner import AlertRoutingRunner, ProcessorRunner
 
 __all__ = ["DemoResult", "build_report", "bootstrap_registry", "run_embedded"]
@@ -80,7 +80,7 @@ def run_embedded(
         bus.sink(),
     )
     routing = AlertRoutingRunner(AlertRouter(settings.routing), bus.source([topics.alerts], "routing"), bus.sink(),
-                                 topics, [LogSink(), TopicSink(bus.sink(), topics.notifications)])
+                                 topics, [TopicSink(bus.sink(), topics.notifications)])
     worker = RetrainWorker(settings.retrain, topics, registry, bus, bus.sink())
     requests = bus.source([topics.retrain], "retrain-worker")
     updates = bus.source([topics.models], "serving")
@@ -101,6 +101,9 @@ def run_embedded(
         while processor.run_once():
             pass
         routing.run_once()
+        for rec in notified.poll(1000):
+            a = decode(Alert, rec.value)
+            say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
         for rec in requests.poll(100):
             _say_outcome(worker.submit_raw(rec.value), say)
         requests.commit()
@@ -111,9 +114,6 @@ def run_embedded(
             if server.apply(upd):
                 say(f"#{sim.index:>6}  serving now uses {upd.model} v{upd.version} (was v{upd.previous_version})")
         updates.commit()
-        for rec in notified.poll(1000):
-            a = decode(Alert, rec.value)
-            say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
         if sim.index >= next_report or sim.done():
             accs = [decode_metric(r.value) for r in metrics.poll(1_000_000)]
             acc = next((v for n, v in reversed(accs) if n == "accuracy"), float("nan"))

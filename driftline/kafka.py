@@ -156,7 +156,8 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: in
     admin = AdminClient(settings.client_config())
     existing = set(admin.list_topics(timeout=10).topics)
     n = partitions or settings.partitions
-    new = [NewTopic(t, num_partitions=n, replication_factor=-1) for t in topics if t not in existing]
+    rf = settings.replication_factor
+    new = [NewTopic(t, num_partitions=n, replication_factor=rf) for t in topics if t not in existing]
     if not new:
         return []
     created = []

@@ -100,7 +100,10 @@ class RetrainWorker:
         return done
 
     def _gather(self, req: RetrainRequest) -> list[Scored]:
-        since = req.alert.window.start_time
+        """Labelled events after the change: from the drifted window's start for data drift; from
+        the detection for error-stream alerts (their windows still hold pre-change events)."""
+        a = req.alert
+        since = a.window.start_time if a.type in ("data_drift", "prediction_drift") else a.detected_at_time
         rows = []
         for rec in self.reader.read_since(self.topics.scored, since, -1):
             try:

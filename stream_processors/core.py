@@ -14,7 +14,8 @@ from typing import Literal
 
 from driftline.config import MonitorSettings, Topics
 from driftline.contracts import Alert, DeadLetter, Label, Metric, Prediction, Scored, decode, encode
-from driftline.errors import InvalidEvent
+from detectors import get_detector
+from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
 from stream_processors.model_monitor import ModelMonitor, MonitorOutput
 
@@ -22,6 +23,15 @@ __all__ = ["CoreOutput", "ErrorAction", "ProcessorCore", "dead_letter_all"]
 
 ErrorAction = Literal["dead_letter", "skip", "raise"]
 ErrorHandler = Callable[[Exception, Record, str], ErrorAction]
+
+
+def _check_detector(settings: MonitorSettings) -> None:
+    """Fail at start-up, not on the first label, if the error-stream detector is misconfigured."""
+    try:
+        get_detector(settings.error_detector, **settings.error_params())
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"monitor.error_detector={settings.error_detector!r} with params "
+                          f"{settings.error_params()}: {exc}") from None
 
 
 def dead_letter_all(exc: Exception, record: Record, stage: str) -> ErrorAction:
@@ -59,6 +69,7 @@ class ProcessorCore:
         topics: Topics,
         on_error: ErrorHandler = dead_letter_all,
     ) -> None:
+        _check_detector(settings)
         self.settings = settings
         self.topics = topics
         self.on_error = on_error

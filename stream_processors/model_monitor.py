@@ -80,7 +80,7 @@ class _VersionState:
         )
         self.clock = _RowClock()
         self.perf = RollingPerformance(settings.performance_window)
-        self.errors: StreamDetector = get_detector(settings.error_detector, **settings.error_detector_params)
+        self.errors: StreamDetector = get_detector(settings.error_detector, **settings.error_params())
         self.baseline: float | None = None
         self.active: set[tuple[str, str | None]] = set()  # (alert type, feature) currently firing
         self.windows_done = 0

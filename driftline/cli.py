@@ -1,0 +1,173 @@
+"""``driftline`` -- one command per job. Thin: parse, build settings, call library code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import runpy
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from driftline.config import DriftlineSettings, KafkaSettings
+from driftline.errors import DriftlineError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Driftline: streaming monitoring for ML models (drift, alerts, closed-loop retraining).")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (print a table; --json for one JSON line).")
+app.add_typer(bench_app, name="bench")
+
+Bootstrap = Annotated[
+    str | None,
+    typer.Option("--bootstrap-servers", "-b", envvar="DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS",
+                 help="Kafka HOST:PORT; without it the demo runs embedded (no broker)."),
+]
+Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")]
+Events = Annotated[int, typer.Option("--events", help="Predictions to simulate.")]
+RegistryDir = Annotated[str | None, typer.Option(help="Model registry directory (default: a temporary one).")]
+
+
+def _settings(bootstrap: str | None) -> DriftlineSettings:
+    overrides: dict[str, Any] = {}
+    if bootstrap:
+        base = DriftlineSettings.load()
+        kafka = base.kafka.model_dump() if base.kafka else {}
+        overrides["kafka"] = KafkaSettings(**{**kafka, "bootstrap_servers": bootstrap})
+    return DriftlineSettings.load(**overrides)
+
+
+def _scenario(seed: int, events: int) -> Any:
+    from producers.simulator import Scenario
+
+    if events < 6000:
+        raise typer.BadParameter("--events must be at least 6000 (reference, drift and recovery phases)")
+    return Scenario(seed=seed, n_events=events, covariate_shift_at=events // 3,
+                    concept_change_at=events * 7 // 12)
+
+
+def _stop_flag() -> list[bool]:
+    flag = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        flag[0] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return flag
+
+
+@app.command()
+def demo(
+    seed: Seed = 7,
+    events: Events = 60_000,
+    as_json: Annotated[bool, typer.Option("--json", help="End the output with one JSON line.")] = False,
+    bootstrap_servers: Bootstrap = None,
+    rate: Annotated[float, typer.Option(help="Kafka mode: predictions per second.")] = 3000.0,
+    registry_dir: RegistryDir = None,
+) -> None:
+    """Run the whole closed loop: simulate, monitor, alert, retrain, hot-reload, recover."""
+    scenario = _scenario(seed, events)
+    settings = _settings(bootstrap_servers)
+    if settings.kafka is None:
+        from driftline.demo import run_embedded
+
+        result = run_embedded(scenario, settings, registry_dir=registry_dir, echo=typer.echo)
+    else:
+        from driftline.kafka_demo import run_kafka_demo
+
+        result = run_kafka_demo(scenario, settings, rate=rate, registry_dir=registry_dir, echo=typer.echo)
+    if as_json:
+        typer.echo(json.dumps(result.report, separators=(",", ":")))
+
+
+@app.command()
+def simulate(
+    bootstrap_servers: Bootstrap = None,
+    seed: Seed = 7,
+    events: Events = 60_000,
+    rate: Annotated[float, typer.Option(help="Predictions per second.")] = 3000.0,
+    registry_dir: Annotated[str, typer.Option(help="Model registry directory.")] = ".driftline/registry",
+) -> None:
+    """Serve the simulated model on Kafka (bootstraps version 1 into an empty registry)."""
+    from driftline.demo import bootstrap_registry
+    from driftline.registry import LocalModelRegistry
+    from driftline.services import prepare_kafka, run_simulation
+
+    settings = _settings(bootstrap_servers)
+    scenario = _scenario(seed, events)
+    prepare_kafka(settings)
+    bootstrap_registry(scenario, LocalModelRegistry(registry_dir))
+    stop = _stop_flag()
+    server = run_simulation(settings, scenario, registry_dir=registry_dir, rate=rate, stop=lambda: stop[0])
+    typer.echo(f"simulated {scenario.n_events} predictions; serving {scenario.model} v{server.version}")
+
+
+@app.command()
+def process(
+    bootstrap_servers: Bootstrap = None,
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-processor",
+    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5000,
+) -> None:
+    """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
+    from driftline.services import prepare_kafka, run_processor
+
+    settings = _settings(bootstrap_servers)
+    prepare_kafka(settings)
+    stop = _stop_flag()
+    run_processor(settings, lambda: stop[0], group=group, batch_size=batch_size)
+
+
+@app.command("control-plane")
+def control_plane(
+    bootstrap_servers: Bootstrap = None,
+    app_id: Annotated[str, typer.Option(help="faust application id.")] = "driftline-control-plane",
+    datadir: Annotated[str, typer.Option(help="faust data directory.")] = ".driftline/faust",
+) -> None:
+    """Run alert routing (dedup, cooldown, retrain trigger) as a faust-streaming worker."""
+    import faust
+
+    from driftline.services import prepare_kafka
+    from stream_processors.control_plane import create_app
+
+    settings = _settings(bootstrap_servers)
+    prepare_kafka(settings)
+    fapp = create_app(settings, app_id=app_id, datadir=datadir)
+    faust.Worker(fapp, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+@app.command("retrain-worker")
+def retrain_worker(
+    bootstrap_servers: Bootstrap = None,
+    registry_dir: Annotated[str, typer.Option(help="Model registry directory.")] = ".driftline/registry",
+) -> None:
+    """Run the retraining worker on Kafka: retrain requests in, validated model versions out."""
+    from driftline.services import prepare_kafka, run_retrain_worker
+
+    settings = _settings(bootstrap_servers)
+    prepare_kafka(settings)
+    stop = _stop_flag()
+    run_retrain_worker(settings, lambda: stop[0], registry_dir=registry_dir)
+
+
+@bench_app.command("detection", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_detection(ctx: typer.Context) -> None:
+    """Driftline's detectors next to river's defaults on seeded streams (args go to the script)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "detection.py"
+    if not script.exists():
+        raise DriftlineError(f"{script} not found: benchmarks ship with the source tree, run from a clone")
+    main = runpy.run_path(str(script), run_name="driftline_bench")["main"]
+    raise typer.Exit(main(list(ctx.args)))
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("DRIFTLINE_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        app()
+    except DriftlineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,123 @@
+"""Kafka-mode services: each component as a long-running loop over Kafka topics.
+
+``driftline process``, ``driftline retrain-worker`` and ``driftline simulate`` call these; the
+control plane runs as a faust worker (:mod:`stream_processors.control_plane`). They share nothing
+but topics (and the model registry's store), so each can run as its own service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from driftline.config import DriftlineSettings, KafkaSettings
+from driftline.contracts import ModelUpdate, decode
+from driftline.errors import ConfigError
+from driftline.kafka import KafkaSink, KafkaSource, KafkaWindowReader, ensure_topics, wait_for_broker
+from driftline.registry import LocalModelRegistry
+from producers.sdk import DriftlineClient
+from producers.serving import ModelServer
+from producers.simulator import Scenario, Simulator
+from retrain_worker.worker import RetrainWorker
+from stream_processors.core import ProcessorCore
+from stream_processors.runner import ProcessorRunner
+
+__all__ = [
+    "collect_topic", "prepare_kafka", "run_processor", "run_retrain_worker", "run_simulation", "wait_until",
+]
+
+log = logging.getLogger(__name__)
+Stop = Callable[[], bool]
+
+
+def _kafka(settings: DriftlineSettings) -> KafkaSettings:
+    if settings.kafka is None:
+        raise ConfigError("Kafka mode needs a broker: pass --bootstrap-servers HOST:PORT or set "
+                          "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS")
+    return settings.kafka
+
+
+def prepare_kafka(settings: DriftlineSettings, timeout: float = 30.0) -> list[str]:
+    """Wait for the broker and create Driftline's topics; returns the topics created."""
+    kafka = _kafka(settings)
+    wait_for_broker(kafka, timeout)
+    return ensure_topics(kafka, settings.topics.all())
+
+
+def run_processor(settings: DriftlineSettings, stop: Stop, *, group: str = "driftline-processor",
+                  batch_size: int = 5000) -> ProcessorRunner:
+    kafka, topics = _kafka(settings), settings.topics
+    source = KafkaSource(kafka, [topics.predictions, topics.labels], group)
+    runner = ProcessorRunner(ProcessorCore(settings.monitor, topics), source, KafkaSink(kafka),
+                             batch_size=batch_size)
+    try:
+        while not stop():
+            runner.run_once(timeout=0.5)
+    finally:
+        runner.sink.flush()
+        source.close()
+    return runner
+
+
+def run_retrain_worker(settings: DriftlineSettings, stop: Stop, *, registry_dir: str | None = None,
+                       group: str = "driftline-retrain-worker") -> RetrainWorker:
+    kafka, topics = _kafka(settings), settings.topics
+    registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
+    worker = RetrainWorker(settings.retrain, topics, registry, KafkaWindowReader(kafka), KafkaSink(kafka))
+    source = KafkaSource(kafka, [topics.retrain], group)
+    last_try = 0.0
+    try:
+        while not stop():
+            for rec in source.poll(100, timeout=0.5):
+                worker.submit_raw(rec.value)
+            source.commit()
+            if worker.pending and time.monotonic() - last_try > 1.0:  # data window grows; retry each second
+                last_try = time.monotonic()
+                worker.step()
+    finally:
+        source.close()
+    return worker
+
+
+def run_simulation(settings: DriftlineSettings, scenario: Scenario, *, registry_dir: str, rate: float,
+                   batch_size: int = 200, stop: Stop = lambda: False) -> ModelServer:
+    """Serve the scenario's stream at ``rate`` predictions/s; hot-reload on model updates."""
+    kafka, topics = _kafka(settings), settings.topics
+    server = ModelServer(scenario.model, LocalModelRegistry(registry_dir))
+    client = DriftlineClient(KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics)
+    updates = KafkaSource(kafka, [topics.models], f"driftline-serving-{uuid.uuid4().hex[:8]}")
+    sim = Simulator(scenario, server)
+    started = time.monotonic()
+    try:
+        while not sim.done() and not stop():
+            for rec in updates.poll(100, timeout=0.0):
+                server.apply(decode(ModelUpdate, rec.value))
+            client.model_version = server.version
+            batch = sim.next_batch(batch_size)
+            for p in batch.predictions:
+                client.emit(p)
+            for lab in batch.labels:
+                client.emit(lab)
+            ahead = sim.index / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    finally:
+        client.close()
+        updates.close()
+    return server
+
+
+def collect_topic(settings: DriftlineSettings, topic: str) -> list[bytes]:
+    """Every record currently in ``topic`` (for reports and tests)."""
+    return [r.value for r in KafkaWindowReader(_kafka(settings)).read_since(topic, 0.0, -1)]
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
