@@ -7,9 +7,11 @@ from typing import Any
 
 from .adwin import ADWIN
 from .base import StreamDetector
+from .bernoulli_cusum import BernoulliCUSUM
 from .chi2 import Chi2Test
 from .ddm import DDM
 from .exceptions import DetectorError, UnknownNameError
+from .gaussian_cusum import GaussianCUSUM
 from .hddm_a import HDDM_A
 from .jensen_shannon import JensenShannonTest
 from .ks import KSTest
@@ -34,6 +36,8 @@ _DETECTORS: dict[str, type[StreamDetector]] = {
     "page_hinkley": PageHinkley,
     "hddm_a": HDDM_A,
     "ddm": DDM,
+    "bernoulli_cusum": BernoulliCUSUM,
+    "gaussian_cusum": GaussianCUSUM,
 }
 
 
