@@ -143,6 +143,7 @@ def control_plane(
 def retrain_worker(
     bootstrap_servers: Bootstrap = None,
     registry_dir: Annotated[str, typer.Option(help="Model registry directory.")] = ".driftline/registry",
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-retrain-worker",
 ) -> None:
     """Run the retraining worker on Kafka: retrain requests in, validated model versions out."""
     from driftline.services import prepare_kafka, run_retrain_worker
@@ -150,7 +151,7 @@ def retrain_worker(
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)
     stop = _stop_flag()
-    run_retrain_worker(settings, lambda: stop[0], registry_dir=registry_dir)
+    run_retrain_worker(settings, lambda: stop[0], registry_dir=registry_dir, group=group)
 
 
 @bench_app.command("detection", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

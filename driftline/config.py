@@ -99,7 +99,8 @@ class MonitorSettings(_Frozen):
 
     reference_size: int = Field(default=2000, ge=100)
     window_size: int = Field(default=1000, ge=50)
-    false_alarms_per_100k: float = Field(default=0.5, gt=0)
+    # per model, across all its features; 0.1 = one false data-drift alert per ~1M predictions
+    false_alarms_per_100k: float = Field(default=0.1, gt=0)
     performance_window: int = Field(default=1000, ge=50)
     metrics_every: int = Field(default=500, ge=1)
     error_detector: str = "adwin"

@@ -1,0 +1,165 @@
+"""The closed loop on a real Kafka broker: every component a separate process, talking only
+through topics (and the registry's store, shared like an artifact store).
+
+The demo starts ``driftline process`` (data plane, batched confluent-kafka),
+``driftline control-plane`` (faust-streaming alert routing) and ``driftline retrain-worker`` as
+subprocesses, serves the simulated model in this process at a fixed rate, then builds the same
+report as the embedded demo from what the topics hold. Each run uses its own topics and groups.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+
+from driftline.config import DriftlineSettings, Topics
+from driftline.contracts import Alert, ModelUpdate, Scored, decode
+from driftline.demo import DemoResult, bootstrap_registry, build_report
+from driftline.errors import DriftlineError
+from driftline.registry import LocalModelRegistry
+from driftline.services import collect_topic, prepare_kafka, run_simulation, wait_until
+from producers.simulator import Scenario
+from retrain_worker.worker import RetrainOutcome
+
+__all__ = ["run_kafka_demo", "Services"]
+
+
+class Services:
+    """The separate component processes of one run; stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(self, settings: DriftlineSettings, run_id: str, registry_dir: str, workdir: Path) -> None:
+        assert settings.kafka is not None
+        self.bootstrap = settings.kafka.bootstrap_servers
+        self.workdir = workdir
+        self.groups = {"process": f"driftline-processor-{run_id}", "control-plane": f"driftline-cp-{run_id}",
+                       "retrain-worker": f"driftline-retrain-worker-{run_id}"}
+        env = {**os.environ, "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap}
+        env.update({f"DRIFTLINE_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()})
+        env["DRIFTLINE_ROUTING__COOLDOWN_S"] = str(settings.routing.cooldown_s)
+        self.env = env
+        self.commands = {
+            "process": ["process", "--group", self.groups["process"]],
+            "control-plane": ["control-plane", "--app-id", self.groups["control-plane"],
+                              "--datadir", str(workdir / "faust")],
+            "retrain-worker": ["retrain-worker", "--registry-dir", registry_dir,
+                               "--group", self.groups["retrain-worker"]],
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        for name, args in self.commands.items():
+            log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "driftline", *args], env=self.env,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def check(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise DriftlineError(f"{name} exited with {p.returncode}:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the processor's and the control plane's consumer groups are stable."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        wanted = [self.groups["process"], self.groups["control-plane"]]
+
+        def stable() -> bool:
+            self.check()
+            futs = admin.describe_consumer_groups(wanted, request_timeout=5)
+            try:
+                return all(f.result().state == ConsumerGroupState.STABLE for f in futs.values())
+            except Exception:
+                return False
+
+        if not wait_until(stable, timeout):
+            raise DriftlineError("component services did not join their consumer groups in time:\n"
+                                 + "\n".join(f"--- {n}\n{self.log_tail(n)}" for n in self.procs))
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def run_kafka_demo(
+    scenario: Scenario,
+    settings: DriftlineSettings,
+    *,
+    rate: float = 3000.0,
+    registry_dir: str | None = None,
+    echo: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> DemoResult:
+    run_id = run_id or uuid.uuid4().hex[:8]
+    topics = Topics(**{k: f"{v}.{run_id}" for k, v in settings.topics.model_dump().items()})
+    settings = settings.model_copy(update={"topics": topics})
+    say = echo or (lambda line: None)
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix=f"driftline-demo-{run_id}-"))
+    registry_dir = registry_dir or str(workdir / "registry")
+    registry = LocalModelRegistry(registry_dir)
+    prepare_kafka(settings)
+    bootstrap_registry(scenario, registry)
+    say(f"Kafka mode at {settings.kafka.bootstrap_servers if settings.kafka else '?'}: topics *.{run_id}; "
+        f"starting process, control-plane (faust) and retrain-worker")
+    services = Services(settings, run_id, registry_dir, workdir)
+    services.start()
+    try:
+        services.wait_ready()
+        say(f"services ready after {time.perf_counter() - started:.1f} s; simulating {scenario.n_events} "
+            f"predictions at {rate:.0f}/s")
+
+        def stop() -> bool:
+            services.check()  # raises if a component died
+            return False
+
+        server = run_simulation(settings, scenario, registry_dir=registry_dir, rate=rate, stop=stop)
+        labels = len(collect_topic(settings, topics.labels))
+        if not wait_until(lambda: len(collect_topic(settings, topics.scored)) >= labels, 60, 1.0):
+            raise DriftlineError("the processor did not catch up with the labels within 60 s:\n"
+                                 + services.log_tail("process"))
+        say(f"simulation done; serving v{server.version}; processor caught up ({labels} labels joined)")
+    finally:
+        services.stop()
+    scored = [decode(Scored, v) for v in collect_topic(settings, topics.scored)]
+    delivered = [decode(Alert, v) for v in collect_topic(settings, topics.notifications)]
+    updates = [decode(ModelUpdate, v) for v in collect_topic(settings, topics.models)]
+    outcomes = [RetrainOutcome(request_id=v.triggered_by or "", model=v.model,
+                               status="promoted" if v.stage != "rejected" else "rejected",
+                               reason="from registry", version=v.version, metrics=v.metrics)
+                for v in registry.versions(scenario.model) if v.triggered_by != "bootstrap"]
+    report = build_report(scenario, scored, delivered, updates, outcomes,
+                          events=len(collect_topic(settings, topics.predictions)) + labels,
+                          dead_letters=len(collect_topic(settings, topics.dlq)))
+    report["wall_time_s"] = round(time.perf_counter() - started, 2)
+    report["run_id"] = run_id
+    for a in sorted(delivered, key=lambda a: a.detected_at_index):
+        say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
+    for u in updates:
+        say(f"          model update: {u.model} v{u.version} (was v{u.previous_version}), "
+            f"challenger acc {u.metrics.get('challenger_accuracy', float('nan')):.3f} vs champion "
+            f"{u.metrics.get('champion_accuracy', float('nan')):.3f}")
+    say(f"accuracy before drift {report['accuracy_before_drift']}, after drift {report['accuracy_after_drift']}, "
+        f"after retrain {report['accuracy_after_retrain']}; versions {report['model_versions']}; "
+        f"{report['wall_time_s']} s")
+    return DemoResult(report, [])
