@@ -97,13 +97,13 @@ class BernoulliCUSUM(StreamDetector):
         if pol != "decrease":
             self._up = max(0.0, self._up + (w[0] if one else w[1]))
             if self._up > self.h:
-                value = self._up
+                value, h = self._up, self.h
                 self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", value, self.h, "increase")
+                return DriftSignal(self.name, self.n, "cusum_llr", value, h, "increase")
         if pol != "increase":
             self._down = max(0.0, self._down + (w[3] if one else w[2]))
             if self._down > self.h:
-                value = self._down
+                value, h = self._down, self.h
                 self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", value, self.h, "decrease")
+                return DriftSignal(self.name, self.n, "cusum_llr", value, h, "decrease")
         return None
