@@ -16,15 +16,22 @@ import typer
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import DriftlineError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Driftline: streaming monitoring for ML models (drift, alerts, closed-loop retraining).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Driftline: streaming monitoring for ML models (drift, alerts, closed-loop retraining).",
+)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (print a table; --json for one JSON line).")
 app.add_typer(bench_app, name="bench")
 
 Bootstrap = Annotated[
     str | None,
-    typer.Option("--bootstrap-servers", "-b", envvar="DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS",
-                 help="Kafka HOST:PORT; without it the demo runs embedded (no broker)."),
+    typer.Option(
+        "--bootstrap-servers",
+        "-b",
+        envvar="DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS",
+        help="Kafka HOST:PORT; without it the demo runs embedded (no broker).",
+    ),
 ]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")]
 Events = Annotated[int, typer.Option("--events", help="Predictions to simulate.")]
@@ -45,8 +52,9 @@ def _scenario(seed: int, events: int) -> Any:
 
     if events < 6000:
         raise typer.BadParameter("--events must be at least 6000 (reference, drift and recovery phases)")
-    return Scenario(seed=seed, n_events=events, covariate_shift_at=events // 3,
-                    concept_change_at=events * 7 // 12)
+    return Scenario(
+        seed=seed, n_events=events, covariate_shift_at=events // 3, concept_change_at=events * 7 // 12
+    )
 
 
 def _stop_flag() -> list[bool]:
@@ -165,8 +173,11 @@ def bench_detection(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("DRIFTLINE_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("DRIFTLINE_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         app()
     except DriftlineError as exc:

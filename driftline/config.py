@@ -66,7 +66,9 @@ class KafkaSettings(_Frozen):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     partitions: int = Field(default=3, ge=1, description="partitions for topics Driftline creates")
-    replication_factor: int = Field(default=1, ge=1, description="for topics Driftline creates (3 in production)")
+    replication_factor: int = Field(
+        default=1, ge=1, description="for topics Driftline creates (3 in production)"
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -112,8 +114,13 @@ class MonitorSettings(_Frozen):
         if self.error_detector_params is not None:
             return dict(self.error_detector_params)
         return dict(RECOMMENDED_ERROR_PARAMS.get(self.error_detector, {}))
-    performance_drop: float = Field(default=0.1, gt=0, lt=1, description="accuracy drop vs baseline that alerts")
-    label_lateness_s: float = Field(default=3600.0, gt=0, description="how long a prediction waits for its label")
+
+    performance_drop: float = Field(
+        default=0.1, gt=0, lt=1, description="accuracy drop vs baseline that alerts"
+    )
+    label_lateness_s: float = Field(
+        default=3600.0, gt=0, description="how long a prediction waits for its label"
+    )
     max_pending: int = Field(default=1_000_000, ge=1000)
 
 
@@ -127,9 +134,13 @@ class RoutingSettings(_Frozen):
 
 class RetrainSettings(_Frozen):
     train_window: int = Field(default=3000, ge=100, description="most recent labelled events to refit on")
-    min_samples: int = Field(default=1000, ge=50, description="labelled events after the drift needed to refit")
+    min_samples: int = Field(
+        default=1000, ge=50, description="labelled events after the drift needed to refit"
+    )
     holdout_fraction: float = Field(default=0.3, gt=0, lt=0.9)
-    min_improvement: float = Field(default=0.01, ge=0, description="challenger must beat champion by this much")
+    min_improvement: float = Field(
+        default=0.01, ge=0, description="challenger must beat champion by this much"
+    )
     cooldown_s: float = Field(default=60.0, ge=0)
     registry_dir: str = ".driftline/registry"
 

@@ -76,20 +76,29 @@ def run_embedded(
     client = DriftlineClient(bus.sink(), model=scenario.model, model_version=server.version, topics=topics)
 
     processor = ProcessorRunner(
-        ProcessorCore(settings.monitor, topics), bus.source([topics.predictions, topics.labels], "processor"),
+        ProcessorCore(settings.monitor, topics),
+        bus.source([topics.predictions, topics.labels], "processor"),
         bus.sink(),
     )
-    routing = AlertRoutingRunner(AlertRouter(settings.routing), bus.source([topics.alerts], "routing"), bus.sink(),
-                                 topics, [TopicSink(bus.sink(), topics.notifications)])
+    routing = AlertRoutingRunner(
+        AlertRouter(settings.routing),
+        bus.source([topics.alerts], "routing"),
+        bus.sink(),
+        topics,
+        [TopicSink(bus.sink(), topics.notifications)],
+    )
     worker = RetrainWorker(settings.retrain, topics, registry, bus, bus.sink())
     requests = bus.source([topics.retrain], "retrain-worker")
     updates = bus.source([topics.models], "serving")
     metrics = bus.source([topics.metrics], "demo-printer")
     notified = bus.source([topics.notifications], "demo-printer")
 
-    say(f"model {scenario.model} v{server.version} trained on {scenario.train_size} pre-drift rows; "
-        f"streaming {scenario.n_events} predictions (covariate shift in {', '.join(scenario.shifted_features)} "
-        f"at #{scenario.covariate_shift_at}, concept change at #{scenario.concept_change_at})")
+    say(
+        f"model {scenario.model} v{server.version} trained on {scenario.train_size} pre-drift rows; "
+        f"streaming {scenario.n_events} predictions "
+        f"(covariate shift in {', '.join(scenario.shifted_features)} "
+        f"at #{scenario.covariate_shift_at}, concept change at #{scenario.concept_change_at})"
+    )
     next_report = 10_000
     while not sim.done():
         batch = sim.next_batch(batch_size)
@@ -112,7 +121,10 @@ def run_embedded(
         for rec in updates.poll(100):
             upd = decode(ModelUpdate, rec.value)
             if server.apply(upd):
-                say(f"#{sim.index:>6}  serving now uses {upd.model} v{upd.version} (was v{upd.previous_version})")
+                say(
+                    f"#{sim.index:>6}  serving now uses {upd.model} v{upd.version} "
+                    f"(was v{upd.previous_version})"
+                )
         updates.commit()
         if sim.index >= next_report or sim.done():
             accs = [decode_metric(r.value) for r in metrics.poll(1_000_000)]
@@ -124,13 +136,21 @@ def run_embedded(
     scored = [decode(Scored, r.value) for r in bus.log(topics.scored)]
     delivered = [decode(Alert, r.value) for r in bus.log(topics.notifications)]
     model_updates = [decode(ModelUpdate, r.value) for r in bus.log(topics.models)]
-    report = build_report(scenario, scored, delivered, model_updates, worker.outcomes,
-                          events=len(bus.log(topics.predictions)) + len(bus.log(topics.labels)),
-                          dead_letters=len(bus.log(topics.dlq)))
+    report = build_report(
+        scenario,
+        scored,
+        delivered,
+        model_updates,
+        worker.outcomes,
+        events=len(bus.log(topics.predictions)) + len(bus.log(topics.labels)),
+        dead_letters=len(bus.log(topics.dlq)),
+    )
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
-    say(f"accuracy before drift {report['accuracy_before_drift']:.3f}, after drift "
+    say(
+        f"accuracy before drift {report['accuracy_before_drift']:.3f}, after drift "
         f"{report['accuracy_after_drift']:.3f}, after retrain {report['accuracy_after_retrain']:.3f}; "
-        f"model versions {report['model_versions']}; {report['wall_time_s']} s")
+        f"model versions {report['model_versions']}; {report['wall_time_s']} s"
+    )
     return DemoResult(report, timeline)
 
 
@@ -143,10 +163,16 @@ def _say_outcome(out: RetrainOutcome | None, say: Printer) -> None:
     if out is None:
         return
     m = out.metrics
-    detail = (f" challenger acc {m['challenger_accuracy']:.3f} vs champion {m['champion_accuracy']:.3f} "
-              f"on {int(m['n_validation'])} held-out events" if m else "")
-    say(f"#{max(out.trained_through_index, out.detected_at_index):>6}  RETRAIN {out.status}"
-        f"{' -> v' + out.version if out.version else ''}: {out.reason}.{detail}")
+    detail = (
+        f" challenger acc {m['challenger_accuracy']:.3f} vs champion {m['champion_accuracy']:.3f} "
+        f"on {int(m['n_validation'])} held-out events"
+        if m
+        else ""
+    )
+    say(
+        f"#{max(out.trained_through_index, out.detected_at_index):>6}  RETRAIN {out.status}"
+        f"{' -> v' + out.version if out.version else ''}: {out.reason}.{detail}"
+    )
 
 
 def build_report(
@@ -174,12 +200,19 @@ def build_report(
     alerts = []
     for a in delivered:
         started = _drift_start(scenario, a)
-        alerts.append({
-            "type": a.type, "feature": a.feature, "model_version": a.model_version,
-            "detected_at": a.detected_at_index, "drift_started_at": started,
-            "delay": None if started is None else a.detected_at_index - started,
-            "statistic": a.statistic, "value": a.value, "threshold": a.threshold,
-        })
+        alerts.append(
+            {
+                "type": a.type,
+                "feature": a.feature,
+                "model_version": a.model_version,
+                "detected_at": a.detected_at_index,
+                "drift_started_at": started,
+                "delay": None if started is None else a.detected_at_index - started,
+                "statistic": a.statistic,
+                "value": a.value,
+                "threshold": a.threshold,
+            }
+        )
     return {
         "events": events,
         "predictions": scenario.n_events,
@@ -188,8 +221,11 @@ def build_report(
         "alerts": alerts,
         "false_alarms_before_drift": sum(1 for a in alerts if a["detected_at"] < first_drift),
         "model_versions": sorted({first_version, *(u.version for u in promoted)}, key=int),
-        "retrains": [{"status": o.status, "version": o.version, "reason": o.reason, **o.metrics}
-                     for o in (outcomes or []) if o.status != "skipped"],
+        "retrains": [
+            {"status": o.status, "version": o.version, "reason": o.reason, **o.metrics}
+            for o in (outcomes or [])
+            if o.status != "skipped"
+        ],
         "accuracy_before_drift": acc(idx < first_drift),
         "accuracy_after_covariate_shift": acc((idx >= first_drift) & (idx < scenario.concept_change_at)),
         "accuracy_after_drift": acc((idx >= scenario.concept_change_at) & (version == first_version)),

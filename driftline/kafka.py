@@ -31,13 +31,22 @@ log = logging.getLogger(__name__)
 
 # librdkafka's default fetch.queue.backoff.ms (1000) stalls a consumer slower than its fetcher
 # for ~0.9 s each time the prefetch queue fills; 50 ms removes the stalls.
-_CONSUMER_DEFAULTS = {"fetch.queue.backoff.ms": 50, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+_CONSUMER_DEFAULTS = {
+    "fetch.queue.backoff.ms": 50,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+}
 
 
 class KafkaSink:
     def __init__(self, settings: KafkaSettings, **overrides: Any) -> None:
-        conf = {**settings.client_config(), "enable.idempotence": True, "linger.ms": 5,
-                "compression.type": "lz4", **overrides}
+        conf = {
+            **settings.client_config(),
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            **overrides,
+        }
         self._p = Producer(conf)
         self.delivered = 0
         self.failed = 0
@@ -85,8 +94,16 @@ class KafkaSource:
                     log.error("consumer error: %s", err)
                 continue
             ts_type, ts = m.timestamp()
-            out.append(Record(topic=m.topic(), value=m.value() or b"", key=m.key(), partition=m.partition(),
-                              offset=m.offset(), timestamp=ts / 1000.0 if ts_type else 0.0))
+            out.append(
+                Record(
+                    topic=m.topic(),
+                    value=m.value() or b"",
+                    key=m.key(),
+                    partition=m.partition(),
+                    offset=m.offset(),
+                    timestamp=ts / 1000.0 if ts_type else 0.0,
+                )
+            )
         return out
 
     def commit(self) -> None:
@@ -107,12 +124,19 @@ class KafkaWindowReader:
         self.settings = settings
 
     def read_since(self, topic: str, since: float, limit: int) -> list[Record]:
-        c = Consumer({**self.settings.client_config(), **_CONSUMER_DEFAULTS,
-                      "group.id": f"driftline-reader-{uuid.uuid4().hex[:8]}"})
+        c = Consumer(
+            {
+                **self.settings.client_config(),
+                **_CONSUMER_DEFAULTS,
+                "group.id": f"driftline-reader-{uuid.uuid4().hex[:8]}",
+            }
+        )
         try:
             meta = c.list_topics(topic, timeout=10)
             parts = sorted(meta.topics[topic].partitions)
-            wanted = c.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in parts], timeout=10)
+            wanted = c.offsets_for_times(
+                [TopicPartition(topic, p, int(since * 1000)) for p in parts], timeout=10
+            )
             ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
             assign = [tp for tp in wanted if tp.offset >= 0 and tp.offset < ends[tp.partition]]
             if not assign:
@@ -127,8 +151,16 @@ class KafkaWindowReader:
                         continue
                     p = m.partition()
                     if p in remaining:
-                        out.append(Record(topic=topic, value=m.value() or b"", key=m.key(), partition=p,
-                                          offset=m.offset(), timestamp=m.timestamp()[1] / 1000.0))
+                        out.append(
+                            Record(
+                                topic=topic,
+                                value=m.value() or b"",
+                                key=m.key(),
+                                partition=p,
+                                offset=m.offset(),
+                                timestamp=m.timestamp()[1] / 1000.0,
+                            )
+                        )
                         if m.offset() >= ends[p] - 1:
                             remaining.discard(p)
             return out if limit < 0 else out[-limit:]
@@ -146,7 +178,8 @@ def wait_for_broker(settings: KafkaSettings, timeout: float = 30.0) -> None:
         except KafkaException as exc:
             if time.monotonic() > deadline:
                 raise DriftlineError(
-                    f"no Kafka broker answered at {settings.bootstrap_servers} within {timeout:.0f}s ({exc}); "
+                    f"no Kafka broker answered at {settings.bootstrap_servers} "
+                    f"within {timeout:.0f}s ({exc}); "
                     "check --bootstrap-servers / DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
                 ) from None
 

@@ -41,26 +41,44 @@ class Services:
         assert settings.kafka is not None
         self.bootstrap = settings.kafka.bootstrap_servers
         self.workdir = workdir
-        self.groups = {"process": f"driftline-processor-{run_id}", "control-plane": f"driftline-cp-{run_id}",
-                       "retrain-worker": f"driftline-retrain-worker-{run_id}"}
+        self.groups = {
+            "process": f"driftline-processor-{run_id}",
+            "control-plane": f"driftline-cp-{run_id}",
+            "retrain-worker": f"driftline-retrain-worker-{run_id}",
+        }
         env = {**os.environ, "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap}
         env.update({f"DRIFTLINE_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()})
         env["DRIFTLINE_ROUTING__COOLDOWN_S"] = str(settings.routing.cooldown_s)
         self.env = env
         self.commands = {
             "process": ["process", "--group", self.groups["process"]],
-            "control-plane": ["control-plane", "--app-id", self.groups["control-plane"],
-                              "--datadir", str(workdir / "faust")],
-            "retrain-worker": ["retrain-worker", "--registry-dir", registry_dir,
-                               "--group", self.groups["retrain-worker"]],
+            "control-plane": [
+                "control-plane",
+                "--app-id",
+                self.groups["control-plane"],
+                "--datadir",
+                str(workdir / "faust"),
+            ],
+            "retrain-worker": [
+                "retrain-worker",
+                "--registry-dir",
+                registry_dir,
+                "--group",
+                self.groups["retrain-worker"],
+            ],
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
         for name, args in self.commands.items():
             log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "driftline", *args], env=self.env,
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "driftline", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def check(self) -> None:
         for name, p in self.procs.items():
@@ -85,8 +103,10 @@ class Services:
                 return False
 
         if not wait_until(stable, timeout):
-            raise DriftlineError("component services did not join their consumer groups in time:\n"
-                                 + "\n".join(f"--- {n}\n{self.log_tail(n)}" for n in self.procs))
+            raise DriftlineError(
+                "component services did not join their consumer groups in time:\n"
+                + "\n".join(f"--- {n}\n{self.log_tail(n)}" for n in self.procs)
+            )
 
     def stop(self, timeout: float = 20.0) -> None:
         for p in self.procs.values():
@@ -120,14 +140,18 @@ def run_kafka_demo(
     registry = LocalModelRegistry(registry_dir)
     prepare_kafka(settings)
     bootstrap_registry(scenario, registry)
-    say(f"Kafka mode at {settings.kafka.bootstrap_servers if settings.kafka else '?'}: topics *.{run_id}; "
-        f"starting process, control-plane (faust) and retrain-worker")
+    say(
+        f"Kafka mode at {settings.kafka.bootstrap_servers if settings.kafka else '?'}: topics *.{run_id}; "
+        f"starting process, control-plane (faust) and retrain-worker"
+    )
     services = Services(settings, run_id, registry_dir, workdir)
     services.start()
     try:
         services.wait_ready()
-        say(f"services ready after {time.perf_counter() - started:.1f} s; simulating {scenario.n_events} "
-            f"predictions at {rate:.0f}/s")
+        say(
+            f"services ready after {time.perf_counter() - started:.1f} s; simulating {scenario.n_events} "
+            f"predictions at {rate:.0f}/s"
+        )
 
         def stop() -> bool:
             services.check()  # raises if a component died
@@ -136,30 +160,50 @@ def run_kafka_demo(
         server = run_simulation(settings, scenario, registry_dir=registry_dir, rate=rate, stop=stop)
         labels = len(collect_topic(settings, topics.labels))
         if not wait_until(lambda: len(collect_topic(settings, topics.scored)) >= labels, 60, 1.0):
-            raise DriftlineError("the processor did not catch up with the labels within 60 s:\n"
-                                 + services.log_tail("process"))
+            raise DriftlineError(
+                "the processor did not catch up with the labels within 60 s:\n" + services.log_tail("process")
+            )
         say(f"simulation done; serving v{server.version}; processor caught up ({labels} labels joined)")
     finally:
         services.stop()
     scored = [decode(Scored, v) for v in collect_topic(settings, topics.scored)]
     delivered = [decode(Alert, v) for v in collect_topic(settings, topics.notifications)]
     updates = [decode(ModelUpdate, v) for v in collect_topic(settings, topics.models)]
-    outcomes = [RetrainOutcome(request_id=v.triggered_by or "", model=v.model,
-                               status="promoted" if v.stage != "rejected" else "rejected",
-                               reason="from registry", version=v.version, metrics=v.metrics)
-                for v in registry.versions(scenario.model) if v.triggered_by != "bootstrap"]
-    report = build_report(scenario, scored, delivered, updates, outcomes,
-                          events=len(collect_topic(settings, topics.predictions)) + labels,
-                          dead_letters=len(collect_topic(settings, topics.dlq)))
+    outcomes = [
+        RetrainOutcome(
+            request_id=v.triggered_by or "",
+            model=v.model,
+            status="promoted" if v.stage != "rejected" else "rejected",
+            reason="from registry",
+            version=v.version,
+            metrics=v.metrics,
+        )
+        for v in registry.versions(scenario.model)
+        if v.triggered_by != "bootstrap"
+    ]
+    report = build_report(
+        scenario,
+        scored,
+        delivered,
+        updates,
+        outcomes,
+        events=len(collect_topic(settings, topics.predictions)) + labels,
+        dead_letters=len(collect_topic(settings, topics.dlq)),
+    )
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
     report["run_id"] = run_id
     for a in sorted(delivered, key=lambda a: a.detected_at_index):
         say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
     for u in updates:
-        say(f"          model update: {u.model} v{u.version} (was v{u.previous_version}), "
+        say(
+            f"          model update: {u.model} v{u.version} (was v{u.previous_version}), "
             f"challenger acc {u.metrics.get('challenger_accuracy', float('nan')):.3f} vs champion "
-            f"{u.metrics.get('champion_accuracy', float('nan')):.3f}")
-    say(f"accuracy before drift {report['accuracy_before_drift']}, after drift {report['accuracy_after_drift']}, "
+            f"{u.metrics.get('champion_accuracy', float('nan')):.3f}"
+        )
+    say(
+        f"accuracy before drift {report['accuracy_before_drift']}, "
+        f"after drift {report['accuracy_after_drift']}, "
         f"after retrain {report['accuracy_after_retrain']}; versions {report['model_versions']}; "
-        f"{report['wall_time_s']} s")
+        f"{report['wall_time_s']} s"
+    )
     return DemoResult(report, [])

@@ -25,7 +25,12 @@ from stream_processors.core import ProcessorCore
 from stream_processors.runner import ProcessorRunner
 
 __all__ = [
-    "collect_topic", "prepare_kafka", "run_processor", "run_retrain_worker", "run_simulation", "wait_until",
+    "collect_topic",
+    "prepare_kafka",
+    "run_processor",
+    "run_retrain_worker",
+    "run_simulation",
+    "wait_until",
 ]
 
 log = logging.getLogger(__name__)
@@ -34,8 +39,10 @@ Stop = Callable[[], bool]
 
 def _kafka(settings: DriftlineSettings) -> KafkaSettings:
     if settings.kafka is None:
-        raise ConfigError("Kafka mode needs a broker: pass --bootstrap-servers HOST:PORT or set "
-                          "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS")
+        raise ConfigError(
+            "Kafka mode needs a broker: pass --bootstrap-servers HOST:PORT or set "
+            "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
+        )
     return settings.kafka
 
 
@@ -46,12 +53,14 @@ def prepare_kafka(settings: DriftlineSettings, timeout: float = 30.0) -> list[st
     return ensure_topics(kafka, settings.topics.all())
 
 
-def run_processor(settings: DriftlineSettings, stop: Stop, *, group: str = "driftline-processor",
-                  batch_size: int = 5000) -> ProcessorRunner:
+def run_processor(
+    settings: DriftlineSettings, stop: Stop, *, group: str = "driftline-processor", batch_size: int = 5000
+) -> ProcessorRunner:
     kafka, topics = _kafka(settings), settings.topics
     source = KafkaSource(kafka, [topics.predictions, topics.labels], group)
-    runner = ProcessorRunner(ProcessorCore(settings.monitor, topics), source, KafkaSink(kafka),
-                             batch_size=batch_size)
+    runner = ProcessorRunner(
+        ProcessorCore(settings.monitor, topics), source, KafkaSink(kafka), batch_size=batch_size
+    )
     try:
         while not stop():
             runner.run_once(timeout=0.5)
@@ -61,8 +70,13 @@ def run_processor(settings: DriftlineSettings, stop: Stop, *, group: str = "drif
     return runner
 
 
-def run_retrain_worker(settings: DriftlineSettings, stop: Stop, *, registry_dir: str | None = None,
-                       group: str = "driftline-retrain-worker") -> RetrainWorker:
+def run_retrain_worker(
+    settings: DriftlineSettings,
+    stop: Stop,
+    *,
+    registry_dir: str | None = None,
+    group: str = "driftline-retrain-worker",
+) -> RetrainWorker:
     kafka, topics = _kafka(settings), settings.topics
     registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
     worker = RetrainWorker(settings.retrain, topics, registry, KafkaWindowReader(kafka), KafkaSink(kafka))
@@ -81,12 +95,21 @@ def run_retrain_worker(settings: DriftlineSettings, stop: Stop, *, registry_dir:
     return worker
 
 
-def run_simulation(settings: DriftlineSettings, scenario: Scenario, *, registry_dir: str, rate: float,
-                   batch_size: int = 200, stop: Stop = lambda: False) -> ModelServer:
+def run_simulation(
+    settings: DriftlineSettings,
+    scenario: Scenario,
+    *,
+    registry_dir: str,
+    rate: float,
+    batch_size: int = 200,
+    stop: Stop = lambda: False,
+) -> ModelServer:
     """Serve the scenario's stream at ``rate`` predictions/s; hot-reload on model updates."""
     kafka, topics = _kafka(settings), settings.topics
     server = ModelServer(scenario.model, LocalModelRegistry(registry_dir))
-    client = DriftlineClient(KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics)
+    client = DriftlineClient(
+        KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics
+    )
     updates = KafkaSource(kafka, [topics.models], f"driftline-serving-{uuid.uuid4().hex[:8]}")
     sim = Simulator(scenario, server)
     started = time.monotonic()

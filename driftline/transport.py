@@ -114,16 +114,20 @@ class _MemorySource:
         self._pos = {t: bus._committed.get((group, t), 0) for t in topics}
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        """Up to ``max_records``, shared fairly between the subscribed topics (as a consumer's
+        fetches from several partitions interleave), each topic's records in order."""
         out: list[Record] = []
-        for t in self._topics:  # round-robin by topic, like a consumer assigned several topics
-            room = max_records - len(out)
-            if room <= 0:
-                break
-            log = self._bus._logs.get(t, [])
-            start = self._pos[t]
-            chunk = log[start : start + room]
-            self._pos[t] = start + len(chunk)
-            out.extend(chunk)
+        live = [t for t in self._topics if self._pos[t] < self._bus.end_offset(t)]
+        while live and len(out) < max_records:
+            share = max(1, (max_records - len(out)) // len(live))
+            for t in list(live):
+                log = self._bus._logs[t]
+                start = self._pos[t]
+                chunk = log[start : start + min(share, max_records - len(out))]
+                self._pos[t] = start + len(chunk)
+                out.extend(chunk)
+                if self._pos[t] >= len(log):
+                    live.remove(t)
         return out
 
     def commit(self) -> None:

@@ -58,9 +58,14 @@ class DriftlineClient:
         try:
             pid = prediction_id or uuid.uuid4().hex
             event = Prediction(
-                prediction_id=pid, model=self.model, model_version=self.model_version,
-                event_time=time.time() if event_time is None else event_time, features=dict(features),
-                prediction=prediction, score=score, segment=dict(segment) if segment else None,
+                prediction_id=pid,
+                model=self.model,
+                model_version=self.model_version,
+                event_time=time.time() if event_time is None else event_time,
+                features=dict(features),
+                prediction=prediction,
+                score=score,
+                segment=dict(segment) if segment else None,
             )
             return pid if self.emit(event) else None
         except Exception as exc:  # never break the caller
@@ -68,8 +73,14 @@ class DriftlineClient:
 
     def log_label(self, prediction_id: str, label: LabelValue, *, event_time: float | None = None) -> None:
         try:
-            self.emit(Label(prediction_id=prediction_id, model=self.model, label=label,
-                            event_time=time.time() if event_time is None else event_time))
+            self.emit(
+                Label(
+                    prediction_id=prediction_id,
+                    model=self.model,
+                    label=label,
+                    event_time=time.time() if event_time is None else event_time,
+                )
+            )
         except Exception as exc:
             self._drop("label", exc)
 

@@ -37,8 +37,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from driftline.contracts import Label, Prediction
 from producers.serving import ModelServer
 
-__all__ = ["NUMERIC", "CATEGORICAL", "Scenario", "SimBatch", "Simulator", "World", "make_model",
-           "train_initial_model"]
+__all__ = [
+    "NUMERIC",
+    "CATEGORICAL",
+    "Scenario",
+    "SimBatch",
+    "Simulator",
+    "World",
+    "make_model",
+    "train_initial_model",
+]
 
 NUMERIC = ("age", "income", "tenure", "usage", "support_calls")
 CATEGORICAL = ("region", "plan")
@@ -121,8 +129,9 @@ def make_model() -> Pipeline:
 
 def train_initial_model(scenario: Scenario) -> Pipeline:
     """The first model: fitted on pre-drift data from the scenario's world."""
-    X, y = World(scenario).sample(np.random.default_rng(scenario.seed + 2), scenario.train_size,
-                                  concept=0, shifted=False)
+    X, y = World(scenario).sample(
+        np.random.default_rng(scenario.seed + 2), scenario.train_size, concept=0, shifted=False
+    )
     return make_model().fit(X, y)
 
 
@@ -186,7 +195,12 @@ class Simulator:
                 if keep[i]:
                     due = idx + int(delays[i])
                     self._pending.append(
-                        (due, Label(prediction_id=pid, model=sc.model, event_time=sc.time_of(due), label=int(y[i])))
+                        (
+                            due,
+                            Label(
+                                prediction_id=pid, model=sc.model, event_time=sc.time_of(due), label=int(y[i])
+                            ),
+                        )
                     )
             self.index = start + n
         else:
@@ -201,8 +215,10 @@ class Simulator:
     def _sample_span(self, start: int, n: int) -> tuple[pd.DataFrame, np.ndarray]:
         """Rows for indices [start, start+n), split at the scenario's change points."""
         sc = self.scenario
-        cuts = sorted({start, start + n} | {c for c in (sc.covariate_shift_at, sc.concept_change_at)
-                                             if start < c < start + n})
+        cuts = sorted(
+            {start, start + n}
+            | {c for c in (sc.covariate_shift_at, sc.concept_change_at) if start < c < start + n}
+        )
         parts_X, parts_y = [], []
         for a, b in zip(cuts, cuts[1:], strict=False):
             X, y = self.world.sample(

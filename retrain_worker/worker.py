@@ -72,8 +72,9 @@ class RetrainWorker:
             return self._done(req, "skipped", "already handled (idempotent on alert id)")
         champion = self.registry.champion(req.model)
         if req.model_version != champion.version:
-            return self._done(req, "skipped", f"stale: version {req.model_version} already replaced by "
-                                              f"{champion.version}")
+            return self._done(
+                req, "skipped", f"stale: version {req.model_version} already replaced by {champion.version}"
+            )
         last = self._last_retrain.get(req.model)
         t = req.alert.detected_at_time
         if last is not None and t - last < self.settings.cooldown_s:
@@ -136,26 +137,51 @@ class RetrainWorker:
         trained_on, validated_on = _window(rows[:cut]), _window(rows[cut:])
         wins = metrics["challenger_accuracy"] >= metrics["champion_accuracy"] + s.min_improvement
         mv = self.registry.register(
-            req.model, challenger, metrics=metrics, trained_on=trained_on, validated_on=validated_on,
-            triggered_by=req.request_id, promote=wins, stage="candidate" if wins else "rejected",
+            req.model,
+            challenger,
+            metrics=metrics,
+            trained_on=trained_on,
+            validated_on=validated_on,
+            triggered_by=req.request_id,
+            promote=wins,
+            stage="candidate" if wins else "rejected",
         )
         if not wins:
             return self._done(req, "rejected", "challenger did not beat champion", mv.version, metrics, rows)
         update = ModelUpdate(
-            model=req.model, version=mv.version, previous_version=champion_mv.version,
-            artifact_uri=mv.artifact_uri, metrics=metrics,
-            trained_on=Window(**trained_on), validated_on=Window(**validated_on),
-            triggered_by=req.request_id, created_at=rows[-1].label_time,
+            model=req.model,
+            version=mv.version,
+            previous_version=champion_mv.version,
+            artifact_uri=mv.artifact_uri,
+            metrics=metrics,
+            trained_on=Window(**trained_on),
+            validated_on=Window(**validated_on),
+            triggered_by=req.request_id,
+            created_at=rows[-1].label_time,
         )
         self.sink.send(self.topics.models, req.model.encode(), encode(update), rows[-1].label_time)
         self.sink.flush()
         return self._done(req, "promoted", "challenger beat champion", mv.version, metrics, rows)
 
-    def _done(self, req: RetrainRequest, status: Literal["promoted", "rejected", "skipped"], reason: str,
-              version: str | None = None, metrics: dict[str, float] | None = None,
-              rows: list[Scored] | None = None) -> RetrainOutcome:
-        out = RetrainOutcome(req.request_id, req.model, status, reason, version, metrics or {},
-                             req.alert.detected_at_index, max((r.index for r in rows), default=-1) if rows else -1)
+    def _done(
+        self,
+        req: RetrainRequest,
+        status: Literal["promoted", "rejected", "skipped"],
+        reason: str,
+        version: str | None = None,
+        metrics: dict[str, float] | None = None,
+        rows: list[Scored] | None = None,
+    ) -> RetrainOutcome:
+        out = RetrainOutcome(
+            req.request_id,
+            req.model,
+            status,
+            reason,
+            version,
+            metrics or {},
+            req.alert.detected_at_index,
+            max((r.index for r in rows), default=-1) if rows else -1,
+        )
         log.info("retrain %s for %s: %s (%s)", req.request_id, req.model, status, reason)
         self.outcomes.append(out)
         return out
@@ -163,5 +189,10 @@ class RetrainWorker:
 
 def _window(rows: list[Scored]) -> dict[str, Any]:
     idx = [r.index for r in rows]
-    return {"start_index": min(idx), "end_index": max(idx) + 1, "start_time": rows[0].prediction.event_time,
-            "end_time": rows[-1].prediction.event_time, "n": len(rows)}
+    return {
+        "start_index": min(idx),
+        "end_index": max(idx) + 1,
+        "start_time": rows[0].prediction.event_time,
+        "end_time": rows[-1].prediction.event_time,
+        "n": len(rows),
+    }

@@ -33,8 +33,10 @@ def create_app(
     sinks: list[AlertSink] | None = None,
 ) -> faust.App:
     if settings.kafka is None:
-        raise ConfigError("the control plane needs Kafka: pass --bootstrap-servers or set "
-                          "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS")
+        raise ConfigError(
+            "the control plane needs Kafka: pass --bootstrap-servers or set "
+            "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
+        )
     kafka, topics = settings.kafka, settings.topics
     app = faust.App(
         app_id,
@@ -67,8 +69,15 @@ def create_app(
                 alert = decode(Alert, value)
             except InvalidEvent as exc:
                 msg = event.message
-                dead = DeadLetter.of(stage="route", exc=exc, value=value, topic=msg.topic,
-                                     partition=msg.partition, offset=msg.offset, key=event.key)
+                dead = DeadLetter.of(
+                    stage="route",
+                    exc=exc,
+                    value=value,
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=event.key,
+                )
                 await dlq.send(key=event.key, value=encode(dead))
                 continue
             routed = router.route(alert)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from detectors import get_detector
 from driftline.config import MonitorSettings, Topics
 from driftline.contracts import Alert, DeadLetter, Label, Metric, Prediction, Scored, decode, encode
-from detectors import get_detector
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
 from stream_processors.model_monitor import ModelMonitor, MonitorOutput
@@ -30,8 +30,9 @@ def _check_detector(settings: MonitorSettings) -> None:
     try:
         get_detector(settings.error_detector, **settings.error_params())
     except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"monitor.error_detector={settings.error_detector!r} with params "
-                          f"{settings.error_params()}: {exc}") from None
+        raise ConfigError(
+            f"monitor.error_detector={settings.error_detector!r} with params {settings.error_params()}: {exc}"
+        ) from None
 
 
 def dead_letter_all(exc: Exception, record: Record, stage: str) -> ErrorAction:
@@ -91,8 +92,10 @@ class ProcessorCore:
                     lab = decode(Label, rec.value)
                     labels.setdefault(lab.model, []).append(lab)
                 else:
-                    raise InvalidEvent(f"topic {rec.topic!r} is not an input of the processor "
-                                       f"(inputs: {t_pred!r}, {t_label!r})")
+                    raise InvalidEvent(
+                        f"topic {rec.topic!r} is not an input of the processor "
+                        f"(inputs: {t_pred!r}, {t_label!r})"
+                    )
             except InvalidEvent as exc:
                 self._fail(exc, rec, "decode", out)
         for model, items in preds.items():
@@ -122,6 +125,13 @@ class ProcessorCore:
             raise exc
         if action == "dead_letter":
             out.dead_letters.append(
-                DeadLetter.of(stage=stage, exc=exc, value=rec.value, topic=rec.topic,
-                              partition=rec.partition, offset=rec.offset, key=rec.key)
+                DeadLetter.of(
+                    stage=stage,
+                    exc=exc,
+                    value=rec.value,
+                    topic=rec.topic,
+                    partition=rec.partition,
+                    offset=rec.offset,
+                    key=rec.key,
+                )
             )

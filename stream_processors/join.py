@@ -58,6 +58,10 @@ class LabelJoiner:
     def pending(self) -> int:
         return len(self._pending)
 
+    def is_new(self, prediction_id: str) -> bool:
+        """False for an id already waiting, joined or expired (a replay or a duplicate)."""
+        return prediction_id not in self._pending and prediction_id not in self._closed
+
     def add_predictions(self, items: Iterable[tuple[Prediction, int]]) -> list[Scored]:
         """Add (prediction, arrival index) pairs; returns predictions joined with waiting labels."""
         out: list[Scored] = []

@@ -99,13 +99,21 @@ class ModelMonitor:
     def on_predictions(self, preds: list[Prediction]) -> MonitorOutput:
         out = MonitorOutput()
         by_version: dict[str, list[int]] = {}
+        is_new, seen = self.joiner.is_new, set()
         for pos, p in enumerate(preds):
+            pid = p.prediction_id
+            if not is_new(pid) or pid in seen:  # replays never reach the statistics
+                self.joiner.counts["duplicate_predictions"] += 1
+                continue
+            seen.add(pid)
             by_version.setdefault(p.model_version, []).append(pos)
         accepted: list[tuple[Prediction, int]] = []
         for version, positions in by_version.items():
             vs = self.versions.get(version)
             if vs is None:
-                vs = self.versions[version] = _VersionState(version, _infer_kinds(preds[positions[0]]), self.settings)
+                vs = self.versions[version] = _VersionState(
+                    version, _infer_kinds(preds[positions[0]]), self.settings
+                )
             cols, bad = _columns([preds[i] for i in positions], vs.kinds)
             good = positions
             if bad:
@@ -189,7 +197,9 @@ class ModelMonitor:
             signals = vs.errors.update_many((~correct).astype(float))
             for sig in signals:
                 at = scored[min(len(scored) - 1, max(0, sig.index - before - 1))]
-                out.alerts += self._error_alert(vs, at, sig.statistic, sig.value, sig.threshold, "concept_drift")
+                out.alerts += self._error_alert(
+                    vs, at, sig.statistic, sig.value, sig.threshold, "concept_drift"
+                )
             # performance: chunked so the window check sees each state the stream passes through
             step = max(1, self.settings.metrics_every)
             for a in range(0, len(scored), step):
@@ -225,7 +235,9 @@ class ModelMonitor:
         vs.active.add(key)
         n = min(vs.perf.n, vs.perf.window) or 1
         t = at.prediction.event_time
-        win = Window(start_index=max(0, at.index - n + 1), end_index=at.index + 1, start_time=t, end_time=t, n=n)
+        win = Window(
+            start_index=max(0, at.index - n + 1), end_index=at.index + 1, start_time=t, end_time=t, n=n
+        )
         return [
             Alert(
                 alert_id=alert_id_for(self.model, vs.version, kind, at.index),
@@ -247,8 +259,13 @@ class ModelMonitor:
 
     def _metrics(self, vs: _VersionState, at: Scored) -> list[Metric]:
         n = vs.perf.n
-        win = Window(start_index=max(0, at.index - n + 1), end_index=at.index + 1,
-                     start_time=at.prediction.event_time, end_time=at.prediction.event_time, n=n)
+        win = Window(
+            start_index=max(0, at.index - n + 1),
+            end_index=at.index + 1,
+            start_time=at.prediction.event_time,
+            end_time=at.prediction.event_time,
+            n=n,
+        )
         c = self.joiner.counts
         values = {
             "accuracy": vs.perf.accuracy(),
@@ -277,7 +294,9 @@ def _infer_kinds(p: Prediction) -> dict[str, Kind]:
     }
 
 
-def _columns(preds: list[Prediction], kinds: dict[str, Kind]) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
+def _columns(
+    preds: list[Prediction], kinds: dict[str, Kind]
+) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
     """Column arrays for a version's schema, and the rows whose values contradict it."""
     feats = [p.features for p in preds]
     cols: dict[str, np.ndarray] = {}
@@ -293,7 +312,9 @@ def _columns(preds: list[Prediction], kinds: dict[str, Kind]) -> tuple[dict[str,
                     if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
                         arr[i] = np.nan if v is None else float(v)
                     else:
-                        bad.setdefault(i, f"feature {name!r} must be numeric for this model version, got {v!r}")
+                        bad.setdefault(
+                            i, f"feature {name!r} must be numeric for this model version, got {v!r}"
+                        )
                 cols[name] = arr
         else:
             cols[name] = np.array([None if v is None else str(v) for v in values], dtype=object)

@@ -62,7 +62,11 @@ class RollingPerformance:
         """Add a batch; the oldest events leave the window as new ones enter (revert)."""
         k = correct.size
         if k >= self.window:  # the batch alone fills the window
-            correct, scores, positive = correct[-self.window :], scores[-self.window :], positive[-self.window :]
+            correct, scores, positive = (
+                correct[-self.window :],
+                scores[-self.window :],
+                positive[-self.window :],
+            )
             k = self.window
         idx = (self._head + np.arange(k)) % self.window
         # slots never written hold False, so subtracting what is overwritten reverts exactly

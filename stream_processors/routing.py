@@ -8,7 +8,8 @@ plain dicts (embedded mode) or on faust changelog-backed tables (Kafka mode, see
 >>> from driftline.contracts import Alert, Window
 >>> w = Window(start_index=0, end_index=10, start_time=0.0, end_time=5.0, n=10)
 >>> a = Alert(alert_id="x1", type="concept_drift", model="m", model_version="1", feature=None,
-...           statistic="adwin", value=0.3, threshold=0.1, window=w, detected_at_index=9, detected_at_time=5.0)
+...           statistic="adwin", value=0.3, threshold=0.1, window=w,
+...           detected_at_index=9, detected_at_time=5.0)
 >>> r = AlertRouter(RoutingSettings(cooldown_s=60))
 >>> d = r.route(a); d.deliver, d.retrain is not None
 (True, True)
@@ -82,8 +83,14 @@ class LogSink:
 
     def deliver(self, alert: Alert) -> None:
         self.delivered.append(alert)
-        log.warning("ALERT %s %s v%s %s: %s", alert.type, alert.model, alert.model_version,
-                    alert.feature or "-", alert.message)
+        log.warning(
+            "ALERT %s %s v%s %s: %s",
+            alert.type,
+            alert.model,
+            alert.model_version,
+            alert.feature or "-",
+            alert.message,
+        )
 
 
 class TopicSink:

@@ -28,8 +28,15 @@ log = logging.getLogger(__name__)
 class ProcessorRunner:
     """Data plane: polls prediction/label batches, runs the core, sends its outputs."""
 
-    def __init__(self, core: ProcessorCore, source: Source, sink: Sink, *, batch_size: int = 5000,
-                 on_output: Callable[[CoreOutput], None] | None = None) -> None:
+    def __init__(
+        self,
+        core: ProcessorCore,
+        source: Source,
+        sink: Sink,
+        *,
+        batch_size: int = 5000,
+        on_output: Callable[[CoreOutput], None] | None = None,
+    ) -> None:
         self.core, self.source, self.sink = core, source, sink
         self.batch_size = batch_size
         self.on_output = on_output
@@ -54,8 +61,9 @@ class ProcessorRunner:
 class AlertRoutingRunner:
     """Control plane, embedded: routes alerts, delivers them, emits retrain requests."""
 
-    def __init__(self, router: AlertRouter, source: Source, sink: Sink, topics: Topics,
-                 sinks: list[AlertSink]) -> None:
+    def __init__(
+        self, router: AlertRouter, source: Source, sink: Sink, topics: Topics, sinks: list[AlertSink]
+    ) -> None:
         self.router, self.source, self.sink, self.topics, self.sinks = router, source, sink, topics, sinks
         self.routed: list[Routed] = []
 
@@ -80,13 +88,20 @@ class AlertRoutingRunner:
             for s in self.sinks:
                 s.deliver(alert)
         if routed.retrain is not None:
-            self.sink.send(self.topics.retrain, alert.model.encode(), encode(routed.retrain),
-                           alert.detected_at_time)
+            self.sink.send(
+                self.topics.retrain, alert.model.encode(), encode(routed.retrain), alert.detected_at_time
+            )
         return routed
 
 
-def run_until(steps: list[Callable[[float], int]], stop: Callable[[], bool], *, idle_sleep: float = 0.05,
-              poll_timeout: float = 0.2, deadline: float | None = None) -> None:
+def run_until(
+    steps: list[Callable[[float], int]],
+    stop: Callable[[], bool],
+    *,
+    idle_sleep: float = 0.05,
+    poll_timeout: float = 0.2,
+    deadline: float | None = None,
+) -> None:
     """Round-robin ``steps`` (each ``run_once``) until ``stop()`` or the deadline (monotonic seconds)."""
     while not stop():
         if deadline is not None and time.monotonic() > deadline:

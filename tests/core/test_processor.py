@@ -1,0 +1,153 @@
+"""The processor core through the in-process runner: drift flagged on the right feature within a
+bounded delay, nothing before it, bad input dead-lettered while processing goes on, replays absorbed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from driftline.config import MonitorSettings, Topics
+from driftline.contracts import Alert, DeadLetter, Label, Metric, Scored, decode, encode
+from driftline.errors import ConfigError
+from driftline.transport import InMemoryBus, Record
+from stream_processors.core import ProcessorCore
+from stream_processors.performance import RollingPerformance, roc_auc
+from stream_processors.runner import ProcessorRunner
+
+TOPICS = Topics()
+SETTINGS = MonitorSettings(reference_size=2000, window_size=500, metrics_every=500)
+
+
+def run(records: list[Record], settings: MonitorSettings = SETTINGS, batch: int = 700) -> InMemoryBus:
+    bus = InMemoryBus()
+    sink = bus.sink()
+    for r in records:
+        sink.send(r.topic, r.key, r.value)
+    runner = ProcessorRunner(
+        ProcessorCore(settings, TOPICS),
+        bus.source([TOPICS.predictions, TOPICS.labels], "p"),
+        bus.sink(),
+        batch_size=batch,
+    )
+    while runner.run_once():
+        pass
+    return bus
+
+
+def alerts(bus: InMemoryBus) -> list[Alert]:
+    return [decode(Alert, r.value) for r in bus.log(TOPICS.alerts)]
+
+
+def test_shifted_feature_is_flagged_within_two_windows(drifting_stream) -> None:
+    records, at = drifting_stream(n=8000, at=5000, shift=0.5)
+    found = [a for a in alerts(run(records)) if a.type == "data_drift"]
+    assert [a.feature for a in found] == ["x1"]
+    a = found[0]
+    assert at <= a.detected_at_index < at + 2 * SETTINGS.window_size
+    assert a.window.start_index <= a.detected_at_index < a.window.end_index
+    assert a.effect == pytest.approx(0.5, abs=0.2) and a.direction == "increase"
+    assert a.value < a.threshold and a.statistic == "ks_p_value"
+    assert a.reference is not None and a.reference.n == SETTINGS.reference_size
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_alert_without_drift(drifting_stream, seed: int) -> None:
+    records, _ = drifting_stream(n=8000, at=8000, shift=0.0, seed=seed)
+    assert alerts(run(records)) == []
+
+
+def test_concept_drift_and_performance_alerts_follow_error_increase(drifting_stream) -> None:
+    records, _ = drifting_stream(n=6000, at=6000, shift=0.0)
+    # flip every label after prediction 4000: the model becomes wrong 90% of the time
+    flipped = []
+    for r in records:
+        if r.topic == TOPICS.labels:
+            lab = decode(Label, r.value)
+            if int(lab.prediction_id.split("-")[1]) >= 4000:
+                lab = Label(
+                    prediction_id=lab.prediction_id,
+                    model=lab.model,
+                    event_time=lab.event_time,
+                    label=1 - int(lab.label),
+                )
+                r = Record(topic=r.topic, key=r.key, value=encode(lab))
+        flipped.append(r)
+    found = alerts(run(flipped))
+    kinds = {a.type: a for a in found}
+    assert {"concept_drift", "performance"} <= set(kinds)
+    assert 4000 <= kinds["concept_drift"].detected_at_index < 4200
+    assert 4000 <= kinds["performance"].detected_at_index < 5000
+    assert all(a.detected_at_index >= 4000 for a in found)
+
+
+def test_malformed_events_go_to_dead_letter_and_processing_continues(drifting_stream) -> None:
+    records, _ = drifting_stream(n=3000, at=3000, shift=0.0)
+    bad = [
+        Record(topic=TOPICS.predictions, value=b'{"oops": ', offset=7),
+        Record(topic=TOPICS.predictions, value=b'{"prediction_id": "z", "model": "m"}', offset=8),
+        Record(
+            topic=TOPICS.labels, value=b'{"prediction_id": "z", "model": "m", "event_time": "x", "label": 1}'
+        ),
+        # valid JSON, but a numeric feature of this model arrives as text
+        Record(
+            topic=TOPICS.predictions,
+            value=b'{"prediction_id": "w", "model": "m", "model_version": "1", '
+            b'"event_time": 1.0, "features": {"x0": "high", "x1": 0.1, "c0": "a"}, "prediction": 1}',
+        ),
+    ]
+    bus = run(records[:100] + bad + records[100:])
+    dead = {d.original: d for d in (decode(DeadLetter, r.value) for r in bus.log(TOPICS.dlq))}
+    assert sorted(dead) == sorted(b.value for b in bad)  # each bad record, with its original bytes
+    first, missing, label, typed = (dead[b.value] for b in bad)
+    assert "truncated" in first.reason and first.stage == "decode"
+    assert "missing required field" in missing.reason
+    assert "$.event_time" in label.reason and label.topic == TOPICS.labels
+    assert "feature 'x0' must be numeric" in typed.reason and typed.stage == "validate"
+    # every valid labelled prediction, before and after the bad ones, was scored
+    assert len(bus.log(TOPICS.scored)) == 3000
+
+
+def test_replayed_batch_is_not_double_counted(drifting_stream) -> None:
+    records, _ = drifting_stream(n=6000, at=4000, shift=1.0)
+    once = run(records)
+    twice = run(records + records)
+    assert len(twice.log(TOPICS.scored)) == len(once.log(TOPICS.scored)) == 6000
+    assert [a.alert_id for a in alerts(twice)] == [a.alert_id for a in alerts(once)]
+
+
+def test_metrics_match_reference_implementations(drifting_stream) -> None:
+    records, _ = drifting_stream(n=4000, at=4000, shift=0.0)
+    bus = run(
+        records,
+        MonitorSettings(reference_size=2000, window_size=500, performance_window=1000, metrics_every=1000),
+    )
+    metrics = [decode(Metric, r.value) for r in bus.log(TOPICS.metrics)]
+    scored = [decode(Scored, r.value) for r in bus.log(TOPICS.scored)]
+    acc = next(m for m in reversed(metrics) if m.name == "accuracy")
+    auc = next(m for m in reversed(metrics) if m.name == "roc_auc")
+    end = next(k for k, s in enumerate(scored) if s.index == acc.window.end_index - 1)
+    last = scored[end - 999 : end + 1]  # the 1000 labelled predictions the metric covers
+    assert acc.value == pytest.approx(np.mean([s.correct for s in last]))
+    assert auc.value == pytest.approx(
+        roc_auc_score([s.label for s in last], [s.prediction.score for s in last])
+    )
+    assert acc.window.n == 1000 and acc.window.end_index > 3000
+
+
+def test_roc_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    s = np.round(rng.random(2000), 1)  # many ties
+    y = rng.random(2000) < s
+    assert roc_auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    perf = RollingPerformance(window=300)
+    correct = rng.random(2000) < 0.8
+    for a in range(0, 2000, 170):
+        perf.update(correct[a : a + 170], s[a : a + 170], y[a : a + 170])
+    assert perf.accuracy() == pytest.approx(correct[-300:].mean())
+    assert perf.roc_auc() == pytest.approx(roc_auc_score(y[-300:], s[-300:]))
+
+
+def test_bad_detector_config_fails_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="valid names: adwin"):
+        ProcessorCore(MonitorSettings(error_detector="adwn"), TOPICS)
