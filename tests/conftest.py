@@ -82,13 +82,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     kl = _kafka_local()
     workdir = tmp_path_factory.mktemp("kafka")
+    broker, problem = None, ""
     try:
         kl.assemble()
         broker = kl.start(workdir, watch_pid=os.getpid())
     except kl.KafkaLocalError as exc:
+        problem = str(exc)
+    if broker is None:  # fail outside the except block: one clear message, no chained traceback
         pytest.fail(
-            f"{exc}\nThe Kafka tests need Java 17+ and Maven (`bash .ci/test` prepares the rest); or point "
-            f"{BOOTSTRAP_ENV}=host:port at a running broker; or set {SKIP_ENV}=1 to skip them.",
+            f"{problem}\nThe Kafka tests need Java 17+ and Maven (`bash .ci/test` prepares the rest); "
+            f"or point {BOOTSTRAP_ENV}=host:port at a running broker; or set {SKIP_ENV}=1 to skip them.",
             pytrace=False,
         )
     try:
