@@ -82,6 +82,7 @@ class _VersionState:
         self.perf = RollingPerformance(settings.performance_window)
         self.errors: StreamDetector = get_detector(settings.error_detector, **settings.error_params())
         self.baseline: float | None = None
+        self.newest_labelled = -1
         self.active: set[tuple[str, str | None]] = set()  # (alert type, feature) currently firing
         self.windows_done = 0
         self.scored_since_metrics = 0
@@ -190,28 +191,40 @@ class ModelMonitor:
             by_version.setdefault(s.prediction.model_version, []).append(s)
         for version, scored in by_version.items():
             vs = self.versions[version]
-            correct = np.fromiter((s.correct for s in scored), bool, len(scored))
+            n = len(scored)
+            correct = np.fromiter((s.correct for s in scored), bool, n)
             scores = np.array([np.nan if s.prediction.score is None else s.prediction.score for s in scored])
-            positive = np.fromiter((is_positive(s.label) for s in scored), bool, len(scored))
+            positive = np.fromiter((is_positive(s.label) for s in scored), bool, n)
+            index = np.fromiter((s.index for s in scored), np.int64, n)
+            ptime = np.fromiter((s.prediction.event_time for s in scored), float, n)
+            # labels arrive out of prediction order: the stream position an alarm is raised at is the
+            # newest prediction whose label had arrived by then
+            newest = np.maximum.accumulate(np.maximum(index, vs.newest_labelled))
+            vs.newest_labelled = int(newest[-1])
             before = vs.errors.n
-            signals = vs.errors.update_many((~correct).astype(float))
-            for sig in signals:
-                at = scored[min(len(scored) - 1, max(0, sig.index - before - 1))]
+            for sig in vs.errors.update_many((~correct).astype(float)):
+                k = min(n - 1, max(0, sig.index - before - 1))
                 out.alerts += self._error_alert(
-                    vs, at, sig.statistic, sig.value, sig.threshold, "concept_drift"
+                    vs,
+                    int(newest[k]),
+                    scored[k].label_time,
+                    sig.statistic,
+                    sig.value,
+                    sig.threshold,
+                    "concept_drift",
                 )
             # performance: chunked so the window check sees each state the stream passes through
             step = max(1, self.settings.metrics_every)
-            for a in range(0, len(scored), step):
-                b = min(len(scored), a + step)
-                vs.perf.update(correct[a:b], scores[a:b], positive[a:b])
+            for a in range(0, n, step):
+                b = min(n, a + step)
+                vs.perf.update(correct[a:b], scores[a:b], positive[a:b], index[a:b], ptime[a:b])
                 vs.scored_since_metrics += b - a
-                out.alerts += self._performance_alert(vs, scored[b - 1])
+                out.alerts += self._performance_alert(vs, int(newest[b - 1]), scored[b - 1].label_time)
                 if vs.scored_since_metrics >= step:
                     vs.scored_since_metrics = 0
-                    out.metrics += self._metrics(vs, scored[b - 1])
+                    out.metrics += self._metrics(vs)
 
-    def _performance_alert(self, vs: _VersionState, at: Scored) -> list[Alert]:
+    def _performance_alert(self, vs: _VersionState, at: int, t: float) -> list[Alert]:
         if vs.perf.n < vs.perf.window:
             return []
         acc = vs.perf.accuracy()
@@ -223,24 +236,26 @@ class ModelMonitor:
         if acc >= vs.baseline - self.settings.performance_drop / 2:
             vs.active.discard(key)
         if acc < limit:
-            return self._error_alert(vs, at, "rolling_accuracy", acc, limit, "performance")
+            return self._error_alert(vs, at, t, "rolling_accuracy", acc, limit, "performance")
         return []
 
     def _error_alert(
-        self, vs: _VersionState, at: Scored, statistic: str, value: float, threshold: float, kind: AlertType
+        self,
+        vs: _VersionState,
+        at: int,
+        t: float,
+        statistic: str,
+        value: float,
+        threshold: float,
+        kind: AlertType,
     ) -> list[Alert]:
         key = (kind, None)
         if kind == "performance" and key in vs.active:
             return []
         vs.active.add(key)
-        n = min(vs.perf.n, vs.perf.window) or 1
-        t = at.prediction.event_time
-        win = Window(
-            start_index=max(0, at.index - n + 1), end_index=at.index + 1, start_time=t, end_time=t, n=n
-        )
         return [
             Alert(
-                alert_id=alert_id_for(self.model, vs.version, kind, at.index),
+                alert_id=alert_id_for(self.model, vs.version, kind, at),
                 type=kind,
                 model=self.model,
                 model_version=vs.version,
@@ -248,8 +263,8 @@ class ModelMonitor:
                 statistic=statistic,
                 value=float(value),
                 threshold=float(threshold),
-                window=win,
-                detected_at_index=at.index,
+                window=self._perf_window(vs),
+                detected_at_index=at,
                 detected_at_time=t,
                 severity="critical",
                 message=f"{kind}: {statistic}={value:.4g} vs threshold {threshold:.4g} "
@@ -257,15 +272,13 @@ class ModelMonitor:
             )
         ]
 
-    def _metrics(self, vs: _VersionState, at: Scored) -> list[Metric]:
-        n = vs.perf.n
-        win = Window(
-            start_index=max(0, at.index - n + 1),
-            end_index=at.index + 1,
-            start_time=at.prediction.event_time,
-            end_time=at.prediction.event_time,
-            n=n,
-        )
+    @staticmethod
+    def _perf_window(vs: _VersionState) -> Window:
+        first, last, t0, t1 = vs.perf.span()
+        return Window(start_index=first, end_index=last + 1, start_time=t0, end_time=t1, n=vs.perf.n)
+
+    def _metrics(self, vs: _VersionState) -> list[Metric]:
+        win = self._perf_window(vs)
         c = self.joiner.counts
         values = {
             "accuracy": vs.perf.accuracy(),

@@ -53,27 +53,43 @@ class RollingPerformance:
         self._correct = np.zeros(window, dtype=bool)
         self._score = np.full(window, np.nan)
         self._pos = np.zeros(window, dtype=bool)
+        self._index = np.zeros(window, dtype=np.int64)  # prediction arrival index, for the window's span
+        self._time = np.zeros(window)
         self._head = 0  # next slot to write
         self.n = 0  # events in the window
         self._n_correct = 0
         self.total = 0
 
-    def update(self, correct: np.ndarray, scores: np.ndarray, positive: np.ndarray) -> None:
+    def update(
+        self,
+        correct: np.ndarray,
+        scores: np.ndarray,
+        positive: np.ndarray,
+        index: np.ndarray | None = None,
+        time: np.ndarray | None = None,
+    ) -> None:
         """Add a batch; the oldest events leave the window as new ones enter (revert)."""
         k = correct.size
+        index = np.zeros(k, dtype=np.int64) if index is None else index
+        time = np.zeros(k) if time is None else time
         if k >= self.window:  # the batch alone fills the window
-            correct, scores, positive = (
-                correct[-self.window :],
-                scores[-self.window :],
-                positive[-self.window :],
+            w = self.window
+            correct, scores, positive, index, time = (
+                correct[-w:],
+                scores[-w:],
+                positive[-w:],
+                index[-w:],
+                time[-w:],
             )
-            k = self.window
+            k = w
         idx = (self._head + np.arange(k)) % self.window
         # slots never written hold False, so subtracting what is overwritten reverts exactly
         self._n_correct -= int(self._correct[idx].sum())
         self._correct[idx] = correct
         self._score[idx] = scores
         self._pos[idx] = positive
+        self._index[idx] = index
+        self._time[idx] = time
         self._n_correct += int(correct.sum())
         self._head = (self._head + k) % self.window
         self.n = min(self.window, self.n + k)
@@ -81,6 +97,14 @@ class RollingPerformance:
 
     def _valid(self) -> np.ndarray:
         return (self._head - self.n + np.arange(self.n)) % self.window
+
+    def span(self) -> tuple[int, int, float, float]:
+        """(first, last prediction index, first, last prediction time) of the events in the window."""
+        idx = self._valid()
+        if not idx.size:
+            return 0, 0, 0.0, 0.0
+        i, t = self._index[idx], self._time[idx]
+        return int(i.min()), int(i.max()), float(t.min()), float(t.max())
 
     def accuracy(self) -> float:
         return self._n_correct / self.n if self.n else float("nan")

@@ -1,0 +1,46 @@
+"""A bad configuration fails at start-up with a message that says what to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftline.config import DriftlineSettings, KafkaSettings, MonitorSettings
+from driftline.errors import ConfigError
+
+
+def test_env_is_read_with_nested_names(monkeypatch) -> None:
+    monkeypatch.setenv("DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    monkeypatch.setenv("DRIFTLINE_MONITOR__WINDOW_SIZE", "500")
+    s = DriftlineSettings.load()
+    assert s.kafka is not None and s.kafka.client_config()["bootstrap.servers"] == "127.0.0.1:19092"
+    assert s.monitor.window_size == 500
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: KafkaSettings(bootstrap_servers="localhost"), "kafka.bootstrap_servers"),
+        (
+            lambda: MonitorSettings(window_size=10),
+            "monitor.window_size: Input should be greater than or equal to 50",
+        ),
+        (lambda: MonitorSettings(windw_size=10), "monitor.windw_size: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_values_name_the_setting(make, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_bad_env_value_fails_with_the_variable_path(monkeypatch) -> None:
+    monkeypatch.setenv("DRIFTLINE_MONITOR__REFERENCE_SIZE", "lots")
+    with pytest.raises(ConfigError, match="reference_size"):
+        DriftlineSettings.load()
+
+
+def test_secrets_are_not_printed() -> None:
+    k = KafkaSettings(
+        bootstrap_servers="h:1", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter2"
+    )
+    assert "hunter2" not in repr(k)
+    assert k.client_config()["sasl.password"] == "hunter2"
