@@ -13,47 +13,66 @@ __all__ = ["BernoulliCUSUM"]
 
 class BernoulliCUSUM(StreamDetector):
     """Log-likelihood-ratio CUSUM for a 0/1 stream (e.g. prediction errors): Driftline's recommended
-    detector for error-rate increases.
-
-    The first ``warmup`` events estimate the in-control rate ``p0`` (unless given); the CUSUM then
-    accumulates the log-likelihood ratio of ``p1`` (odds of ``p0`` times ``odds_ratio``) against ``p0``
-    and alarms when it exceeds ``h``. Calibration is analytic: an LLR CUSUM whose in-control increments
-    have mean ``-KL(p0 || p1)`` has in-control average run length ``ARL0 ~ e^(h + overshoot) / KL``
-    (Siegmund's approximation; dropping the overshoot errs on the safe side), so ``h = ln(ARL0 * KL)``
-    with ``ARL0 = 100_000 / false_alarms_per_100k`` meets the budget (Lorden's bound ``ARL0 >= e^h``
-    would give a larger, slower ``h``). The estimated ``p0`` is raised by two standard errors first, so
-    that an under-estimate from a short warm-up does not eat the budget. After an alarm the detector
-    starts a new warm-up (the new error rate becomes the new normal). ``polarity="decrease"`` watches
-    the complement ``1 - x``; ``"both"`` runs both sides with half the budget each.
+    detector for error-rate increases. The first ``warmup`` events estimate the in-control rate ``p0``
+    (unless given); the estimate keeps growing with every event and the thresholds are refreshed every
+    ``warmup`` events. Two designs run on each watched side: odds of ``p0`` times ``odds_ratio`` (small
+    and gradual increases) and times ``fast_odds_ratio`` (large jumps, found in a few events).
+    Calibration is analytic: an LLR CUSUM whose in-control increments have mean ``-KL(p0 || p1)`` has
+    average run length ``ARL0 ~ e^(h + overshoot) / KL`` (Siegmund's approximation; dropping the
+    overshoot errs on the safe side), so ``h = ln(ARL0 * KL)`` with ``ARL0 = 100_000 /
+    false_alarms_per_100k`` times the number of statistics (each design and side gets an equal share of
+    the budget; Lorden's bound ``ARL0 >= e^h`` would give a larger, slower ``h``). ``p0`` is moved two
+    standard errors towards the alarm side first, so that a mis-estimate from a short baseline does not
+    eat the budget. After an alarm a new warm-up starts (the new error rate becomes the new normal).
+    ``polarity="decrease"`` watches ``1 - x``; ``"both"`` runs both sides.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(7)
     >>> errors = np.r_[rng.random(2000) < 0.1, rng.random(2000) < 0.3].astype(float)
     >>> [(s.index, s.direction) for s in BernoulliCUSUM().update_many(errors)]
-    [(2061, 'increase')]
+    [(2072, 'increase')]
     """
 
     name = "bernoulli_cusum"
 
-    def __init__(self, false_alarms_per_100k: float = 0.5, odds_ratio: float = 3.0, warmup: int = 1000,
-                 p0: float | None = None, polarity: Polarity = "increase") -> None:
+    def __init__(
+        self,
+        false_alarms_per_100k: float = 0.5,
+        odds_ratio: float = 2.0,
+        fast_odds_ratio: float | None = 20.0,
+        warmup: int = 1000,
+        p0: float | None = None,
+        polarity: Polarity = "increase",
+    ) -> None:
         arl = arl_from_budget(false_alarms_per_100k)
         if odds_ratio <= 1:
             raise ValueError(f"odds_ratio must be > 1, got {odds_ratio}")
+        if fast_odds_ratio is not None and fast_odds_ratio <= odds_ratio:
+            raise ValueError(
+                f"fast_odds_ratio must be > odds_ratio ({odds_ratio}) or None, got {fast_odds_ratio}"
+            )
         if p0 is not None and not 0 < p0 < 1:
             raise ValueError(f"p0 must be in (0, 1) or None, got {p0}")
         self.false_alarms_per_100k = float(false_alarms_per_100k)
         self.odds_ratio = float(odds_ratio)
+        self.fast_odds_ratio = None if fast_odds_ratio is None else float(fast_odds_ratio)
         self.warmup = check_int("warmup", warmup, 10)
         self.p0 = p0
         self.polarity = check_polarity(polarity)
-        self._arl = (2 if self.polarity == "both" else 1) * arl
+        self._ratios = (
+            (self.odds_ratio,) if self.fast_odds_ratio is None else (self.odds_ratio, self.fast_odds_ratio)
+        )
+        sides = (
+            ("increase",)
+            if self.polarity == "increase"
+            else ("decrease",)
+            if self.polarity == "decrease"
+            else ("increase", "decrease")
+        )
+        self._sides = sides
+        # every (side, design) statistic gets an equal share of the budget: ARL0 scaled by their number
+        self._arl = len(sides) * len(self._ratios) * arl
         super().__init__()
-
-    def _weights(self, p0: float) -> tuple[float, float]:
-        odds = p0 / (1 - p0) * self.odds_ratio
-        p1 = odds / (1 + odds)
-        return math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
 
     def _reset(self) -> None:
         self.n = 0
@@ -62,48 +81,59 @@ class BernoulliCUSUM(StreamDetector):
     def _restart(self) -> None:
         self._count = 0
         self._ones = 0.0
-        self._up = 0.0
-        self._down = 0.0
-        self._w: tuple[float, float, float, float] | None = None
+        # one CUSUM per (side, design): [statistic, increment if x=1, increment if x=0, threshold, side]
+        self._stats: list[list] = []
         self.h = float("nan")
         self.p0_estimate = float("nan")
         if self.p0 is not None:
             self._set_p0(self.p0, exact=True)
 
     def _set_p0(self, p0: float, exact: bool = False) -> None:
-        if not exact:  # protect the budget against an under-estimate: two standard errors up/down
-            se = math.sqrt(p0 * (1 - p0) / self._count)
-            hi, lo = min(p0 + 2 * se, 0.999), max(p0 - 2 * se, 0.001)
-        else:
-            hi = lo = p0
-        a1, a0 = self._weights(hi)  # increase: x=1 / x=0 increments
-        b1, b0 = self._weights(1 - lo)  # decrease: increments for 1 - x
-        kl = min(-(hi * a1 + (1 - hi) * a0), -((1 - lo) * b1 + lo * b0))  # in-control drift per event
-        self.h = max(math.log(self._arl * kl), 1.0)
+        se = 0.0 if exact else math.sqrt(p0 * (1 - p0) / self._count)
+        # protect the budget against a mis-estimate: two standard errors towards the alarm side
+        hi, lo = min(p0 + 2 * se, 0.999), max(p0 - 2 * se, 0.001)
+        stats = []
+        for side in self._sides:
+            q0 = hi if side == "increase" else 1 - lo  # the decrease side watches 1 - x
+            for ratio in self._ratios:
+                odds = q0 / (1 - q0) * ratio
+                q1 = odds / (1 + odds)
+                a1, a0 = math.log(q1 / q0), math.log((1 - q1) / (1 - q0))
+                kl = -(q0 * a1 + (1 - q0) * a0)  # in-control drift per event
+                h = max(math.log(self._arl * kl), 1.0)
+                if side == "decrease":
+                    a1, a0 = a0, a1  # increments indexed by x, not by 1 - x
+                stats.append([0.0, a1, a0, h, side])
+        self._stats = stats
+        self.h = stats[0][3]
         self.p0_estimate = p0
-        self._w = (a1, a0, b1, b0)
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1
-        w = self._w
-        if w is None:
-            self._count += 1
-            self._ones += x
+        self._count += 1
+        self._ones += x
+        stats = self._stats
+        if not stats:
             if self._count >= self.warmup:
-                self._set_p0(min(max((self._ones + 1) / (self._count + 2), 0.001), 0.999))
+                self._refresh()
             return None
-        one = x >= 0.5
-        pol = self.polarity
-        if pol != "decrease":
-            self._up = max(0.0, self._up + (w[0] if one else w[1]))
-            if self._up > self.h:
-                value, h = self._up, self.h
+        i = 1 if x >= 0.5 else 2
+        for st in stats:
+            v = st[0] + st[i]
+            if v <= 0.0:
+                st[0] = 0.0
+            elif v > st[3]:
                 self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", value, h, "increase")
-        if pol != "increase":
-            self._down = max(0.0, self._down + (w[3] if one else w[2]))
-            if self._down > self.h:
-                value, h = self._down, self.h
-                self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", value, h, "decrease")
+                return DriftSignal(self.name, self.n, "cusum_llr", v, st[3], st[4])
+            else:
+                st[0] = v
+        if self.p0 is None and self._count % self.warmup == 0:
+            self._refresh()
         return None
+
+    def _refresh(self) -> None:
+        """Re-estimate ``p0`` from every event since the last (re)start, keeping the statistics."""
+        old = [st[0] for st in self._stats]
+        self._set_p0(min(max((self._ones + 1) / (self._count + 2), 0.001), 0.999))
+        for st, v in zip(self._stats, old, strict=False):
+            st[0] = v

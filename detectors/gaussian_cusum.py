@@ -12,43 +12,50 @@ __all__ = ["GaussianCUSUM"]
 
 
 class GaussianCUSUM(StreamDetector):
-    """CUSUM for a shift of the mean of a numeric stream, in units of its in-control spread.
-
-    The first ``warmup`` events estimate the mean and standard deviation; each later event adds the
-    log-likelihood ratio ``shift * z - shift**2 / 2`` (``z`` the standardised value) of a mean shifted
-    by ``shift`` SDs, for each watched side. Calibration is analytic: with in-control increments of
-    mean ``-shift**2 / 2`` the average run length is ``ARL0 ~ e^(h + 1.166 shift) / (shift**2 / 2)``
-    (Siegmund's approximation, overshoot-corrected), so ``h = ln(ARL0 * shift**2 / 2) - 1.166 shift``
-    with ``ARL0 = sides * 100_000 / false_alarms_per_100k`` meets the budget for a known in-control
-    distribution; ``h`` is then divided by ``1 - 4 / (shift *
-    sqrt(warmup))``, the slack that keeps the budget when the warm-up mean is off by two standard
-    errors. ``shift`` trades delays: the detector is fastest for shifts near ``shift`` and still finds
-    shifts down to ``shift / 2`` (slowly). After an alarm a new warm-up starts.
+    """CUSUM for a shift of the mean of a numeric stream, in units of its in-control spread: Driftline's
+    recommended sequential detector for a single numeric feature (or any numeric stream). The first
+    ``warmup`` events estimate mean and standard deviation; the estimate keeps growing with every event
+    and the thresholds are refreshed every ``warmup`` events (a long baseline makes small shifts
+    detectable). Two designs run on each watched side: ``shift`` (small shifts, in SDs) and
+    ``fast_shift`` (large shifts, found in a few events); each adds the log-likelihood ratio ``k z - k^2
+    / 2`` of a mean shifted by ``k`` SDs. Calibration is analytic: with in-control increments of mean
+    ``-k^2 / 2`` the average run length is ``ARL0 ~ e^(h + 1.166 k) / (k^2 / 2)`` (Siegmund's
+    approximation), so ``h = ln(ARL0 k^2 / 2) - 1.166 k`` where ``ARL0 = 100_000 /
+    false_alarms_per_100k`` times the number of statistics (sides x designs: each gets an equal share of
+    the budget). ``h`` is divided by ``1 - 3 / (k sqrt(n))``, the slack that keeps the budget when the
+    estimated mean is 1.5 standard errors off after ``n`` events. After an alarm a new warm-up starts
+    (the new level becomes the new normal).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(7)
     >>> x = np.r_[rng.normal(10, 2, 3000), rng.normal(11, 2, 1000)]
     >>> [(s.index, s.direction) for s in GaussianCUSUM().update_many(x)]
-    [(3069, 'increase')]
+    [(3073, 'increase')]
     """
 
     name = "gaussian_cusum"
 
-    def __init__(self, false_alarms_per_100k: float = 0.5, shift: float = 0.5, warmup: int = 1000,
-                 polarity: Polarity = "both") -> None:
+    def __init__(
+        self,
+        false_alarms_per_100k: float = 0.5,
+        shift: float = 0.25,
+        fast_shift: float | None = 0.75,
+        warmup: int = 1000,
+        polarity: Polarity = "both",
+    ) -> None:
         arl = arl_from_budget(false_alarms_per_100k)
         if not 0 < shift <= 5:
             raise ValueError(f"shift must be in (0, 5] reference SDs, got {shift}")
+        if fast_shift is not None and not shift < fast_shift <= 5:
+            raise ValueError(f"fast_shift must be in (shift, 5] or None, got {fast_shift}")
         self.false_alarms_per_100k = float(false_alarms_per_100k)
         self.shift = float(shift)
+        self.fast_shift = None if fast_shift is None else float(fast_shift)
         self.warmup = check_int("warmup", warmup, 10)
         self.polarity = check_polarity(polarity)
-        slack = 1 - 4 / (self.shift * math.sqrt(self.warmup))
-        if slack < 0.25:
-            raise ValueError(f"warmup={warmup} is too short to estimate the mean for shift={shift}: "
-                             f"use warmup >= {math.ceil((16 / 0.75 / self.shift) ** 2)}")
-        sides = 2 if self.polarity == "both" else 1
-        self.h = max(math.log(sides * arl * self.shift**2 / 2) - 1.166 * self.shift, 1.0) / slack
+        self._shifts = (self.shift,) if self.fast_shift is None else (self.shift, self.fast_shift)
+        self._signs = {"increase": (1.0,), "decrease": (-1.0,), "both": (1.0, -1.0)}[self.polarity]
+        self._arl = len(self._signs) * len(self._shifts) * arl
         super().__init__()
 
     def _reset(self) -> None:
@@ -59,35 +66,52 @@ class GaussianCUSUM(StreamDetector):
         self._count = 0
         self._mean = 0.0
         self._m2 = 0.0
-        self._up = 0.0
-        self._down = 0.0
-        self._ready = False
         self._sd = 1.0
+        # one CUSUM per (side, design): [statistic, sign * shift, shift**2 / 2, threshold]
+        self._stats: list[list[float]] = []
+        self.h = float("nan")
+
+    def _refresh(self) -> None:
+        """(Re-)estimate mean and SD from every event since the last (re)start; keep the statistics."""
+        self._sd = max(math.sqrt(self._m2 / (self._count - 1)), 1e-12)
+        old = [st[0] for st in self._stats] or None
+        stats = []
+        for sign in self._signs:
+            for k in self._shifts:
+                # Siegmund: ARL0 ~ e^(h + 1.166 k) / (k^2 / 2); the slack covers a mean estimate that is
+                # off by 1.5 standard errors (the in-control drift -k^2/2 shrinks by k * 1.5 / sqrt(n))
+                slack = max(1 - 3 / (k * math.sqrt(self._count)), 0.3)
+                h = max(math.log(self._arl * k * k / 2) - 1.166 * k, 1.0) / slack
+                stats.append([0.0, sign * k, k * k / 2, h])
+        if old:
+            for st, v in zip(stats, old, strict=False):
+                st[0] = v
+        self._stats = stats
+        self.h = stats[0][3]
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1
-        if not self._ready:
-            self._count += 1
-            d = x - self._mean
-            self._mean += d / self._count
-            self._m2 += d * (x - self._mean)
+        self._count += 1
+        d = x - self._mean
+        self._mean += d / self._count
+        self._m2 += d * (x - self._mean)
+        stats = self._stats
+        if not stats:
             if self._count >= self.warmup:
-                self._sd = max(math.sqrt(self._m2 / (self._count - 1)), 1e-12)
-                self._ready = True
+                self._refresh()
             return None
-        k = self.shift
-        llr_z = k * (x - self._mean) / self._sd
-        half = k * k / 2
-        if self.polarity != "decrease":
-            self._up = max(0.0, self._up + llr_z - half)
-            if self._up > self.h:
-                value = self._up
+        z = (x - self._mean) / self._sd
+        for st in stats:
+            v = st[0] + st[1] * z - st[2]
+            if v <= 0.0:
+                st[0] = 0.0
+            elif v > st[3]:
                 self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", value, self.h, "increase")
-        if self.polarity != "increase":
-            self._down = max(0.0, self._down - llr_z - half)
-            if self._down > self.h:
-                value = self._down
-                self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", value, self.h, "decrease")
+                return DriftSignal(
+                    self.name, self.n, "cusum_llr", v, st[3], "increase" if st[1] > 0 else "decrease"
+                )
+            else:
+                st[0] = v
+        if self._count % self.warmup == 0:
+            self._refresh()
         return None
