@@ -277,7 +277,7 @@ def start(
     port_file: str | Path | None = None,
     watch_pid: int | None = None,
 ) -> Broker:
-    """Format storage and start a broker in ``workdir``; return once it answers metadata.
+    """Start a fresh, empty broker in ``workdir``; return once it answers metadata.
 
     With ``watch_pid`` a small detached watchdog stops the broker when that process is gone, so a
     test run that is killed hard does not leave a JVM behind on a shared machine.
@@ -287,13 +287,45 @@ def start(
     t0 = time.monotonic()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    pid_file = workdir / "broker.pid"
+    if pid_file.is_file() and _is_our_broker(int(pid_file.read_text()), workdir):
+        raise KafkaLocalError(f"a broker is already running in {workdir}; stop it first")
+    for attempt in range(3):  # a free port can be taken between our probe and the broker's bind
+        proc, port = _launch(workdir, timeout)
+        if watch_pid is not None and attempt == 0:
+            subprocess.Popen(
+                [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        if _wait_ready(proc, port, workdir, t0 + timeout):
+            break
+    else:
+        raise KafkaLocalError(f"Kafka could not bind free ports in 3 attempts:\n{_logs(workdir)}")
+    try:
+        version = _verify_version(workdir)
+    except KafkaLocalError:
+        stop(workdir)
+        raise
+    bootstrap = f"127.0.0.1:{port}"
+    (workdir / "bootstrap").write_text(bootstrap + "\n")
+    if port_file is not None:
+        Path(port_file).write_text(bootstrap + "\n")
+    return Broker(bootstrap, proc.pid, workdir, version, time.monotonic() - t0)
+
+
+def _launch(workdir: Path, timeout: float) -> tuple[subprocess.Popen[bytes], int]:
+    """Write the config for two fresh free ports, format empty storage, start ``kafka.Kafka``."""
     port, cport = _free_port(), _free_port()
     while cport == port:
         cport = _free_port()
+    shutil.rmtree(workdir / "data", ignore_errors=True)
     props = workdir / "server.properties"
     props.write_text(_properties(workdir, port, cport))
     (workdir / "log4j2.properties").write_text(_log4j2(workdir))
-    out = workdir / "broker.out"
+    (workdir / "server.log").unlink(missing_ok=True)
     fmt = subprocess.run(
         _java(workdir, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)),
         capture_output=True,
@@ -302,51 +334,42 @@ def start(
     )
     if fmt.returncode != 0:
         raise KafkaLocalError(f"StorageTool format failed:\n{fmt.stdout}{fmt.stderr}")
-    with open(out, "wb") as f:
+    with open(workdir / "broker.out", "wb") as out:
         proc = subprocess.Popen(
             _java(workdir, "kafka.Kafka", str(props)),
-            stdout=f,
+            stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=workdir,
-            start_new_session=True,  # own process group
+            start_new_session=True,  # own process group: stop() signals the group
         )
     (workdir / "broker.pid").write_text(f"{proc.pid}\n")
-    if watch_pid is not None:
-        subprocess.Popen(
-            [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    return proc, port
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, workdir: Path, deadline: float) -> bool:
+    """True once the broker answers; False if it died because its port was taken; else raise."""
     bootstrap = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise KafkaLocalError(
-                f"Kafka exited with {proc.returncode} during start-up; {out}:\n{_tail(out)}\n"
-                f"server.log:\n{_tail(workdir / 'server.log')}"
-            )
+            logs = _logs(workdir)
+            if "Address already in use" in logs:
+                return False
+            raise KafkaLocalError(f"Kafka exited with {proc.returncode} during start-up:\n{logs}")
         with contextlib.suppress(OSError):
             if api_versions("127.0.0.1", port) and _metadata_ok(bootstrap, 5.0):
-                break
+                return True
         if time.monotonic() > deadline:
             stop(workdir)
-            raise KafkaLocalError(
-                f"Kafka did not answer on {bootstrap} within {timeout:.0f} s; {out}:\n{_tail(out)}\n"
-                f"server.log:\n{_tail(workdir / 'server.log')}"
-            )
+            raise KafkaLocalError(f"Kafka did not answer on {bootstrap} in time:\n{_logs(workdir)}")
         time.sleep(0.2)
-    try:
-        version = _verify_version(workdir)
-    except KafkaLocalError:
-        stop(workdir)
-        raise
-    (workdir / "bootstrap").write_text(bootstrap + "\n")
-    if port_file is not None:
-        Path(port_file).write_text(bootstrap + "\n")
-    return Broker(bootstrap, proc.pid, workdir, version, time.monotonic() - t0)
+
+
+def _logs(workdir: Path) -> str:
+    return (
+        f"--- {workdir / 'broker.out'} (tail)\n{_tail(workdir / 'broker.out')}\n"
+        f"--- {workdir / 'server.log'} (tail)\n{_tail(workdir / 'server.log')}"
+    )
 
 
 def _verify_version(workdir: Path) -> str:
