@@ -21,16 +21,17 @@ class BernoulliCUSUM(StreamDetector):
     average run length ``ARL0 ~ e^(h + overshoot) / KL`` (Siegmund's approximation; dropping the
     overshoot errs on the safe side), so ``h = ln(ARL0 * KL)`` with ``ARL0 = 100_000 /
     false_alarms_per_100k`` times the number of statistics (each design and side gets an equal share of
-    the budget; Lorden's bound ``ARL0 >= e^h`` would give a larger, slower ``h``). ``p0`` is moved two
-    standard errors towards the alarm side first, so that a mis-estimate from a short baseline does not
-    eat the budget. After an alarm a new warm-up starts (the new error rate becomes the new normal).
-    ``polarity="decrease"`` watches ``1 - x``; ``"both"`` runs both sides.
+    the budget; Lorden's bound ``ARL0 >= e^h`` would give a larger, slower ``h``). ``h`` is then raised
+    so that the budget holds on average over the estimation error of ``p0`` (while the baseline is too
+    short for that, ``p0`` is moved two standard errors towards the alarm side instead). After an alarm
+    a new warm-up starts (the new error rate becomes the new normal). ``polarity="decrease"`` watches
+    ``1 - x``; ``"both"`` runs both sides.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(7)
     >>> errors = np.r_[rng.random(2000) < 0.1, rng.random(2000) < 0.3].astype(float)
     >>> [(s.index, s.direction) for s in BernoulliCUSUM().update_many(errors)]
-    [(2072, 'increase')]
+    [(2076, 'increase')]
     """
 
     name = "bernoulli_cusum"
@@ -89,24 +90,37 @@ class BernoulliCUSUM(StreamDetector):
             self._set_p0(self.p0, exact=True)
 
     def _set_p0(self, p0: float, exact: bool = False) -> None:
-        se = 0.0 if exact else math.sqrt(p0 * (1 - p0) / self._count)
-        # protect the budget against a mis-estimate: two standard errors towards the alarm side
-        hi, lo = min(p0 + 2 * se, 0.999), max(p0 - 2 * se, 0.001)
+        n = self._count
         stats = []
         for side in self._sides:
-            q0 = hi if side == "increase" else 1 - lo  # the decrease side watches 1 - x
             for ratio in self._ratios:
-                odds = q0 / (1 - q0) * ratio
-                q1 = odds / (1 + odds)
-                a1, a0 = math.log(q1 / q0), math.log((1 - q1) / (1 - q0))
-                kl = -(q0 * a1 + (1 - q0) * a0)  # in-control drift per event
-                h = max(math.log(self._arl * kl), 1.0)
+                q0 = p0 if side == "increase" else 1 - p0  # the decrease side watches 1 - x
+                # the estimate's error e ~ N(0, q0 (1 - q0) / n) moves the in-control drift by
+                # e * ln(ratio); keeping the budget on average over e means h - c h^2 = h0 (as in the
+                # Gaussian CUSUM) with c = 2 / (n q0 (1 - q0) ln(ratio)^2). While the baseline is too
+                # short for a solution, q0 is moved two standard errors towards the alarm side instead.
+                c = 0.0 if exact else 2 / (n * q0 * (1 - q0) * math.log(ratio) ** 2)
+                h0, a1, a0 = self._design(q0, ratio)
+                if c > 0 and 4 * c * h0 >= 1:
+                    q0 = min(q0 + 2 * math.sqrt(q0 * (1 - q0) / n), 0.999)
+                    h0, a1, a0 = self._design(q0, ratio)
+                    h = h0
+                else:
+                    h = (1 - math.sqrt(1 - 4 * c * h0)) / (2 * c) if c > 0 else h0
                 if side == "decrease":
                     a1, a0 = a0, a1  # increments indexed by x, not by 1 - x
                 stats.append([0.0, a1, a0, h, side])
         self._stats = stats
         self.h = stats[0][3]
         self.p0_estimate = p0
+
+    def _design(self, q0: float, ratio: float) -> tuple[float, float, float]:
+        """Threshold for a known ``q0`` and the LLR increments for x = 1 / x = 0."""
+        odds = q0 / (1 - q0) * ratio
+        q1 = odds / (1 + odds)
+        a1, a0 = math.log(q1 / q0), math.log((1 - q1) / (1 - q0))
+        kl = -(q0 * a1 + (1 - q0) * a0)  # in-control drift per event
+        return max(math.log(self._arl * kl), 1.0), a1, a0
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1

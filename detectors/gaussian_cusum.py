@@ -11,6 +11,22 @@ from .calibration import arl_from_budget
 __all__ = ["GaussianCUSUM"]
 
 
+def _estimation_margin(h0: float, k: float, n: int) -> float:
+    """Threshold that keeps the budget *on average* over the estimation error of mean and SD.
+
+    A mean error ``e`` (SD units) changes the in-control drift to ``-k^2/2 +- k e``, i.e. the false-alarm
+    rate of the two sides to ``e^-h (e^(2he/k) + e^(-2he/k)) / 2``; with ``e ~ N(0, 1/n)`` its mean is
+    ``e^-h e^(2h^2/(k^2 n))``. A relative SD error ``r ~ N(0, 1/(2n))`` scales the increments by
+    ``1 + r``, adding about ``e^(h^2/n)``. Solving ``h - c h^2 = h0`` with ``c = 2/(k^2 n) + 1/n`` gives the
+    threshold; while the baseline is too short for a solution (``4 c h0 >= 1``), ``h0`` is divided by
+    ``1 - 3 / (k sqrt(n))`` (a mean 1.5 standard errors off), at least by 0.3.
+    """
+    c = 2 / (k * k * n) + 1 / n
+    if 4 * c * h0 < 1:
+        return (1 - math.sqrt(1 - 4 * c * h0)) / (2 * c)
+    return h0 / max(1 - 3 / (k * math.sqrt(n)), 0.3)
+
+
 class GaussianCUSUM(StreamDetector):
     """CUSUM for a shift of the mean of a numeric stream, in units of its in-control spread: Driftline's
     recommended sequential detector for a single numeric feature (or any numeric stream). The first
@@ -20,10 +36,11 @@ class GaussianCUSUM(StreamDetector):
     ``fast_shift`` (large shifts, found in a few events); each adds the log-likelihood ratio ``k z - k^2
     / 2`` of a mean shifted by ``k`` SDs. Calibration is analytic: with in-control increments of mean
     ``-k^2 / 2`` the average run length is ``ARL0 ~ e^(h + 1.166 k) / (k^2 / 2)`` (Siegmund's
-    approximation), so ``h = ln(ARL0 k^2 / 2) - 1.166 k`` where ``ARL0 = 100_000 /
+    approximation; the overshoot ``1.166 k`` is left out as a safety margin), so ``h = ln(ARL0 k^2 / 2)``
+    where ``ARL0 = 100_000 /
     false_alarms_per_100k`` times the number of statistics (sides x designs: each gets an equal share of
-    the budget). ``h`` is divided by ``1 - 3 / (k sqrt(n))``, the slack that keeps the budget when the
-    estimated mean is 1.5 standard errors off after ``n`` events. After an alarm a new warm-up starts
+    the budget). ``h`` is then raised to absorb the estimation error of a baseline of ``n`` events (see
+    ``_estimation_margin``: the budget holds on average over that error). After an alarm a new warm-up starts
     (the new level becomes the new normal).
 
     >>> import numpy as np
@@ -76,13 +93,11 @@ class GaussianCUSUM(StreamDetector):
         self._sd = max(math.sqrt(self._m2 / (self._count - 1)), 1e-12)
         old = [st[0] for st in self._stats] or None
         stats = []
+        n = self._count
         for sign in self._signs:
             for k in self._shifts:
-                # Siegmund: ARL0 ~ e^(h + 1.166 k) / (k^2 / 2); the slack covers a mean estimate that is
-                # off by 1.5 standard errors (the in-control drift -k^2/2 shrinks by k * 1.5 / sqrt(n))
-                slack = max(1 - 3 / (k * math.sqrt(self._count)), 0.3)
-                h = max(math.log(self._arl * k * k / 2) - 1.166 * k, 1.0) / slack
-                stats.append([0.0, sign * k, k * k / 2, h])
+                h0 = max(math.log(self._arl * k * k / 2), 1.0)  # Siegmund, known mean and SD
+                stats.append([0.0, sign * k, k * k / 2, _estimation_margin(h0, k, n)])
         if old:
             for st, v in zip(stats, old, strict=False):
                 st[0] = v
