@@ -197,7 +197,7 @@ def build_report(
     def acc(mask: np.ndarray) -> float | None:
         return round(float(ok[mask].mean()), 4) if mask.any() else None
 
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     for a in delivered:
         started = _drift_start(scenario, a)
         alerts.append(

@@ -61,16 +61,20 @@ class KafkaSink:
 
     def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
         ts = int(timestamp * 1000) if timestamp is not None else 0
-        for attempt in range(3):
+        try:
+            self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
+            return
+        except BufferError:
+            pass
+        for attempt in range(3):  # queue full: serve delivery callbacks to free space, briefly
+            self._p.poll(0.05 * (attempt + 1))
             try:
                 self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
-                break
+                return
             except BufferError:
-                self._p.poll(0.05 * (attempt + 1))  # serve callbacks, free queue space
-        else:
-            self.dropped += 1
-            log.error("producer queue full: dropped a record for %s", topic)
-        self._p.poll(0)
+                continue
+        self.dropped += 1
+        log.error("producer queue full: dropped a record for %s", topic)
 
     def flush(self, timeout: float = 10.0) -> int:
         return int(self._p.flush(timeout))
@@ -96,11 +100,11 @@ class KafkaSource:
             ts_type, ts = m.timestamp()
             out.append(
                 Record(
-                    topic=m.topic(),
+                    topic=m.topic() or "",
                     value=m.value() or b"",
                     key=m.key(),
-                    partition=m.partition(),
-                    offset=m.offset(),
+                    partition=m.partition() or 0,
+                    offset=_offset(m),
                     timestamp=ts / 1000.0 if ts_type else 0.0,
                 )
             )
@@ -157,15 +161,20 @@ class KafkaWindowReader:
                                 value=m.value() or b"",
                                 key=m.key(),
                                 partition=p,
-                                offset=m.offset(),
+                                offset=_offset(m),
                                 timestamp=m.timestamp()[1] / 1000.0,
                             )
                         )
-                        if m.offset() >= ends[p] - 1:
+                        if _offset(m) >= ends[p] - 1:
                             remaining.discard(p)
             return out if limit < 0 else out[-limit:]
         finally:
             c.close()
+
+
+def _offset(m: Any) -> int:
+    off = m.offset()
+    return -1 if off is None else int(off)
 
 
 def wait_for_broker(settings: KafkaSettings, timeout: float = 30.0) -> None:

@@ -69,7 +69,8 @@ class DriftlineClient:
             )
             return pid if self.emit(event) else None
         except Exception as exc:  # never break the caller
-            return self._drop("prediction", exc)
+            self._drop("prediction", exc)
+            return None
 
     def log_label(self, prediction_id: str, label: LabelValue, *, event_time: float | None = None) -> None:
         try:

@@ -57,7 +57,7 @@ def create_app(
     seen = app.Table("driftline-alert-seen", default=float, partitions=kafka.partitions)
     last_fired = app.Table("driftline-alert-last-fired", default=float, partitions=kafka.partitions)
     router = AlertRouter(settings.routing, seen=seen, last_fired=last_fired)
-    alert_sinks = list(sinks) if sinks is not None else [LogSink()]
+    alert_sinks: list[AlertSink] = list(sinks) if sinks is not None else [LogSink()]
     if sinks is None and settings.routing.webhook_url:
         alert_sinks.append(WebhookSink(settings.routing.webhook_url))
 
