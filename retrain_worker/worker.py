@@ -78,7 +78,9 @@ class RetrainWorker:
         last = self._last_retrain.get(req.model)
         t = req.alert.detected_at_time
         if last is not None and t - last < self.settings.cooldown_s:
-            return self._done(req, "skipped", f"cooldown: last retrain {t - last:.0f}s earlier")
+            return self._done(
+                req, "skipped", f"cooldown: a retrain of {req.model} began {t - last:.0f} s earlier"
+            )
         self._last_retrain[req.model] = t
         self.pending[req.request_id] = req
         return None

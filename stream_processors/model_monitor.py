@@ -267,8 +267,12 @@ class ModelMonitor:
                 detected_at_index=at,
                 detected_at_time=t,
                 severity="critical",
-                message=f"{kind}: {statistic}={value:.4g} vs threshold {threshold:.4g} "
-                f"(rolling accuracy {vs.perf.accuracy():.3f}, baseline {_fmt(vs.baseline)})",
+                message=(
+                    f"error rate up to {value:.3f} from {threshold:.3f} ({self.settings.error_detector}); "
+                    if kind == "concept_drift"
+                    else f"rolling accuracy {value:.3f} below {threshold:.3f}; "
+                )
+                + f"baseline accuracy {_fmt(vs.baseline)}, window {vs.perf.n} labelled predictions",
             )
         ]
 
