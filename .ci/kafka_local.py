@@ -31,6 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import DEVNULL, STDOUT
 
 # The one pinned broker version. Newest 4.x on Maven Central that resolved when this was written.
 KAFKA_VERSION = "4.4.0"
@@ -120,17 +121,9 @@ def assemble(quiet: bool = True) -> Path:
         pom = _pom()
         (KAFKA_HOME / "pom.xml").write_text(pom)
         shutil.rmtree(LIBS, ignore_errors=True)  # never mix jars of two versions
-        cmd = [
-            mvn,
-            "-B",
-            "-f",
-            str(KAFKA_HOME / "pom.xml"),
-            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={LIBS}",
-            "-DincludeScope=runtime",
-        ]
-        if quiet:
-            cmd.insert(1, "-q")
+        goal = f"{DEPENDENCY_PLUGIN}:copy-dependencies"
+        cmd = [mvn, "-B", "-f", str(KAFKA_HOME / "pom.xml"), goal, f"-DoutputDirectory={LIBS}"]
+        cmd += ["-DincludeScope=runtime"] + (["-q"] if quiet else [])
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=quiet, text=True)
         if proc.returncode != 0:
@@ -143,9 +136,9 @@ def assemble(quiet: bool = True) -> Path:
         if f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar" not in jars:
             raise KafkaLocalError(f"mvn finished but kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar is missing")
         STAMP.write_text(_stamp_text(pom))
+        took = time.monotonic() - t0
         print(
-            f"kafka_local: {len(jars)} jars for Kafka {KAFKA_VERSION} in {time.monotonic() - t0:.1f} s "
-            f"-> {LIBS}",
+            f"kafka_local: {len(jars)} jars for Kafka {KAFKA_VERSION} in {took:.1f} s -> {LIBS}",
             file=sys.stderr,
         )
     return LIBS
@@ -293,13 +286,8 @@ def start(
     for attempt in range(3):  # a free port can be taken between our probe and the broker's bind
         proc, port = _launch(workdir, timeout)
         if watch_pid is not None and attempt == 0:
-            subprocess.Popen(
-                [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            watcher = [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)]
+            subprocess.Popen(watcher, stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL, start_new_session=True)
         if _wait_ready(proc, port, workdir, t0 + timeout):
             break
     else:
@@ -326,22 +314,14 @@ def _launch(workdir: Path, timeout: float) -> tuple[subprocess.Popen[bytes], int
     props.write_text(_properties(workdir, port, cport))
     (workdir / "log4j2.properties").write_text(_log4j2(workdir))
     (workdir / "server.log").unlink(missing_ok=True)
-    fmt = subprocess.run(
-        _java(workdir, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    storage_tool = _java(workdir, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props))
+    fmt = subprocess.run(storage_tool, capture_output=True, text=True, timeout=timeout)
     if fmt.returncode != 0:
         raise KafkaLocalError(f"StorageTool format failed:\n{fmt.stdout}{fmt.stderr}")
     with open(workdir / "broker.out", "wb") as out:
+        kafka = _java(workdir, "kafka.Kafka", str(props))  # own process group: stop() signals the group
         proc = subprocess.Popen(
-            _java(workdir, "kafka.Kafka", str(props)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=workdir,
-            start_new_session=True,  # own process group: stop() signals the group
+            kafka, stdout=out, stderr=STDOUT, stdin=DEVNULL, cwd=workdir, start_new_session=True
         )
     (workdir / "broker.pid").write_text(f"{proc.pid}\n")
     return proc, port
