@@ -4,6 +4,11 @@
   ``jensen_shannon``, ``psi_categorical``) -> ``test(reference, current) -> TestResult``
 - sequential detectors by name: :func:`get_detector` -> ``StreamDetector.update(x) -> DriftSignal | None``
 - :class:`FeatureSetDrift`: all features of one model version, tumbling windows, one false-alarm budget
+- :class:`ExpectedAccuracy`: label-free (confidence-based) accuracy estimate, checked against labels later
+
+Recommended configuration (see ``benchmarks/detection.py``): ``bernoulli_cusum`` for error streams,
+``gaussian_cusum`` for a numeric stream, :class:`FeatureSetDrift` with ``ks`` / ``chi2`` for the features of
+a model; all take ``false_alarms_per_100k`` and derive their thresholds from it.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 from .base import DriftSignal, StreamDetector, TestResult, WindowTest
 from .exceptions import DetectorError, UnknownNameError
 from .feature_set import FeatureDrift, FeatureSetDrift
+from .performance import ExpectedAccuracy
 from .registry import available_detectors, available_tests, get_detector, get_test
 
 __all__ = [
     "DetectorError",
     "DriftSignal",
+    "ExpectedAccuracy",
     "FeatureDrift",
     "FeatureSetDrift",
     "StreamDetector",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from river import drift
 
 from ._polarity import Polarity, check_int, check_polarity, check_prob
-from .base import DriftSignal, StreamDetector
+from .base import Direction, DriftSignal, StreamDetector
 
 __all__ = ["ADWIN"]
 
@@ -51,7 +51,7 @@ class ADWIN(StreamDetector):
         if not d.drift_detected:
             return None
         after = d.estimation
-        direction = "increase" if after >= before else "decrease"
+        direction: Direction = "increase" if after >= before else "decrease"
         if self.polarity != "both" and direction != self.polarity:
             return None
         return DriftSignal(self.name, self.n, "window_mean", float(after), float(before), direction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ._polarity import Polarity, check_int, check_polarity
 from .base import DriftSignal, StreamDetector
@@ -83,7 +84,7 @@ class BernoulliCUSUM(StreamDetector):
         self._count = 0
         self._ones = 0.0
         # one CUSUM per (side, design): [statistic, increment if x=1, increment if x=0, threshold, side]
-        self._stats: list[list] = []
+        self._stats: list[list[Any]] = []
         self.h = float("nan")
         self.p0_estimate = float("nan")
         if self.p0 is not None:
@@ -91,7 +92,7 @@ class BernoulliCUSUM(StreamDetector):
 
     def _set_p0(self, p0: float, exact: bool = False) -> None:
         n = self._count
-        stats = []
+        stats: list[list[Any]] = []
         for side in self._sides:
             for ratio in self._ratios:
                 q0 = p0 if side == "increase" else 1 - p0  # the decrease side watches 1 - x
@@ -111,7 +112,7 @@ class BernoulliCUSUM(StreamDetector):
                     a1, a0 = a0, a1  # increments indexed by x, not by 1 - x
                 stats.append([0.0, a1, a0, h, side])
         self._stats = stats
-        self.h = stats[0][3]
+        self.h = float(stats[0][3])
         self.p0_estimate = p0
 
     def _design(self, q0: float, ratio: float) -> tuple[float, float, float]:

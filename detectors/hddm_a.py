@@ -5,7 +5,7 @@ from __future__ import annotations
 from river import drift
 
 from ._polarity import Polarity, check_polarity, check_prob
-from .base import DriftSignal, StreamDetector
+from .base import Direction, DriftSignal, StreamDetector
 
 __all__ = ["HDDM_A"]
 
@@ -48,10 +48,11 @@ class HDDM_A(StreamDetector):  # noqa: N801 - the algorithm's name
         if not d.drift_detected:
             return None
         mean = d._z.get()
+        direction: Direction
         if self.polarity == "both":
             direction = "increase" if d._mean_incr(self.drift_confidence) else "decrease"
         else:
-            direction = self.polarity
+            direction = "increase" if self.polarity == "increase" else "decrease"
         if self.polarity == "decrease":
             mean = 1.0 - mean
         return DriftSignal(self.name, self.n, "mean", float(mean), self.drift_confidence, direction)

@@ -22,7 +22,7 @@ from .wasserstein import WassersteinTest
 
 __all__ = ["available_detectors", "available_tests", "get_detector", "get_test", "register_detector"]
 
-_TESTS: dict[str, type] = {
+_TESTS: dict[str, Any] = {  # name -> window-test class (with ``name`` and ``kind``)
     "ks": KSTest,
     "wasserstein": WassersteinTest,
     "psi": PSITest,
