@@ -65,7 +65,8 @@ class FeatureSetDrift:
     procedure, so the budget holds per model, not per test (see :mod:`detectors.calibration`).
     ``min_effect`` (optional) additionally requires ``|effect| >= min_effect`` (practical
     significance: mean shift in reference SDs, or share change). Missing values (NaN/None) are left
-    out of both windows. Pure and picklable: the state is arrays and counters.
+    out of both windows; a feature whose reference is (almost) all missing is left out of the tests and
+    listed in ``skipped``. Pure and picklable: the state is arrays and counters.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -119,6 +120,7 @@ class FeatureSetDrift:
         self._win_parts: dict[str, list[np.ndarray]] = {f: [] for f in self.kinds}
         self._win_rows = 0
         self.windows_tested = 0
+        self.skipped: dict[str, str] = {}  # features left out (empty reference) -> why
 
     def reset(self) -> None:
         """Forget the reference and all windows."""
@@ -178,6 +180,11 @@ class FeatureSetDrift:
         for f, parts in self._ref_parts.items():
             ref = np.concatenate(parts)
             kind = self.kinds[f]
+            present = int(np.isfinite(ref).sum()) if kind == "numeric" else len(count_categories(ref))
+            if present < (10 if kind == "numeric" else 1):
+                self.skipped[f] = (f"reference holds {present} non-missing values" if kind == "numeric"
+                                   else "reference holds no category")
+                continue
             if kind == "numeric":
                 self._prepared[f] = self._tests[kind].prepare(ref, self.window_size)
                 self._psi[f] = PSITest().prepare(ref)
@@ -187,11 +194,11 @@ class FeatureSetDrift:
         self._ref_parts = None
 
     def _test_window(self, start: int, end: int) -> list[FeatureDrift]:
-        feats = list(self.kinds)
+        parts, self._win_parts = self._win_parts, {f: [] for f in self.kinds}
+        feats = [f for f in self.kinds if f not in self.skipped]
         results, windows, counters = [], {}, {}
         for f in feats:
-            w = np.concatenate(self._win_parts[f]) if len(self._win_parts[f]) > 1 else self._win_parts[f][0]
-            self._win_parts[f] = []
+            w = np.concatenate(parts[f]) if len(parts[f]) > 1 else parts[f][0]
             prepared = self._prepared[f]
             if self.kinds[f] == "categorical" and hasattr(prepared, "test_counts"):
                 counters[f] = count_categories(w)
@@ -201,6 +208,8 @@ class FeatureSetDrift:
             windows[f] = w
         self._win_rows = 0
         self.windows_tested += 1
+        if not feats:
+            return []
         p = np.array([1.0 if r.p_value is None else r.p_value for r in results])
         rejected, levels = holm(p, self.alpha)
         out: list[FeatureDrift] = []

@@ -34,10 +34,11 @@ class _PreparedWasserstein:
     limit law (the integral of |Brownian bridge(F(x))|), so the bootstrap sample gives the null of the
     scaled statistic for any window size. A log-normal is fitted to the bootstrap sample (mean and SD of
     ``log t``) and its tail gives the p-value; a moment-fitted gamma had too light a tail (3-4x the
-    nominal rate at p < 0.001). The fit is close for light-tailed features, but for heavy-tailed ones
-    (log-normal data) the realised false-alarm rate at p < 0.001 was 3-4x nominal: the bootstrap
-    cannot see beyond the reference's extremes, which dominate W1. Prefer ``ks`` (exact
-    distribution-free null) when the false-alarm budget must hold for any feature.
+    nominal rate at p < 0.001). Measured (40 references x 500 null windows): the realised rate is
+    1.0-1.5x nominal for normal features and 2-4x for heavy-tailed ones (log-normal, t3) at p < 0.01;
+    the bootstrap cannot see beyond the reference's extremes, which dominate W1 (a permutation null
+    from half-splits of the reference did no better). So the Wasserstein p-value is an approximate
+    score; use ``ks`` (exact distribution-free null) when the budget must hold for any feature.
     """
 
     def __init__(self, reference: Any, window_size: int, n_bootstrap: int, seed: int) -> None:

@@ -131,3 +131,15 @@ def test_window_of_20_features_is_fast() -> None:
     det.update(rows)
     per_window = (time.perf_counter() - t) / 20
     assert per_window < 0.010
+
+
+def test_feature_with_empty_reference_is_skipped_not_fatal() -> None:
+    rng = np.random.default_rng(8)
+    det = FeatureSetDrift(KINDS)
+    rows = make_rows(rng, 2000)
+    rows["y"][:] = np.nan
+    rows["c"][:] = None
+    det.update(rows)
+    assert set(det.skipped) == {"y", "c"}
+    found = det.update(make_rows(rng, 1000, shift=1.0))
+    assert [d.feature for d in found] == ["x"]
