@@ -12,15 +12,15 @@ chi-square (KS, PSI, chi-square, Jensen-Shannon) and bootstrapped on the referen
 (Wasserstein): see each test's docstring. Analytic nulls need no calibration run, cost nothing at
 reference time, and stay valid for any window size.
 
-For sequential detectors the budget is an average run length: ``ARL0 = 100_000 / B`` events between
-false alarms (see :func:`arl_from_budget`).
+Segments: see :func:`split_budget`. For sequential detectors the budget is an average run length:
+``ARL0 = 100_000 / B`` events between false alarms (see :func:`arl_from_budget`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["alpha_from_budget", "arl_from_budget", "holm"]
+__all__ = ["alpha_from_budget", "arl_from_budget", "holm", "split_budget"]
 
 
 def alpha_from_budget(false_alarms_per_100k: float, window_size: int) -> float:
@@ -69,3 +69,22 @@ def holm(p_values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     return rejected, levels
 
 
+
+
+def split_budget(false_alarms_per_100k: float, partitions: int) -> float:
+    """Budget for each monitor when one model is monitored at ``partitions`` levels, each level a
+    partition of the model's events (e.g. the whole stream, per country, per device).
+
+    Budgets are per event: a monitor that sees a share ``f`` of the events and keeps ``b`` false alarms
+    per 100k of *its* events raises ``f * b`` per 100k model events. Within one partition the shares sum
+    to 1, so every segment may use the level's full per-event budget; only the levels share the model's
+    budget. Per-segment monitors are thus not penalised for the number of segments.
+
+    >>> split_budget(0.5, 2)  # whole model + one segmentation (any number of segments)
+    0.25
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    if false_alarms_per_100k <= 0:
+        raise ValueError(f"false_alarms_per_100k must be > 0, got {false_alarms_per_100k}")
+    return false_alarms_per_100k / partitions
