@@ -92,3 +92,16 @@ class NumericReference:
         if cur.size == 0:
             return 0.0
         return float((cur.mean() - self.mean) / max(self.std, 1e-12))
+
+
+def merge_rare(r: np.ndarray, c: np.ndarray, min_expected: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Counts with the categories whose expected count (pooled share x the smaller window) is below
+    ``min_expected`` merged into one bin: the asymptotic chi-square null of PSI and Jensen-Shannon needs
+    it (with hundreds of rare categories their raw p-values reject far too often)."""
+    pooled = r + c
+    keep = pooled > 0
+    r, c, pooled = r[keep], c[keep], pooled[keep]
+    rare = pooled / pooled.sum() * min(r.sum(), c.sum()) < min_expected
+    if rare.sum() < 1 or rare.all():
+        return r, c
+    return np.r_[r[~rare], r[rare].sum()], np.r_[c[~rare], c[rare].sum()]

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ._util import SHARE_FLOOR, aligned_counts, category_effect, count_categories, direction, psi_from_shares
+from ._util import (
+    SHARE_FLOOR,
+    aligned_counts,
+    category_effect,
+    count_categories,
+    direction,
+    merge_rare,
+    psi_from_shares,
+)
 from .base import TestResult
 from .psi import psi_p_value
 
@@ -23,9 +31,11 @@ class _PreparedCatPSI:
         if n == 0 or m == 0:
             return TestResult("psi_categorical", 0.0, 1.0, 0.0, "increase")
         psi = psi_from_shares(r / n, c / m, self.floor)
-        k = int(((r + c) > 0).sum())
+        rm, cm = merge_rare(r, c)  # the asymptotic null needs expected counts >= 5: merge rare ones
+        k = rm.size
+        psi_k = psi_from_shares(rm / n, cm / m, self.floor) if k < r.size else psi
         eff, cat = category_effect(cats, r, c)
-        p_value = psi_p_value(psi, int(n), int(m), k)
+        p_value = psi_p_value(psi_k, int(n), int(m), k)
         return TestResult("psi_categorical", psi, p_value, eff, direction(eff), cat)
 
     def __call__(self, current: Any) -> TestResult:
@@ -36,7 +46,8 @@ class CategoricalPSITest:
     """PSI over the union of categories. A category unseen in the reference (or vanished from the
     current window) has share 0 on one side; shares are floored at ``floor`` (1e-4, evidently's
     replacement for zero) so its term is finite but large: an unseen category with a 10% share adds
-    about 0.1 * ln(0.1 / 1e-4) = 0.69. The p-value is asymptotic: ``PSI / (1/n + 1/m) ~ chi2(k - 1)``.
+    about 0.1 * ln(0.1 / 1e-4) = 0.69. The p-value is asymptotic: ``PSI / (1/n + 1/m) ~ chi2(k - 1)``,
+    computed after merging categories with an expected count below 10 into one (the statistic keeps all).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
