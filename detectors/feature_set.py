@@ -142,8 +142,12 @@ class FeatureSetDrift:
                                 f"expected all of {sorted(self.kinds)}")
         out: dict[str, np.ndarray] = {}
         for f, kind in self.kinds.items():
-            dtype = float if kind == "numeric" else object
-            out[f] = np.asarray(columns[f], dtype=dtype).ravel()
+            try:
+                out[f] = np.asarray(columns[f], dtype=float if kind == "numeric" else object).ravel()
+            except (TypeError, ValueError) as exc:
+                raise DetectorError(f"column {f!r} is declared {kind} but holds values numpy cannot read as "
+                                    f"{'floats' if kind == 'numeric' else 'objects'} ({exc}); fix the column "
+                                    "or declare it categorical") from None
         lengths = {a.size for a in out.values()}
         if len(lengths) != 1:
             sizes = {f: a.size for f, a in out.items()}

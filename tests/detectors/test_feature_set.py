@@ -91,6 +91,8 @@ def test_bad_columns() -> None:
         det.update({"x": np.zeros(3)})
     with pytest.raises(DetectorError, match="equal lengths"):
         det.update({"x": np.zeros(3), "y": np.zeros(2), "c": np.array(["a"] * 3, dtype=object)})
+    with pytest.raises(DetectorError, match="declared numeric"):
+        det.update({"x": ["a", "b"], "y": [1.0, 2.0], "c": ["a", "b"]})
 
 
 def test_pickle_round_trip_mid_window_resumes_exactly() -> None:
