@@ -54,4 +54,5 @@ class ADWIN(StreamDetector):
         direction: Direction = "increase" if after >= before else "decrease"
         if self.polarity != "both" and direction != self.polarity:
             return None
-        return DriftSignal(self.name, self.n, "window_mean", float(after), float(before), direction)
+        return DriftSignal(self.name, self.n, "window_mean", float(after), float(before), direction,
+                           baseline=float(before), recent=float(after))

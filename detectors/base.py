@@ -48,6 +48,9 @@ class DriftSignal:
     """A sequential detector's alarm, ready to be published as is.
 
     ``index`` counts updates since the last reset (1-based: the update that raised the alarm).
+    ``value`` is the detector's statistic named ``statistic`` and ``threshold`` what it crossed.
+    ``baseline`` / ``recent`` (when the detector knows them) are the in-control level of the input
+    (e.g. error rate before the change) and its level over the recent stretch that raised the alarm.
     """
 
     detector: str
@@ -56,6 +59,8 @@ class DriftSignal:
     value: float
     threshold: float
     direction: Direction
+    baseline: float | None = None
+    recent: float | None = None
 
 
 class StreamDetector:

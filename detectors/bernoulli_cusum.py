@@ -83,7 +83,8 @@ class BernoulliCUSUM(StreamDetector):
     def _restart(self) -> None:
         self._count = 0
         self._ones = 0.0
-        # one CUSUM per (side, design): [statistic, increment if x=1, increment if x=0, threshold, side]
+        # one CUSUM per (side, design):
+        # [statistic, increment if x=1, increment if x=0, threshold, side, events and ones since it left 0]
         self._stats: list[list[Any]] = []
         self.h = float("nan")
         self.p0_estimate = float("nan")
@@ -110,7 +111,7 @@ class BernoulliCUSUM(StreamDetector):
                     h = (1 - math.sqrt(1 - 4 * c * h0)) / (2 * c) if c > 0 else h0
                 if side == "decrease":
                     a1, a0 = a0, a1  # increments indexed by x, not by 1 - x
-                stats.append([0.0, a1, a0, h, side])
+                stats.append([0.0, a1, a0, h, side, 0.0, 0.0])
         self._stats = stats
         self.h = float(stats[0][3])
         self.p0_estimate = p0
@@ -136,19 +137,22 @@ class BernoulliCUSUM(StreamDetector):
         for st in stats:
             v = st[0] + st[i]
             if v <= 0.0:
-                st[0] = 0.0
+                st[0] = st[5] = st[6] = 0.0
             elif v > st[3]:
+                baseline, recent = self.p0_estimate, (st[6] + x) / (st[5] + 1)
                 self._restart()
-                return DriftSignal(self.name, self.n, "cusum_llr", v, st[3], st[4])
+                return DriftSignal(self.name, self.n, "cusum_llr", v, st[3], st[4], baseline, recent)
             else:
                 st[0] = v
+                st[5] += 1  # events and ones since the statistic left zero: the recent level
+                st[6] += x
         if self.p0 is None and self._count % self.warmup == 0:
             self._refresh()
         return None
 
     def _refresh(self) -> None:
         """Re-estimate ``p0`` from every event since the last (re)start, keeping the statistics."""
-        old = [st[0] for st in self._stats]
+        old = [(st[0], st[5], st[6]) for st in self._stats]
         self._set_p0(min(max((self._ones + 1) / (self._count + 2), 0.001), 0.999))
-        for st, v in zip(self._stats, old, strict=False):
-            st[0] = v
+        for st, (v, k, ones) in zip(self._stats, old, strict=False):
+            st[0], st[5], st[6] = v, k, ones

@@ -46,4 +46,8 @@ class DDM(StreamDetector):
         d.update(x)
         if not d.drift_detected:
             return None
-        return DriftSignal(self.name, self.n, "p_plus_s", float(d._p.get()), self.drift_threshold, "increase")
+        p = float(d._p.get())
+        s = (p * (1 - p) / max(d._p.n, 1)) ** 0.5
+        limit = float(d._p_min + self.drift_threshold * d._s_min)  # p_min + drift_threshold * s_min
+        return DriftSignal(self.name, self.n, "p_plus_s", p + s, limit, "increase",
+                           baseline=float(d._p_min), recent=p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._polarity import Polarity, check_int, check_polarity
-from .base import DriftSignal, StreamDetector
+from .base import Direction, DriftSignal, StreamDetector
 from .calibration import arl_from_budget
 
 __all__ = ["GaussianCUSUM"]
@@ -84,23 +84,24 @@ class GaussianCUSUM(StreamDetector):
         self._mean = 0.0
         self._m2 = 0.0
         self._sd = 1.0
-        # one CUSUM per (side, design): [statistic, sign * shift, shift**2 / 2, threshold]
+        # one CUSUM per (side, design):
+        # [statistic, sign * shift, shift**2 / 2, threshold, events and their sum since it left zero]
         self._stats: list[list[float]] = []
         self.h = float("nan")
 
     def _refresh(self) -> None:
         """(Re-)estimate mean and SD from every event since the last (re)start; keep the statistics."""
         self._sd = max(math.sqrt(self._m2 / (self._count - 1)), 1e-12)
-        old = [st[0] for st in self._stats] or None
+        old = [(st[0], st[4], st[5]) for st in self._stats] or None
         stats = []
         n = self._count
         for sign in self._signs:
             for k in self._shifts:
                 h0 = max(math.log(self._arl * k * k / 2), 1.0)  # Siegmund, known mean and SD
-                stats.append([0.0, sign * k, k * k / 2, _estimation_margin(h0, k, n)])
+                stats.append([0.0, sign * k, k * k / 2, _estimation_margin(h0, k, n), 0.0, 0.0])
         if old:
-            for st, v in zip(stats, old, strict=False):
-                st[0] = v
+            for st, (v, runs, total) in zip(stats, old, strict=False):
+                st[0], st[4], st[5] = v, runs, total
         self._stats = stats
         self.h = stats[0][3]
 
@@ -119,14 +120,17 @@ class GaussianCUSUM(StreamDetector):
         for st in stats:
             v = st[0] + st[1] * z - st[2]
             if v <= 0.0:
-                st[0] = 0.0
+                st[0] = st[4] = st[5] = 0.0
             elif v > st[3]:
+                k, total = st[4] + 1, st[5] + x  # the run since the statistic left zero, this event included
+                baseline = (self._mean * self._count - total) / max(self._count - k, 1)
                 self._restart()
-                return DriftSignal(
-                    self.name, self.n, "cusum_llr", v, st[3], "increase" if st[1] > 0 else "decrease"
-                )
+                direction: Direction = "increase" if st[1] > 0 else "decrease"
+                return DriftSignal(self.name, self.n, "cusum_llr", v, st[3], direction, baseline, total / k)
             else:
                 st[0] = v
+                st[4] += 1
+                st[5] += x
         if self._count % self.warmup == 0:
             self._refresh()
         return None

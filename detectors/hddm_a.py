@@ -53,6 +53,8 @@ class HDDM_A(StreamDetector):  # noqa: N801 - the algorithm's name
             direction = "increase" if d._mean_incr(self.drift_confidence) else "decrease"
         else:
             direction = "increase" if self.polarity == "increase" else "decrease"
+        best = d._x_min.get() if direction == "increase" or self.polarity == "decrease" else d._x_max.get()
         if self.polarity == "decrease":
-            mean = 1.0 - mean
-        return DriftSignal(self.name, self.n, "mean", float(mean), self.drift_confidence, direction)
+            mean, best = 1.0 - mean, 1.0 - best
+        return DriftSignal(self.name, self.n, "mean", float(mean), self.drift_confidence, direction,
+                           baseline=float(best), recent=float(mean))

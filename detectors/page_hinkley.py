@@ -56,5 +56,7 @@ class PageHinkley(StreamDetector):
         up = d._sum_increase - d._min_increase
         down = d._max_decrease - d._sum_decrease
         if self.polarity == "increase" or (self.polarity == "both" and up > self.threshold):
-            return DriftSignal(self.name, self.n, "ph_increase", float(up), self.threshold, "increase")
-        return DriftSignal(self.name, self.n, "ph_decrease", float(down), self.threshold, "decrease")
+            return DriftSignal(self.name, self.n, "ph_increase", float(up), self.threshold, "increase",
+                               baseline=float(d._x_mean.get()))
+        return DriftSignal(self.name, self.n, "ph_decrease", float(down), self.threshold, "decrease",
+                           baseline=float(d._x_mean.get()))
