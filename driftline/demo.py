@@ -100,7 +100,7 @@ def run_embedded(
         f"at #{scenario.covariate_shift_at}, concept change at #{scenario.concept_change_at})"
     )
     next_report = 10_000
-    acc = float("nan")
+    acc = exp = float("nan")
     while not sim.done():
         batch = sim.next_batch(batch_size)
         client.model_version = server.version
@@ -130,7 +130,11 @@ def run_embedded(
         if sim.index >= next_report or sim.done():
             accs = [decode_metric(r.value) for r in metrics.poll(1_000_000)]
             acc = next((v for n, v in reversed(accs) if n == "accuracy"), acc)
-            say(f"#{sim.index:>6}  processed {processor.processed} events; rolling accuracy {acc:.3f}")
+            exp = next((v for n, v in reversed(accs) if n == "expected_accuracy"), exp)
+            say(
+                f"#{sim.index:>6}  processed {processor.processed} events; rolling accuracy {acc:.3f} "
+                f"(label-free estimate {exp:.3f})"
+            )
             next_report += 10_000
     client.close()
 

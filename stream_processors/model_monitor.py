@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from detectors import FeatureDrift, FeatureSetDrift, get_detector
+from detectors import ExpectedAccuracy, FeatureDrift, FeatureSetDrift, get_detector
 from detectors.base import StreamDetector
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, AlertType, Metric, Prediction, Scored, Window, alert_id_for
@@ -82,6 +82,8 @@ class _VersionState:
         self.perf = RollingPerformance(settings.performance_window)
         self.errors: StreamDetector = get_detector(settings.error_detector, **settings.error_params())
         self.baseline: float | None = None
+        # label-free: expected accuracy from the scores, calibrated on the first labelled window
+        self.expected = ExpectedAccuracy(window_size=settings.performance_window)
         self.newest_labelled = -1
         self.active: set[tuple[str, str | None]] = set()  # (alert type, feature) currently firing
         self.windows_done = 0
@@ -128,6 +130,8 @@ class ModelMonitor:
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
             vs.clock.add(index, times)
             accepted += [(preds[i], int(k)) for i, k in zip(good, index, strict=True)]
+            score = cols[SCORE_COLUMN]
+            vs.expected.update(score[~np.isnan(score)])
             out.alerts += self._drift_alerts(vs, vs.drift.update(cols))
         out.scored += self.joiner.add_predictions(accepted)
         self._on_scored(out)
@@ -230,6 +234,10 @@ class ModelMonitor:
         acc = vs.perf.accuracy()
         if vs.baseline is None:
             vs.baseline = acc
+            scores, positive = vs.perf.window_arrays()
+            ok = ~np.isnan(scores)
+            if ok.any():
+                vs.expected.fit(scores[ok], positive[ok].astype(int))
             return []
         limit = vs.baseline - self.settings.performance_drop
         key = ("performance", None)
@@ -287,6 +295,7 @@ class ModelMonitor:
         values = {
             "accuracy": vs.perf.accuracy(),
             "roc_auc": vs.perf.roc_auc(),
+            "expected_accuracy": vs.expected.get(),
             "label_coverage": c["joined"] / max(1, c["predictions"]),
             "late_labels": float(c["late_labels"]),
             "orphan_labels": float(c["orphan_labels"]),

@@ -106,6 +106,11 @@ class RollingPerformance:
         i, t = self._index[idx], self._time[idx]
         return int(i.min()), int(i.max()), float(t.min()), float(t.max())
 
+    def window_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, positive) of the events in the window, oldest first."""
+        idx = self._valid()
+        return self._score[idx].copy(), self._pos[idx].copy()
+
     def accuracy(self) -> float:
         return self._n_correct / self.n if self.n else float("nan")
 

@@ -133,6 +133,9 @@ def test_metrics_match_reference_implementations(drifting_stream) -> None:
         roc_auc_score([s.label for s in last], [s.prediction.score for s in last])
     )
     assert acc.window.n == 1000 and acc.window.end_index > 3000
+    # the label-free estimate, calibrated on the first labelled window, tracks realised accuracy
+    expected = next(m for m in reversed(metrics) if m.name == "expected_accuracy")
+    assert expected.value == pytest.approx(acc.value, abs=0.03)
 
 
 def test_roc_auc_matches_sklearn_with_ties() -> None:
