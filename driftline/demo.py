@@ -152,11 +152,15 @@ def run_embedded(
     )
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
     say(
-        f"accuracy before drift {report['accuracy_before_drift']:.3f}, after drift "
-        f"{report['accuracy_after_drift']:.3f}, after retrain {report['accuracy_after_retrain']:.3f}; "
+        f"accuracy before drift {_pct(report['accuracy_before_drift'])}, after drift "
+        f"{_pct(report['accuracy_after_drift'])}, after retrain {_pct(report['accuracy_after_retrain'])}; "
         f"model versions {report['model_versions']}; {report['wall_time_s']} s"
     )
     return DemoResult(report, timeline)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def decode_metric(raw: bytes) -> tuple[str, float]:

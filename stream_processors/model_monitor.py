@@ -208,6 +208,10 @@ class ModelMonitor:
             before = vs.errors.n
             for sig in vs.errors.update_many((~correct).astype(float)):
                 k = min(n - 1, max(0, sig.index - before - 1))
+                if sig.recent is not None and sig.baseline is not None:
+                    what = f"error rate {sig.baseline:.3f} -> {sig.recent:.3f} ({sig.detector}); "
+                else:
+                    what = f"{sig.detector} {sig.statistic}={sig.value:.4g} crossed {sig.threshold:.4g}; "
                 out.alerts += self._error_alert(
                     vs,
                     int(newest[k]),
@@ -216,6 +220,7 @@ class ModelMonitor:
                     sig.value,
                     sig.threshold,
                     "concept_drift",
+                    what,
                 )
             # performance: chunked so the window check sees each state the stream passes through
             step = max(1, self.settings.metrics_every)
@@ -244,7 +249,8 @@ class ModelMonitor:
         if acc >= vs.baseline - self.settings.performance_drop / 2:
             vs.active.discard(key)
         if acc < limit:
-            return self._error_alert(vs, at, t, "rolling_accuracy", acc, limit, "performance")
+            what = f"rolling accuracy {acc:.3f} below {limit:.3f}; "
+            return self._error_alert(vs, at, t, "rolling_accuracy", acc, limit, "performance", what)
         return []
 
     def _error_alert(
@@ -256,6 +262,7 @@ class ModelMonitor:
         value: float,
         threshold: float,
         kind: AlertType,
+        what: str,
     ) -> list[Alert]:
         key = (kind, None)
         if kind == "performance" and key in vs.active:
@@ -275,12 +282,7 @@ class ModelMonitor:
                 detected_at_index=at,
                 detected_at_time=t,
                 severity="critical",
-                message=(
-                    f"error rate up to {value:.3f} from {threshold:.3f} ({self.settings.error_detector}); "
-                    if kind == "concept_drift"
-                    else f"rolling accuracy {value:.3f} below {threshold:.3f}; "
-                )
-                + f"baseline accuracy {_fmt(vs.baseline)}, window {vs.perf.n} labelled predictions",
+                message=f"{what}baseline accuracy {_fmt(vs.baseline)}, window of {vs.perf.n} labelled",
             )
         ]
 
