@@ -7,6 +7,7 @@ but topics (and the model registry's store), so each can run as its own service.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -104,7 +105,13 @@ def run_simulation(
     batch_size: int = 200,
     stop: Stop = lambda: False,
 ) -> ModelServer:
-    """Serve the scenario's stream at ``rate`` predictions/s; hot-reload on model updates."""
+    """Serve the scenario's stream at ``rate`` predictions/s; hot-reload on model updates.
+
+    Event times are anchored to the wall clock (the stream starts now and advances at ``rate``): they
+    become the records' Kafka timestamps, and a broker deletes records whose timestamps are older than
+    its retention (7 days by default) -- a simulated past would vanish under the running pipeline.
+    """
+    scenario = dataclasses.replace(scenario, start_time=time.time(), events_per_second=rate)
     kafka, topics = _kafka(settings), settings.topics
     server = ModelServer(scenario.model, LocalModelRegistry(registry_dir))
     client = DriftlineClient(

@@ -52,24 +52,24 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_bootstrap: str) -> No
         b'{"prediction_id": "x", "model": "m"}',
         b'{"prediction_id": "y", "model": "m", "event_time": "noon", "label": 1}',
     ]
-    n = 400
+    n, now = 400, time.time()  # timestamps near now: the broker's retention deletes old ones
     for i in range(n):
         p = Prediction(
             prediction_id=f"p{i}",
             model="m",
             model_version="1",
-            event_time=float(i),
+            event_time=now + i,
             features={"x": float(i % 5)},
             prediction=1,
             score=0.9,
         )
-        sink.send(t.predictions, b"m", encode(p), float(i))
+        sink.send(t.predictions, b"m", encode(p), now + i)
         if i == 100:
             sink.send(t.predictions, b"m", bad[0])
             sink.send(t.predictions, b"m", bad[1])
             sink.send(t.labels, b"m", bad[2])
         sink.send(
-            t.labels, b"m", encode(Label(prediction_id=f"p{i}", model="m", event_time=i + 0.5, label=1))
+            t.labels, b"m", encode(Label(prediction_id=f"p{i}", model="m", event_time=now + i + 0.5, label=1))
         )
     sink.flush()
     stop = threading.Event()
