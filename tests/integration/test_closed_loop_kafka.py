@@ -147,3 +147,29 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_bootstrap: str, t
     assert sorted(delivered) == ["a1", "d1"]
     assert retrain == ["a1"]  # once per alert id; data drift alone does not retrain
     assert [(d.original, d.stage) for d in dead] == [(b"garbage", "route")]
+
+
+def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_bootstrap: str) -> None:
+    from producers.sdk import DriftlineClient
+
+    settings = settings_for(kafka_bootstrap)
+    prepare_kafka(settings)
+    client = DriftlineClient(KafkaSink(settings.kafka), model="m", model_version="1", topics=settings.topics)  # type: ignore[arg-type]
+    ids = [client.log_prediction({"x": float(i), "c": "a"}, prediction=1, score=0.6) for i in range(1000)]
+    for pid in ids[:500]:
+        client.log_label(pid, 1)  # type: ignore[arg-type]
+    client.close()  # flushes
+    preds = [decode(Prediction, v) for v in collect_topic(settings, settings.topics.predictions)]
+    assert sorted(p.prediction_id for p in preds) == sorted(ids)  # type: ignore[type-var]
+    assert len(collect_topic(settings, settings.topics.labels)) == 500
+    assert client.stats == {"predictions": 1000, "labels": 500, "dropped": 0}
+
+    # a broker that is not there: logging stays fast and never raises into the request path
+    dead = KafkaSettings(bootstrap_servers="127.0.0.1:9")  # nothing listens on the discard port
+    offline = DriftlineClient(KafkaSink(dead, **{"message.timeout.ms": 2000}), model="m", model_version="1")
+    start = time.perf_counter()
+    for i in range(1000):
+        assert offline.log_prediction({"x": float(i)}, prediction=0) is not None
+    assert time.perf_counter() - start < 1.0
+    assert offline.flush(timeout=10) == 0  # returns once the messages time out; nothing raised
+    assert offline.sink.failed == 1000  # type: ignore[attr-defined]  # every loss is counted
