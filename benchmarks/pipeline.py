@@ -89,7 +89,7 @@ def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) ->
         kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=1), topics=topics
     )
     prepare_kafka(settings)
-    sink = KafkaSink(settings.kafka)  # type: ignore[arg-type]
+    sink = KafkaSink(settings.kafka, block=True)  # type: ignore[arg-type]
     for kind, v in stream:
         sink.send(topics.predictions if kind == "p" else topics.labels, b"m", v)
     sink.flush(60)
@@ -107,7 +107,8 @@ def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) ->
         )
         c.subscribe([topics.predictions, topics.labels])
         seen, start = 0, None
-        while seen < n:
+        deadline = time.monotonic() + 300
+        while seen < n and time.monotonic() < deadline:
             msgs = c.consume(num_messages=1000, timeout=1.0)
             if msgs and start is None:
                 start = time.perf_counter()
@@ -138,6 +139,8 @@ def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) ->
             th = threading.Thread(target=run_processor, args=(settings, done.is_set), kwargs={"group": group})
             th.start()
             th.join(600)
+            if counted["n"] < n:
+                raise RuntimeError(f"the pipeline read {counted['n']} of {n} records")
         finally:
             KafkaSource.poll = orig_poll  # type: ignore[method-assign]
         return n / (time.perf_counter() - counted["start"])

@@ -39,7 +39,15 @@ _CONSUMER_DEFAULTS = {
 
 
 class KafkaSink:
-    def __init__(self, settings: KafkaSettings, **overrides: Any) -> None:
+    """Idempotent producer. ``block=False`` (the SDK's request path): when librdkafka's queue stays
+    full for ~0.3 s the record is dropped and counted, never raising or stalling the caller.
+    ``block=True`` (processors, workers): wait for room instead -- an output is never dropped; after
+    ``block_timeout`` s a :class:`DriftlineError` stops the component, which then resumes from its
+    last committed offsets."""
+
+    def __init__(
+        self, settings: KafkaSettings, *, block: bool = False, block_timeout: float = 60.0, **overrides: Any
+    ) -> None:
         conf = {
             **settings.client_config(),
             "enable.idempotence": True,
@@ -48,9 +56,11 @@ class KafkaSink:
             **overrides,
         }
         self._p = Producer(conf)
+        self.block, self.block_timeout = block, block_timeout
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        self._sends = 0
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
@@ -61,18 +71,27 @@ class KafkaSink:
 
     def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
         ts = int(timestamp * 1000) if timestamp is not None else 0
+        self._sends += 1
+        if self._sends % 1000 == 0:
+            self._p.poll(0)  # serve delivery reports now and then: they hold queue space
         try:
             self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
             return
         except BufferError:
             pass
-        for attempt in range(3):  # queue full: serve delivery callbacks to free space, briefly
-            self._p.poll(0.05 * (attempt + 1))
+        deadline = time.monotonic() + (self.block_timeout if self.block else 0.3)
+        while time.monotonic() < deadline:  # queue full: serve delivery reports to free space
+            self._p.poll(0.05)
             try:
                 self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
                 return
             except BufferError:
                 continue
+        if self.block:
+            raise DriftlineError(
+                f"producer queue to {topic} stayed full for {self.block_timeout:.0f} s: "
+                "is the broker reachable?"
+            )
         self.dropped += 1
         log.error("producer queue full: dropped a record for %s", topic)
 

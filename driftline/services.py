@@ -60,11 +60,16 @@ def run_processor(
     kafka, topics = _kafka(settings), settings.topics
     source = KafkaSource(kafka, [topics.predictions, topics.labels], group)
     runner = ProcessorRunner(
-        ProcessorCore(settings.monitor, topics), source, KafkaSink(kafka), batch_size=batch_size
+        ProcessorCore(settings.monitor, topics),
+        source,
+        KafkaSink(kafka, block=True),
+        batch_size=batch_size,
+        commit_interval=1.0,
     )
     try:
         while not stop():
             runner.run_once(timeout=0.5)
+        runner.checkpoint()  # a clean stop commits what it processed; a crash replays from the last one
     finally:
         runner.sink.flush()
         source.close()
@@ -80,7 +85,9 @@ def run_retrain_worker(
 ) -> RetrainWorker:
     kafka, topics = _kafka(settings), settings.topics
     registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
-    worker = RetrainWorker(settings.retrain, topics, registry, KafkaWindowReader(kafka), KafkaSink(kafka))
+    worker = RetrainWorker(
+        settings.retrain, topics, registry, KafkaWindowReader(kafka), KafkaSink(kafka, block=True)
+    )
     source = KafkaSource(kafka, [topics.retrain], group)
     last_try = 0.0
     try:
