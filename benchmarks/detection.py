@@ -62,9 +62,17 @@ class Run:  # one detector on one seeded stream; first: 0-based position of the 
 def river_factory(name: str) -> Callable[[], object]:
     from river import drift
     from river.drift import binary
-    return {"ADWIN": drift.ADWIN, "PageHinkley": drift.PageHinkley, "KSWIN": lambda: drift.KSWIN(seed=0),
-            "DDM": binary.DDM, "EDDM": binary.EDDM, "HDDM_A": binary.HDDMA, "HDDM_W": binary.HDDMW,
-            "FHDDM": binary.FHDDM}[name]
+
+    return {
+        "ADWIN": drift.ADWIN,
+        "PageHinkley": drift.PageHinkley,
+        "KSWIN": lambda: drift.KSWIN(seed=0),
+        "DDM": binary.DDM,
+        "EDDM": binary.EDDM,
+        "HDDM_A": binary.HDDMA,
+        "HDDM_W": binary.HDDMW,
+        "FHDDM": binary.FHDDM,
+    }[name]
 
 
 def _value(v: str) -> float | str | None:
@@ -93,6 +101,7 @@ def run_sequential(label: str, xs: np.ndarray, change: int, limit: int | None = 
 
         def step(v: float, upd=det.update) -> bool:
             return upd(v) is not None
+
     t = time.perf_counter()
     fa, first, i = 0, None, 0
     for i, v in enumerate(vals):  # noqa: B007
@@ -109,12 +118,22 @@ def run_bank(label: str, columns: list[np.ndarray], change: int) -> Run:
     """A bank of detectors, one per column; the model alarms when any of them does."""
     bank = [run_sequential(label, x, change) for x in columns]
     firsts = [r.first for r in bank if r.first is not None]
-    return Run(min(firsts) if firsts else None, sum(r.false_alarms for r in bank), bank[0].pre_events,
-               bank[0].updates, sum(r.seconds for r in bank))
+    return Run(
+        min(firsts) if firsts else None,
+        sum(r.false_alarms for r in bank),
+        bank[0].pre_events,
+        bank[0].updates,
+        sum(r.seconds for r in bank),
+    )
 
 
-def run_windowed(columns: dict[str, np.ndarray], kinds: dict[str, str], change: int, window: int = 1000,
-                 flag: str | None = None) -> tuple[Run, list[bool]]:
+def run_windowed(
+    columns: dict[str, np.ndarray],
+    kinds: dict[str, str],
+    change: int,
+    window: int = 1000,
+    flag: str | None = None,
+) -> tuple[Run, list[bool]]:
     """FeatureSetDrift (recommended tests: KS / chi-square) over all rows; an alarm is known at the end of
     the window that raised it. Also returns, per fully post-change window, whether ``flag`` was flagged."""
     det = FeatureSetDrift(kinds, window_size=window, false_alarms_per_100k=BUDGET)
@@ -130,19 +149,40 @@ def run_windowed(columns: dict[str, np.ndarray], kinds: dict[str, str], change: 
     return Run(post[0] if post else None, sum(e <= change for e in ends), change, n, dt), windows
 
 
-def summarise(scenario: str, label: str, runs: list[Run], recommended: bool, has_change: bool,
-              power: list[bool] | None = None) -> Row:
+def summarise(
+    scenario: str,
+    label: str,
+    runs: list[Run],
+    recommended: bool,
+    has_change: bool,
+    power: list[bool] | None = None,
+) -> Row:
     delays = [r.first - r.pre_events + 1 for r in runs if r.first is not None]
     pre = sum(r.pre_events for r in runs)
-    return Row(scenario, label, recommended, float(np.mean(delays)) if has_change and delays else None,
-               (1 - len(delays) / len(runs)) if has_change else None,
-               1e5 * sum(r.false_alarms for r in runs) / max(pre, 1),
-               1e6 * sum(r.seconds for r in runs) / max(sum(r.updates for r in runs), 1),
-               len(runs), sum(r.updates for r in runs), float(np.mean(power)) if power else None)
+    return Row(
+        scenario,
+        label,
+        recommended,
+        float(np.mean(delays)) if has_change and delays else None,
+        (1 - len(delays) / len(runs)) if has_change else None,
+        1e5 * sum(r.false_alarms for r in runs) / max(pre, 1),
+        1e6 * sum(r.seconds for r in runs) / max(sum(r.updates for r in runs), 1),
+        len(runs),
+        sum(r.updates for r in runs),
+        float(np.mean(power)) if power else None,
+    )
 
 
-ERROR_DETECTORS = ["driftline:bernoulli_cusum", "river:ADWIN", "river:PageHinkley", "river:DDM", "river:EDDM",
-                   "river:HDDM_A", "river:HDDM_W", "river:FHDDM (fed 1-error)"]
+ERROR_DETECTORS = [
+    "driftline:bernoulli_cusum",
+    "river:ADWIN",
+    "river:PageHinkley",
+    "river:DDM",
+    "river:EDDM",
+    "river:HDDM_A",
+    "river:HDDM_W",
+    "river:FHDDM (fed 1-error)",
+]
 FEATURE_DETECTORS = ["driftline:gaussian_cusum", "river:ADWIN", "river:PageHinkley"]
 CATEGORY_BANK = "driftline:bernoulli_cusum false_alarms_per_100k=0.1 fast_odds_ratio=None"
 
@@ -157,10 +197,13 @@ def hoeffding_error_stream(gen: str, seed: int, train: int, pre: int, post: int)
     keeps learning (test-then-train) on ``pre`` rows of A and ``post`` rows of concept B."""
     from river import tree
     from river.datasets import synth
-    a, b = {"SEA": (synth.SEA(variant=0, seed=seed), synth.SEA(variant=3, seed=seed + 1000)),
-            "Agrawal": (synth.Agrawal(0, seed=seed), synth.Agrawal(2, seed=seed + 1000)),
-            "STAGGER": (synth.STAGGER(0, seed=seed), synth.STAGGER(2, seed=seed + 1000)),
-            "Sine": (synth.Sine(0, seed=seed), synth.Sine(1, seed=seed + 1000))}[gen]
+
+    a, b = {
+        "SEA": (synth.SEA(variant=0, seed=seed), synth.SEA(variant=3, seed=seed + 1000)),
+        "Agrawal": (synth.Agrawal(0, seed=seed), synth.Agrawal(2, seed=seed + 1000)),
+        "STAGGER": (synth.STAGGER(0, seed=seed), synth.STAGGER(2, seed=seed + 1000)),
+        "Sine": (synth.Sine(0, seed=seed), synth.Sine(1, seed=seed + 1000)),
+    }[gen]
     model = tree.HoeffdingTreeClassifier()
     errs = []
     for i, (x, y) in enumerate([*a.take(train + pre), *b.take(post)]):
@@ -172,8 +215,9 @@ def hoeffding_error_stream(gen: str, seed: int, train: int, pre: int, post: int)
     return np.array(errs)
 
 
-def sequential_scenario(name: str, streams: list[np.ndarray], change: int, labels: list[str],
-                        limits: dict[str, int] | None = None) -> list[Row]:
+def sequential_scenario(
+    name: str, streams: list[np.ndarray], change: int, labels: list[str], limits: dict[str, int] | None = None
+) -> list[Row]:
     rows = []
     for label in labels:
         limit = (limits or {}).get(label)
@@ -183,13 +227,23 @@ def sequential_scenario(name: str, streams: list[np.ndarray], change: int, label
     return rows
 
 
-def feature_model(rng: np.random.Generator, n: int, shift_at: int | None = None, shift: float = 0.0,
-                  numeric: int = 16, categorical: int = 4) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def feature_model(
+    rng: np.random.Generator,
+    n: int,
+    shift_at: int | None = None,
+    shift: float = 0.0,
+    numeric: int = 16,
+    categorical: int = 4,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     cols: dict[str, np.ndarray] = {}
     kinds: dict[str, str] = {}
     for j in range(numeric):
-        make = [lambda: rng.normal(0, 1, n), lambda: rng.exponential(1, n), lambda: rng.lognormal(0, 1, n),
-                lambda: rng.integers(0, 30, n) * 1.0][j % 4]
+        make = [
+            lambda: rng.normal(0, 1, n),
+            lambda: rng.exponential(1, n),
+            lambda: rng.lognormal(0, 1, n),
+            lambda: rng.integers(0, 30, n) * 1.0,
+        ][j % 4]
         x = make()
         if j == 0 and shift_at is not None:
             x[shift_at:] += shift
@@ -200,13 +254,17 @@ def feature_model(rng: np.random.Generator, n: int, shift_at: int | None = None,
     return cols, kinds
 
 
-def fixed_threshold_model(cols: dict[str, np.ndarray], kinds: dict[str, str], rule: str, ref: int = 2000,
-                          window: int = 1000) -> Run:
+def fixed_threshold_model(
+    cols: dict[str, np.ndarray], kinds: dict[str, str], rule: str, ref: int = 2000, window: int = 1000
+) -> Run:
     """Per-feature fixed thresholds: evidently's defaults for windows <= 1000 rows (KS / chi-square
     p < 0.05), or the folklore cuts PSI > 0.1 and normalised Wasserstein > 0.1 (Jensen-Shannon > 0.1 for
     categorical features). A window is a model alarm if any feature crosses. No drift here."""
-    numeric, categorical = {"p<0.05": ("ks", "chi2"), "psi>0.1": ("psi", "psi_categorical"),
-                            "wasserstein>0.1": ("wasserstein", "jensen_shannon")}[rule]
+    numeric, categorical = {
+        "p<0.05": ("ks", "chi2"),
+        "psi>0.1": ("psi", "psi_categorical"),
+        "wasserstein>0.1": ("wasserstein", "jensen_shannon"),
+    }[rule]
     n = len(next(iter(cols.values())))
     t = time.perf_counter()
     value: dict[str, Callable[[np.ndarray], float]] = {}
@@ -217,11 +275,12 @@ def fixed_threshold_model(cols: dict[str, np.ndarray], kinds: dict[str, str], ru
             value[f] = lambda w, r=r: wasserstein_sorted(r, np.sort(w)) / max(r.std(), 1e-3)
         else:
             test = get_test(name).prepare(cols[f][:ref], window)
-            value[f] = ((lambda w, t=test: -t(w).p_value) if rule == "p<0.05"
-                        else (lambda w, t=test: t(w).statistic))
+            value[f] = (
+                (lambda w, t=test: -t(w).p_value) if rule == "p<0.05" else (lambda w, t=test: t(w).statistic)
+            )
     cut = -0.05 if rule == "p<0.05" else 0.1
     starts = range(ref, n - window + 1, window)
-    alarms = sum(any(value[f](cols[f][s:s + window]) > cut for f in kinds) for s in starts)
+    alarms = sum(any(value[f](cols[f][s : s + window]) > cut for f in kinds) for s in starts)
     return Run(None, alarms, n, n, time.perf_counter() - t)
 
 
@@ -241,8 +300,16 @@ def run_all(seeds: int, quick: bool, log: Callable[[str], None]) -> list[Row]:
         rows += sequential_scenario(name, streams, change, labels)
         windowed = [run_windowed({"x": x}, {"x": "numeric"}, change, flag="x") for x in streams]
         runs, power = zip(*windowed, strict=True)
-        rows.append(summarise(name, "driftline:FeatureSetDrift ks w=1000", list(runs), False, True,
-                              [w for ws in power for w in ws]))
+        rows.append(
+            summarise(
+                name,
+                "driftline:FeatureSetDrift ks w=1000",
+                list(runs),
+                False,
+                True,
+                [w for ws in power for w in ws],
+            )
+        )
         log(name)
     # a categorical feature, one category's share 0.2 -> 0.3; river has no categorical detector: banks of
     # detectors on the one-hot columns. Driftline's bank watches increases only (any share change raises
@@ -258,7 +325,8 @@ def run_all(seeds: int, quick: bool, log: Callable[[str], None]) -> list[Row]:
             runs_by.setdefault(f"{shown} one-hot bank", []).append(run_bank(label, onehot, change))
         for w in (1000, 500):
             runs_by.setdefault(f"driftline:FeatureSetDrift chi2 w={w}", []).append(
-                run_windowed({"c": c.astype(object)}, {"c": "categorical"}, change, window=w)[0])
+                run_windowed({"c": c.astype(object)}, {"c": "categorical"}, change, window=w)[0]
+            )
     for i, (label, runs) in enumerate(runs_by.items()):
         rows.append(summarise(name, label, runs, i == 0, True))
     log(name)
@@ -290,8 +358,9 @@ def run_all(seeds: int, quick: bool, log: Callable[[str], None]) -> list[Row]:
         rows.append(summarise(name, label, runs, False, False))
     bank_rows = min(n, 50_000)
     for label in ("river:ADWIN", "river:PageHinkley"):
-        runs = [run_bank(label, [c[f][:bank_rows] for f in k if k[f] == "numeric"], bank_rows)
-                for c, k in models]
+        runs = [
+            run_bank(label, [c[f][:bank_rows] for f in k if k[f] == "numeric"], bank_rows) for c, k in models
+        ]
         shown = f"{label} bank (16 numeric, first {bank_rows // 1000}k)"
         rows.append(summarise(name, shown, runs, False, False))
     log(name)
@@ -310,35 +379,59 @@ def targets(rows: list[Row]) -> list[dict]:
     """Per scenario: the recommended row against the best river default, of all and of those within the
     budget. A river detector's false-alarm rate is its rate on the matching no-drift stream (1M-event
     error streams / 4M-event Gaussian) where there is one, else the scenario's pre-change rate."""
+
     def base(detector: str) -> str:
         return detector.split(" (first")[0]
-    no_drift = {(kind, base(r.detector)): r.false_alarms_per_100k for r in rows
-                for kind in ("error", "gaussian") if r.scenario.startswith(f"no drift {kind}")}
+
+    no_drift = {
+        (kind, base(r.detector)): r.false_alarms_per_100k
+        for r in rows
+        for kind in ("error", "gaussian")
+        if r.scenario.startswith(f"no drift {kind}")
+    }
     out = []
     for scenario in dict.fromkeys(r.scenario for r in rows):
         group = [r for r in rows if r.scenario == scenario]
         rec = next(r for r in group if r.recommended)
-        kind = "gaussian" if scenario.startswith("gaussian") else "error" if (
-            scenario.startswith("error") or "Hoeffding" in scenario) else None
-        river = [r for r in group if r.detector.startswith("river:") and r.mean_delay is not None
-                 and (r.miss_rate or 0) < 0.5]
+        kind = (
+            "gaussian"
+            if scenario.startswith("gaussian")
+            else "error"
+            if (scenario.startswith("error") or "Hoeffding" in scenario)
+            else None
+        )
+        river = [
+            r
+            for r in group
+            if r.detector.startswith("river:") and r.mean_delay is not None and (r.miss_rate or 0) < 0.5
+        ]
 
         def fa(r: Row, kind: str | None = kind) -> float:  # the long no-drift stream resolves better
             return no_drift.get((kind, base(r.detector)), r.false_alarms_per_100k)
+
         best = min(river, key=lambda r: r.mean_delay or 0, default=None)
         within = min((r for r in river if fa(r) <= BUDGET), key=lambda r: r.mean_delay or 0, default=None)
-        out.append({"scenario": scenario, "recommended": rec.detector, "delay": rec.mean_delay,
-                    "best_river": best.detector if best else None,
-                    "best_river_delay": best.mean_delay if best else None,
-                    "best_river_within_budget": within.detector if within else None,
-                    "best_river_within_budget_delay": within.mean_delay if within else None,
-                    "false_alarms_per_100k": rec.false_alarms_per_100k, "miss_rate": rec.miss_rate})
+        out.append(
+            {
+                "scenario": scenario,
+                "recommended": rec.detector,
+                "delay": rec.mean_delay,
+                "best_river": best.detector if best else None,
+                "best_river_delay": best.mean_delay if best else None,
+                "best_river_within_budget": within.detector if within else None,
+                "best_river_within_budget_delay": within.mean_delay if within else None,
+                "false_alarms_per_100k": rec.false_alarms_per_100k,
+                "miss_rate": rec.miss_rate,
+            }
+        )
     return out
 
 
 def format_table(rows: list[Row]) -> str:
-    head = (f"{'scenario':<34} {'detector':<58} {'delay':>7} {'miss':>5} {'FA/100k':>8} {'us/upd':>7} "
-            f"{'power':>5}")
+    head = (
+        f"{'scenario':<34} {'detector':<58} {'delay':>7} {'miss':>5} {'FA/100k':>8} {'us/upd':>7} "
+        f"{'power':>5}"
+    )
     out, last = [head, "-" * len(head)], None
     for r in rows:
         if last is not None and r.scenario != last:
@@ -348,8 +441,10 @@ def format_table(rows: list[Row]) -> str:
         miss = f"{r.miss_rate:5.2f}" if r.miss_rate is not None else f"{'-':>5}"
         power = f"{r.power:5.2f}" if r.power is not None else f"{'-':>5}"
         detector = ("* " if r.recommended else "  ") + r.detector
-        out.append(f"{r.scenario:<34} {detector:<58} {delay} {miss} {r.false_alarms_per_100k:8.2f} "
-                   f"{r.us_per_update:7.2f} {power}")
+        out.append(
+            f"{r.scenario:<34} {detector:<58} {delay} {miss} {r.false_alarms_per_100k:8.2f} "
+            f"{r.us_per_update:7.2f} {power}"
+        )
     return "\n".join(out)
 
 
@@ -357,15 +452,20 @@ def format_targets(rows: list[Row]) -> str:
     def d(v: float | None) -> str:  # noqa: E306
         return "-" if v is None else f"{v:.0f}"
 
-    out = ["", "recommended vs best river default, mean delay (river rows missing >= half the changes",
-           "left out; 'within budget': FA <= 0.5/100k on the matching no-drift stream, else in the scenario)"]
+    out = [
+        "",
+        "recommended vs best river default, mean delay (river rows missing >= half the changes",
+        "left out; 'within budget': FA <= 0.5/100k on the matching no-drift stream, else in the scenario)",
+    ]
     for t in targets(rows):
         if t["best_river"] is None:
             continue
         within = d(t["best_river_within_budget_delay"])
-        out.append(f"  {t['scenario']:<30} {d(t['delay']):>5} vs {d(t['best_river_delay']):>5} "
-                   f"{(t['best_river'] or '-')[6:]:<24} within budget: {within:>5} "
-                   f"{(t['best_river_within_budget'] or '-')[6:]}")
+        out.append(
+            f"  {t['scenario']:<30} {d(t['delay']):>5} vs {d(t['best_river_delay']):>5} "
+            f"{(t['best_river'] or '-')[6:]:<24} within budget: {within:>5} "
+            f"{(t['best_river_within_budget'] or '-')[6:]}"
+        )
     return "\n".join(out)
 
 
@@ -379,17 +479,25 @@ def main(argv: list[str] | None = None) -> int:
     if seeds < 1:
         parser.error("--seeds must be >= 1")
     t = time.perf_counter()
+
     def log(msg: str) -> None:  # noqa: E306
         print(f"[{time.perf_counter() - t:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     rows = run_all(seeds, args.quick, log)
     if args.json:
-        report = {"seeds": seeds, "quick": args.quick, "budget_per_100k": BUDGET,
-                  "rows": [asdict(r) for r in rows], "targets": targets(rows)}
+        report = {
+            "seeds": seeds,
+            "quick": args.quick,
+            "budget_per_100k": BUDGET,
+            "rows": [asdict(r) for r in rows],
+            "targets": targets(rows),
+        }
         print(json.dumps(report, indent=1))
     else:
-        print(f"Detection benchmark: {seeds} seeds per scenario, budget {BUDGET} false alarms per 100k "
-              "events per model, * = Driftline recommended")
+        print(
+            f"Detection benchmark: {seeds} seeds per scenario, budget {BUDGET} false alarms per 100k "
+            "events per model, * = Driftline recommended"
+        )
         print(format_table(rows))
         print(format_targets(rows))
     return 0

@@ -29,8 +29,14 @@ class ADWIN(StreamDetector):
 
     name = "adwin"
 
-    def __init__(self, delta: float = 0.002, polarity: Polarity = "increase", clock: int = 32,
-                 min_window_length: int = 5, grace_period: int = 10) -> None:
+    def __init__(
+        self,
+        delta: float = 0.002,
+        polarity: Polarity = "increase",
+        clock: int = 32,
+        min_window_length: int = 5,
+        grace_period: int = 10,
+    ) -> None:
         self.delta = check_prob("delta", delta)
         self.polarity = check_polarity(polarity)
         self.clock = check_int("clock", clock, 1)
@@ -40,8 +46,12 @@ class ADWIN(StreamDetector):
 
     def _reset(self) -> None:
         self.n = 0
-        self._river = drift.ADWIN(delta=self.delta, clock=self.clock,
-                                  min_window_length=self.min_window_length, grace_period=self.grace_period)
+        self._river = drift.ADWIN(
+            delta=self.delta,
+            clock=self.clock,
+            min_window_length=self.min_window_length,
+            grace_period=self.grace_period,
+        )
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1
@@ -54,5 +64,13 @@ class ADWIN(StreamDetector):
         direction: Direction = "increase" if after >= before else "decrease"
         if self.polarity != "both" and direction != self.polarity:
             return None
-        return DriftSignal(self.name, self.n, "window_mean", float(after), float(before), direction,
-                           baseline=float(before), recent=float(after))
+        return DriftSignal(
+            self.name,
+            self.n,
+            "window_mean",
+            float(after),
+            float(before),
+            direction,
+            baseline=float(before),
+            recent=float(after),
+        )

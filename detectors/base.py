@@ -6,12 +6,13 @@ Detectors are pure: no I/O, no Kafka, state explicit (picklable) so processors c
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["DriftSignal", "StreamDetector", "TestResult", "WindowTest"]
+__all__ = ["DriftSignal", "PreparedTest", "StreamDetector", "TestResult", "WindowTest"]
 
 Direction = Literal["increase", "decrease"]
 
@@ -41,6 +42,22 @@ class WindowTest(Protocol):
     kind: Literal["numeric", "categorical"]
 
     def __call__(self, reference: np.ndarray, current: np.ndarray) -> TestResult: ...
+
+
+class PreparedTest:
+    """Base of Driftline's window tests. ``prepare(reference, window_size)`` does the reference's
+    work once (sorting, binning, calibration) and returns ``current -> TestResult``, so a monitor
+    testing window after window against one reference pays for it once; calling the test does both.
+    """
+
+    name: str = "test"
+    kind: Literal["numeric", "categorical"] = "numeric"
+
+    def prepare(self, reference: Any, window_size: int | None = None) -> Callable[[Any], TestResult]:
+        raise NotImplementedError
+
+    def __call__(self, reference: Any, current: Any) -> TestResult:
+        return self.prepare(reference, len(current))(current)
 
 
 @dataclass(frozen=True, slots=True)

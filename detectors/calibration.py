@@ -69,8 +69,6 @@ def holm(p_values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     return rejected, levels
 
 
-
-
 def split_budget(false_alarms_per_100k: float, partitions: int) -> float:
     """Budget for each monitor when one model is monitored at ``partitions`` levels, each level a
     partition of the model's events (e.g. the whole stream, per country, per device).

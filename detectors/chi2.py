@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special
 
 from ._util import aligned_counts, category_effect, count_categories, direction
-from .base import TestResult
+from .base import PreparedTest, TestResult
 
 __all__ = ["Chi2Test"]
 
@@ -53,7 +53,7 @@ class _PreparedChi2:
         return self.test_counts(count_categories(current))
 
 
-class Chi2Test:
+class Chi2Test(PreparedTest):
     """Chi-square test that the reference and current windows share one category distribution.
 
     ``method="contingency"`` (default) is the two-sample test of homogeneity on the 2 x k table over
@@ -83,9 +83,6 @@ class Chi2Test:
 
     def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedChi2:
         return _PreparedChi2(reference, self.method)
-
-    def __call__(self, reference: Any, current: Any) -> TestResult:
-        return self.prepare(reference)(current)
 
     def __repr__(self) -> str:
         return f"Chi2Test(method={self.method!r})"

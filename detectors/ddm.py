@@ -24,8 +24,9 @@ class DDM(StreamDetector):
 
     name = "ddm"
 
-    def __init__(self, warm_start: int = 30, warning_threshold: float = 2.0,
-                 drift_threshold: float = 3.0) -> None:
+    def __init__(
+        self, warm_start: int = 30, warning_threshold: float = 2.0, drift_threshold: float = 3.0
+    ) -> None:
         self.warm_start = check_int("warm_start", warm_start, 1)
         if warning_threshold <= 0:
             raise ValueError(f"warning_threshold must be > 0, got {warning_threshold}")
@@ -37,8 +38,11 @@ class DDM(StreamDetector):
 
     def _reset(self) -> None:
         self.n = 0
-        self._river = drift.binary.DDM(warm_start=self.warm_start, warning_threshold=self.warning_threshold,
-                                       drift_threshold=self.drift_threshold)
+        self._river = drift.binary.DDM(
+            warm_start=self.warm_start,
+            warning_threshold=self.warning_threshold,
+            drift_threshold=self.drift_threshold,
+        )
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1
@@ -49,5 +53,6 @@ class DDM(StreamDetector):
         p = float(d._p.get())
         s = (p * (1 - p) / max(d._p.n, 1)) ** 0.5
         limit = float(d._p_min + self.drift_threshold * d._s_min)  # p_min + drift_threshold * s_min
-        return DriftSignal(self.name, self.n, "p_plus_s", p + s, limit, "increase",
-                           baseline=float(d._p_min), recent=p)
+        return DriftSignal(
+            self.name, self.n, "p_plus_s", p + s, limit, "increase", baseline=float(d._p_min), recent=p
+        )

@@ -49,8 +49,10 @@ class FeatureDrift:
 def _make_test(name: str, kind: Kind, seed: int) -> Any:
     cls = _TESTS.get(name)
     if cls is not None and cls.kind != kind:
-        raise ValueError(f"{kind}_test must be a {kind} test, got {name!r} ({cls.kind}); "
-                         f"valid: {sorted(n for n, c in _TESTS.items() if c.kind == kind)}")
+        raise ValueError(
+            f"{kind}_test must be a {kind} test, got {name!r} ({cls.kind}); "
+            f"valid: {sorted(n for n, c in _TESTS.items() if c.kind == kind)}"
+        )
     if cls is not None and "seed" in inspect.signature(cls).parameters:
         return get_test(name, seed=seed)
     return get_test(name)
@@ -82,9 +84,18 @@ class FeatureSetDrift:
     6000
     """
 
-    def __init__(self, kinds: Mapping[str, Kind], *, reference_size: int = 2000, window_size: int = 1000,
-                 false_alarms_per_100k: float = 0.5, numeric_test: str = "ks",
-                 categorical_test: str = "chi2", min_effect: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        kinds: Mapping[str, Kind],
+        *,
+        reference_size: int = 2000,
+        window_size: int = 1000,
+        false_alarms_per_100k: float = 0.5,
+        numeric_test: str = "ks",
+        categorical_test: str = "chi2",
+        min_effect: float | None = None,
+        seed: int = 0,
+    ) -> None:
         if not kinds:
             raise ValueError("kinds must name at least one feature")
         bad = {f: k for f, k in kinds.items() if k not in ("numeric", "categorical")}
@@ -138,16 +149,19 @@ class FeatureSetDrift:
     def _columns(self, columns: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
         missing = [f for f in self.kinds if f not in columns]
         if missing:
-            raise DetectorError(f"update() is missing columns {missing}; "
-                                f"expected all of {sorted(self.kinds)}")
+            raise DetectorError(
+                f"update() is missing columns {missing}; expected all of {sorted(self.kinds)}"
+            )
         out: dict[str, np.ndarray] = {}
         for f, kind in self.kinds.items():
             try:
                 out[f] = np.asarray(columns[f], dtype=float if kind == "numeric" else object).ravel()
             except (TypeError, ValueError) as exc:
-                raise DetectorError(f"column {f!r} is declared {kind} but holds values numpy cannot read as "
-                                    f"{'floats' if kind == 'numeric' else 'objects'} ({exc}); fix the column "
-                                    "or declare it categorical") from None
+                raise DetectorError(
+                    f"column {f!r} is declared {kind} but holds values numpy cannot read as "
+                    f"{'floats' if kind == 'numeric' else 'objects'} ({exc}); fix the column "
+                    "or declare it categorical"
+                ) from None
         lengths = {a.size for a in out.values()}
         if len(lengths) != 1:
             sizes = {f: a.size for f, a in out.items()}
@@ -163,14 +177,14 @@ class FeatureSetDrift:
             if self._ref_parts is not None:
                 take = min(n - pos, self.reference_size - self._ref_rows)
                 for f, a in cols.items():
-                    self._ref_parts[f].append(a[pos:pos + take])
+                    self._ref_parts[f].append(a[pos : pos + take])
                 self._ref_rows += take
                 if self._ref_rows == self.reference_size:
                     self._build_reference()
             else:
                 take = min(n - pos, self.window_size - self._win_rows)
                 for f, a in cols.items():
-                    self._win_parts[f].append(a[pos:pos + take])
+                    self._win_parts[f].append(a[pos : pos + take])
                 self._win_rows += take
                 if self._win_rows == self.window_size:
                     end = self._rows_seen + take
@@ -186,8 +200,11 @@ class FeatureSetDrift:
             kind = self.kinds[f]
             present = int(np.isfinite(ref).sum()) if kind == "numeric" else len(count_categories(ref))
             if present < (10 if kind == "numeric" else 1):
-                self.skipped[f] = (f"reference holds {present} non-missing values" if kind == "numeric"
-                                   else "reference holds no category")
+                self.skipped[f] = (
+                    f"reference holds {present} non-missing values"
+                    if kind == "numeric"
+                    else "reference holds no category"
+                )
                 continue
             if kind == "numeric":
                 self._prepared[f] = self._tests[kind].prepare(ref, self.window_size)
@@ -224,14 +241,29 @@ class FeatureSetDrift:
             psi_prep = self._psi[f]
             psi = psi_prep.test_counts(counters[f]) if f in counters else psi_prep(windows[f])
             rows = sum(counters[f].values()) if f in counters else int(np.isfinite(windows[f]).sum())
-            out.append(FeatureDrift(
-                feature=f, test=r.test, statistic=r.statistic, p_value=r.p_value, threshold=float(levels[i]),
-                effect=r.effect, direction=r.direction, category=r.category, psi=psi.statistic,
-                window_start=start, window_end=end, reference_rows=self.reference_size, compares="p_value",
-                rows=rows))
+            out.append(
+                FeatureDrift(
+                    feature=f,
+                    test=r.test,
+                    statistic=r.statistic,
+                    p_value=r.p_value,
+                    threshold=float(levels[i]),
+                    effect=r.effect,
+                    direction=r.direction,
+                    category=r.category,
+                    psi=psi.statistic,
+                    window_start=start,
+                    window_end=end,
+                    reference_rows=self.reference_size,
+                    compares="p_value",
+                    rows=rows,
+                )
+            )
         return out
 
     def __repr__(self) -> str:
-        return (f"FeatureSetDrift({len(self.kinds)} features, reference_size={self.reference_size}, "
-                f"window_size={self.window_size}, false_alarms_per_100k={self.false_alarms_per_100k}, "
-                f"numeric_test={self.numeric_test!r}, categorical_test={self.categorical_test!r})")
+        return (
+            f"FeatureSetDrift({len(self.kinds)} features, reference_size={self.reference_size}, "
+            f"window_size={self.window_size}, false_alarms_per_100k={self.false_alarms_per_100k}, "
+            f"numeric_test={self.numeric_test!r}, categorical_test={self.categorical_test!r})"
+        )

@@ -26,8 +26,12 @@ class HDDM_A(StreamDetector):  # noqa: N801 - the algorithm's name
 
     name = "hddm_a"
 
-    def __init__(self, drift_confidence: float = 0.001, warning_confidence: float = 0.005,
-                 polarity: Polarity = "increase") -> None:
+    def __init__(
+        self,
+        drift_confidence: float = 0.001,
+        warning_confidence: float = 0.005,
+        polarity: Polarity = "increase",
+    ) -> None:
         self.drift_confidence = check_prob("drift_confidence", drift_confidence)
         self.warning_confidence = check_prob("warning_confidence", warning_confidence)
         self.polarity = check_polarity(polarity)
@@ -35,9 +39,11 @@ class HDDM_A(StreamDetector):  # noqa: N801 - the algorithm's name
 
     def _reset(self) -> None:
         self.n = 0
-        self._river = drift.binary.HDDMA(drift_confidence=self.drift_confidence,
-                                          warning_confidence=self.warning_confidence,
-                                          two_sided_test=self.polarity == "both")
+        self._river = drift.binary.HDDMA(
+            drift_confidence=self.drift_confidence,
+            warning_confidence=self.warning_confidence,
+            two_sided_test=self.polarity == "both",
+        )
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1
@@ -56,5 +62,13 @@ class HDDM_A(StreamDetector):  # noqa: N801 - the algorithm's name
         best = d._x_min.get() if direction == "increase" or self.polarity == "decrease" else d._x_max.get()
         if self.polarity == "decrease":
             mean, best = 1.0 - mean, 1.0 - best
-        return DriftSignal(self.name, self.n, "mean", float(mean), self.drift_confidence, direction,
-                           baseline=float(best), recent=float(mean))
+        return DriftSignal(
+            self.name,
+            self.n,
+            "mean",
+            float(mean),
+            self.drift_confidence,
+            direction,
+            baseline=float(best),
+            recent=float(mean),
+        )

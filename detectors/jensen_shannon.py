@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special
 
 from ._util import aligned_counts, category_effect, count_categories, direction, merge_rare
-from .base import TestResult
+from .base import PreparedTest, TestResult
 
 __all__ = ["JensenShannonTest"]
 
@@ -49,7 +49,7 @@ class _PreparedJS:
         return self.test_counts(count_categories(current))
 
 
-class JensenShannonTest:
+class JensenShannonTest(PreparedTest):
     """Jensen-Shannon distance (natural log, in [0, sqrt(ln 2)]) between the category shares over
     the union of categories; a category unseen in the reference has share 0 there, which JS handles
     without smoothing (``floor=0``; evidently floors zero shares at 1e-4: pass ``floor=1e-4`` to match).
@@ -75,9 +75,6 @@ class JensenShannonTest:
 
     def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedJS:
         return _PreparedJS(reference, self.floor)
-
-    def __call__(self, reference: Any, current: Any) -> TestResult:
-        return self.prepare(reference)(current)
 
     def __repr__(self) -> str:
         return f"JensenShannonTest(floor={self.floor})"

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special
 
 from ._util import NumericReference, as_float, direction
-from .base import TestResult
+from .base import PreparedTest, TestResult
 
 __all__ = ["KSTest"]
 
@@ -37,15 +37,16 @@ class _PreparedKS:
         if m == 0:
             return TestResult("ks", 0.0, 1.0, 0.0, "increase")
         # both ECDFs at every point of both samples (side="right" handles ties as scipy does)
-        d1 = np.abs(np.searchsorted(ref.sorted, c, side="right") / ref.n
-                    - np.searchsorted(c, c, side="right") / m).max()
+        d1 = np.abs(
+            np.searchsorted(ref.sorted, c, side="right") / ref.n - np.searchsorted(c, c, side="right") / m
+        ).max()
         d2 = np.abs(ref.right - np.searchsorted(c, ref.sorted, side="right") / m).max()
         d = float(max(d1, d2))
         eff = ref.effect(c)
         return TestResult("ks", d, ks_p_value(d, ref.n, m), eff, direction(eff))
 
 
-class KSTest:
+class KSTest(PreparedTest):
     """Two-sample Kolmogorov-Smirnov test: statistic ``D = sup |F_ref - F_cur|``, asymptotic p-value.
 
     The null distribution of ``D`` is known (distribution-free), so no calibration run is needed: a
@@ -66,9 +67,6 @@ class KSTest:
     def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedKS:
         """Sort the reference once; the result tests windows: ``prepared(current) -> TestResult``."""
         return _PreparedKS(reference)
-
-    def __call__(self, reference: Any, current: Any) -> TestResult:
-        return self.prepare(reference)(current)
 
     def __repr__(self) -> str:
         return "KSTest()"

@@ -29,8 +29,14 @@ class PageHinkley(StreamDetector):
 
     name = "page_hinkley"
 
-    def __init__(self, threshold: float = 25.0, delta: float = 0.005, alpha: float = 1 - 1e-4,
-                 min_instances: int = 30, polarity: Polarity = "increase") -> None:
+    def __init__(
+        self,
+        threshold: float = 25.0,
+        delta: float = 0.005,
+        alpha: float = 1 - 1e-4,
+        min_instances: int = 30,
+        polarity: Polarity = "increase",
+    ) -> None:
         if threshold <= 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
         if delta < 0:
@@ -44,8 +50,13 @@ class PageHinkley(StreamDetector):
 
     def _reset(self) -> None:
         self.n = 0
-        self._river = drift.PageHinkley(min_instances=self.min_instances, delta=self.delta,
-                                        threshold=self.threshold, alpha=self.alpha, mode=_MODE[self.polarity])
+        self._river = drift.PageHinkley(
+            min_instances=self.min_instances,
+            delta=self.delta,
+            threshold=self.threshold,
+            alpha=self.alpha,
+            mode=_MODE[self.polarity],
+        )
 
     def update(self, x: float) -> DriftSignal | None:
         self.n += 1
@@ -56,7 +67,21 @@ class PageHinkley(StreamDetector):
         up = d._sum_increase - d._min_increase
         down = d._max_decrease - d._sum_decrease
         if self.polarity == "increase" or (self.polarity == "both" and up > self.threshold):
-            return DriftSignal(self.name, self.n, "ph_increase", float(up), self.threshold, "increase",
-                               baseline=float(d._x_mean.get()))
-        return DriftSignal(self.name, self.n, "ph_decrease", float(down), self.threshold, "decrease",
-                           baseline=float(d._x_mean.get()))
+            return DriftSignal(
+                self.name,
+                self.n,
+                "ph_increase",
+                float(up),
+                self.threshold,
+                "increase",
+                baseline=float(d._x_mean.get()),
+            )
+        return DriftSignal(
+            self.name,
+            self.n,
+            "ph_decrease",
+            float(down),
+            self.threshold,
+            "decrease",
+            baseline=float(d._x_mean.get()),
+        )

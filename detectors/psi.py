@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from ._util import NumericReference, as_float, direction, psi_from_shares
-from .base import TestResult
+from .base import PreparedTest, TestResult
 
 __all__ = ["PSITest", "psi_p_value"]
 
@@ -27,8 +27,10 @@ class _PreparedPSI:
         qs = np.linspace(0, 1, bins + 1)[1:-1]
         self.edges = np.unique(np.quantile(self.ref.sorted, qs))
         self.k = self.edges.size + 1
-        self.p = np.bincount(np.searchsorted(self.edges, self.ref.sorted, side="right"),
-                             minlength=self.k) / self.ref.n
+        self.p = (
+            np.bincount(np.searchsorted(self.edges, self.ref.sorted, side="right"), minlength=self.k)
+            / self.ref.n
+        )
 
     def __call__(self, current: Any) -> TestResult:
         c = as_float(current)
@@ -40,7 +42,7 @@ class _PreparedPSI:
         return TestResult("psi", psi, psi_p_value(psi, self.ref.n, c.size, self.k), eff, direction(eff))
 
 
-class PSITest:
+class PSITest(PreparedTest):
     """PSI of a numeric feature over ``bins`` equal-frequency bins cut at reference quantiles.
 
     Bins are right-closed at the reference quantiles (``searchsorted(side="right")``); tied quantiles
@@ -67,10 +69,5 @@ class PSITest:
     def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedPSI:
         return _PreparedPSI(reference, self.bins)
 
-    def __call__(self, reference: Any, current: Any) -> TestResult:
-        return self.prepare(reference)(current)
-
     def __repr__(self) -> str:
         return f"PSITest(bins={self.bins})"
-
-

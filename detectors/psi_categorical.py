@@ -14,7 +14,7 @@ from ._util import (
     merge_rare,
     psi_from_shares,
 )
-from .base import TestResult
+from .base import PreparedTest, TestResult
 from .psi import psi_p_value
 
 __all__ = ["CategoricalPSITest"]
@@ -42,7 +42,7 @@ class _PreparedCatPSI:
         return self.test_counts(count_categories(current))
 
 
-class CategoricalPSITest:
+class CategoricalPSITest(PreparedTest):
     """PSI over the union of categories. A category unseen in the reference (or vanished from the
     current window) has share 0 on one side; shares are floored at ``floor`` (1e-4, evidently's
     replacement for zero) so its term is finite but large: an unseen category with a 10% share adds
@@ -68,9 +68,6 @@ class CategoricalPSITest:
 
     def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedCatPSI:
         return _PreparedCatPSI(reference, self.floor)
-
-    def __call__(self, reference: Any, current: Any) -> TestResult:
-        return self.prepare(reference)(current)
 
     def __repr__(self) -> str:
         return f"CategoricalPSITest(floor={self.floor})"

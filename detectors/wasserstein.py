@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special
 
 from ._util import NumericReference, as_float, direction
-from .base import TestResult
+from .base import PreparedTest, TestResult
 
 __all__ = ["WassersteinTest"]
 
@@ -71,7 +71,7 @@ class _PreparedWasserstein:
         return TestResult("wasserstein", w / self.norm, self.p_value(w, c.size), eff, direction(eff))
 
 
-class WassersteinTest:
+class WassersteinTest(PreparedTest):
     """Wasserstein-1 distance divided by the reference standard deviation (as evidently's
     ``wasserstein`` stattest), with a p-value from a bootstrap null on the reference.
 
@@ -100,9 +100,6 @@ class WassersteinTest:
     def prepare(self, reference: Any, window_size: int | None = None) -> _PreparedWasserstein:
         m = window_size if window_size is not None else max(as_float(reference).size // 2, 1)
         return _PreparedWasserstein(reference, m, self.n_bootstrap, self.seed)
-
-    def __call__(self, reference: Any, current: Any) -> TestResult:
-        return self.prepare(reference, as_float(current).size)(current)
 
     def __repr__(self) -> str:
         return f"WassersteinTest(n_bootstrap={self.n_bootstrap}, seed={self.seed})"

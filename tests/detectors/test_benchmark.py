@@ -29,12 +29,33 @@ def test_quick_run_prints_the_table(bench, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     rows = out["rows"]
     assert out["quick"] is True and out["seeds"] == 3
-    keys = {"scenario", "detector", "recommended", "mean_delay", "miss_rate", "false_alarms_per_100k",
-            "us_per_update", "seeds", "events", "power"}
+    keys = {
+        "scenario",
+        "detector",
+        "recommended",
+        "mean_delay",
+        "miss_rate",
+        "false_alarms_per_100k",
+        "us_per_update",
+        "seeds",
+        "events",
+        "power",
+    }
     assert all(set(r) == keys for r in rows)
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
-    for needle in ("abrupt", "ramp", "+0.25 sigma", "+0.5 sigma", "categorical", "no drift error",
-                   "SEA", "Agrawal", "STAGGER", "Sine", "20 features no drift"):
+    for needle in (
+        "abrupt",
+        "ramp",
+        "+0.25 sigma",
+        "+0.5 sigma",
+        "categorical",
+        "no drift error",
+        "SEA",
+        "Agrawal",
+        "STAGGER",
+        "Sine",
+        "20 features no drift",
+    ):
         assert any(needle in s for s in scenarios), needle
     for s in scenarios:
         assert sum(r["recommended"] for r in rows if r["scenario"] == s) == 1, s

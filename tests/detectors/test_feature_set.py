@@ -44,7 +44,7 @@ def test_batch_boundaries_do_not_matter() -> None:
     many = FeatureSetDrift(KINDS)
     got: list[FeatureDrift] = []
     for s in range(0, 6000, 137):
-        got.extend(many.update({k: v[s:s + 137] for k, v in rows.items()}))
+        got.extend(many.update({k: v[s : s + 137] for k, v in rows.items()}))
     assert got == one and len(one) >= 4
     assert {d.feature for d in one} == {"x", "c"}
     cat = next(d for d in one if d.feature == "c")
@@ -72,14 +72,17 @@ def test_categorical_unseen_category_is_flagged() -> None:
     assert d.category == "new" and d.direction == "increase"
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"reference_size": 5}, "reference_size"),
-    ({"window_size": 0}, "window_size"),
-    ({"false_alarms_per_100k": 0}, "false_alarms_per_100k"),
-    ({"numeric_test": "chi2"}, "numeric_test"),
-    ({"categorical_test": "nope"}, "nope"),
-    ({"min_effect": -1}, "min_effect"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"reference_size": 5}, "reference_size"),
+        ({"window_size": 0}, "window_size"),
+        ({"false_alarms_per_100k": 0}, "false_alarms_per_100k"),
+        ({"numeric_test": "chi2"}, "numeric_test"),
+        ({"categorical_test": "nope"}, "nope"),
+        ({"min_effect": -1}, "min_effect"),
+    ],
+)
 def test_bad_parameters_name_the_parameter(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         FeatureSetDrift(KINDS, **kwargs)

@@ -49,10 +49,13 @@ def test_river_fhddm_alarms_on_a_drop_of_its_input() -> None:
     assert [i for i in alarms(1 - bernoulli(2, 0.1, 0.4)) if i >= 3000]
 
 
-@pytest.mark.parametrize("name, make", [
-    ("bernoulli_cusum", lambda rng, n: (rng.random(n) < 0.1).astype(float)),
-    ("gaussian_cusum", lambda rng, n: rng.normal(3, 2, n)),
-])
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("bernoulli_cusum", lambda rng, n: (rng.random(n) < 0.1).astype(float)),
+        ("gaussian_cusum", lambda rng, n: rng.normal(3, 2, n)),
+    ],
+)
 def test_cusum_false_alarms_within_a_budget(name, make) -> None:
     """At a budget of 100 per 100k (ARL0 = 1,000 events) the realised rate stays at or below it."""
     rng = np.random.default_rng(3)
@@ -73,15 +76,18 @@ def test_cusum_delays() -> None:
     assert 5000 < s.index < 5300 and s.direction == "increase" and s.value > s.threshold
 
 
-@pytest.mark.parametrize("name, kwargs, word", [
-    ("adwin", {"delta": 2.0}, "delta"),
-    ("adwin", {"polarity": "up"}, "polarity"),
-    ("bernoulli_cusum", {"odds_ratio": 0.5}, "odds_ratio"),
-    ("bernoulli_cusum", {"fast_odds_ratio": 1.5}, "fast_odds_ratio"),
-    ("gaussian_cusum", {"shift": 0.0}, "shift"),
-    ("gaussian_cusum", {"false_alarms_per_100k": 0.0}, "false_alarms_per_100k"),
-    ("hddm_a", {"drift_confidence": 0.0}, "drift_confidence"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, word",
+    [
+        ("adwin", {"delta": 2.0}, "delta"),
+        ("adwin", {"polarity": "up"}, "polarity"),
+        ("bernoulli_cusum", {"odds_ratio": 0.5}, "odds_ratio"),
+        ("bernoulli_cusum", {"fast_odds_ratio": 1.5}, "fast_odds_ratio"),
+        ("gaussian_cusum", {"shift": 0.0}, "shift"),
+        ("gaussian_cusum", {"false_alarms_per_100k": 0.0}, "false_alarms_per_100k"),
+        ("hddm_a", {"drift_confidence": 0.0}, "drift_confidence"),
+    ],
+)
 def test_validation_names_the_parameter(name: str, kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         get_detector(name, **kwargs)
