@@ -135,3 +135,35 @@ def test_worker_cooldown(world) -> None:
         RetrainRequest(request_id="a2", model="churn", model_version="1", alert=alert("a2", t=120.0))
     )
     assert out is not None and out.reason.startswith("cooldown")
+
+
+def test_webhook_sink_posts_alert_json_and_never_raises() -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from stream_processors.routing import WebhookSink
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_port}/hook")
+        sink.deliver(alert("w1", kind="data_drift", feature="income"))
+    finally:
+        server.server_close()
+    assert received and received[0]["alert"]["alert_id"] == "w1"
+    assert received[0]["alert"]["feature"] == "income" and "text" in received[0]
+    down = WebhookSink(f"http://127.0.0.1:{server.server_port}/hook", timeout=0.5)  # nobody listens now
+    down.deliver(alert("w2"))
+    assert down.failures == 1
