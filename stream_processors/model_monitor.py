@@ -85,6 +85,7 @@ class _VersionState:
         # label-free: expected accuracy from the scores, calibrated on the first labelled window
         self.expected = ExpectedAccuracy(window_size=settings.performance_window)
         self.newest_labelled = -1
+        self.reference: Window | None = None  # the reference rows, as arrival indices and times
         self.active: set[tuple[str, str | None]] = set()  # (alert type, feature) currently firing
         self.windows_done = 0
         self.scored_since_metrics = 0
@@ -129,6 +130,8 @@ class ModelMonitor:
             self.n_predictions += len(good)
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
             vs.clock.add(index, times)
+            if vs.reference is None and vs.clock.rows >= self.settings.reference_size:
+                vs.reference = vs.clock.window(0, self.settings.reference_size)
             accepted += [(preds[i], int(k)) for i, k in zip(good, index, strict=True)]
             score = cols[SCORE_COLUMN]
             vs.expected.update(score[~np.isnan(score)])
@@ -143,14 +146,12 @@ class ModelMonitor:
         if done == vs.windows_done:
             return []
         vs.windows_done = done
-        vs.clock.forget_before(vs.drift.rows_seen - 2 * s.window_size)
         latest_end = s.reference_size + done * s.window_size
         flagged = {f.feature for f in flags if f.window_end == latest_end}
         for key in [k for k in vs.active if k[0] in ("data_drift", "prediction_drift")]:
             if (key[1] or SCORE_COLUMN) not in flagged:
                 vs.active.discard(key)  # the feature came back: re-arm
         alerts = []
-        ref = vs.clock.window(0, s.reference_size) if vs.clock.rows else None
         for f in flags:
             kind: AlertType = "prediction_drift" if f.feature == SCORE_COLUMN else "data_drift"
             feature = None if f.feature == SCORE_COLUMN else f.feature
@@ -175,12 +176,13 @@ class ModelMonitor:
                     effect=float(f.effect),
                     direction=f.direction,
                     window=win,
-                    reference=ref,
+                    reference=vs.reference,
                     detected_at_index=win.end_index - 1,
                     detected_at_time=win.end_time,
                     message=f"{what}{moved}, psi={f.psi:.3f}, window {win.start_index}..{win.end_index - 1}",
                 )
             )
+        vs.clock.forget_before(vs.drift.rows_seen - 2 * s.window_size)  # after the windows were mapped
         return alerts
 
     # -- labels --------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def test_shifted_feature_is_flagged_within_two_windows(drifting_stream) -> None:
     assert a.effect == pytest.approx(0.5, abs=0.2) and a.direction == "increase"
     assert a.value < a.threshold and a.statistic == "ks_p_value"
     assert a.reference is not None and a.reference.n == SETTINGS.reference_size
+    assert (a.reference.start_index, a.reference.end_index) == (0, SETTINGS.reference_size)
 
 
 @pytest.mark.parametrize("seed", range(3))
