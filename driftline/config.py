@@ -122,6 +122,7 @@ class MonitorSettings(_Frozen):
         default=3600.0, gt=0, description="how long a prediction waits for its label"
     )
     max_pending: int = Field(default=1_000_000, ge=1000)
+    max_versions: int = Field(default=4, ge=1, description="versions per model whose state is kept")
 
 
 class RoutingSettings(_Frozen):

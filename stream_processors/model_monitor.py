@@ -33,12 +33,6 @@ class MonitorOutput:
     alerts: list[Alert] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (position in the batch, reason)
 
-    def extend(self, other: MonitorOutput) -> None:
-        self.scored += other.scored
-        self.metrics += other.metrics
-        self.alerts += other.alerts
-        self.rejected += other.rejected
-
 
 class _RowClock:
     """Maps a version's row numbers (as its drift detector counts them) to arrival index and time."""
@@ -118,6 +112,8 @@ class ModelMonitor:
                 vs = self.versions[version] = _VersionState(
                     version, _infer_kinds(preds[positions[0]]), self.settings
                 )
+                self._evict_old_versions()
+            self.versions[version] = self.versions.pop(version)  # most recently seen last
             cols, bad = _columns([preds[i] for i in positions], vs.kinds)
             good = positions
             if bad:
@@ -139,6 +135,11 @@ class ModelMonitor:
         out.scored += self.joiner.add_predictions(accepted)
         self._on_scored(out)
         return out
+
+    def _evict_old_versions(self) -> None:
+        """Keep the state of the ``max_versions`` most recently seen versions of the model."""
+        while len(self.versions) > self.settings.max_versions:
+            del self.versions[next(iter(self.versions))]
 
     def _drift_alerts(self, vs: _VersionState, flags: list[FeatureDrift]) -> list[Alert]:
         s = self.settings
@@ -196,7 +197,9 @@ class ModelMonitor:
         for s in out.scored:
             by_version.setdefault(s.prediction.model_version, []).append(s)
         for version, scored in by_version.items():
-            vs = self.versions[version]
+            vs = self.versions.get(version)
+            if vs is None:
+                continue  # a label for a version no longer monitored (evicted): joined, not scored
             n = len(scored)
             correct = np.fromiter((s.correct for s in scored), bool, n)
             scores = np.array([np.nan if s.prediction.score is None else s.prediction.score for s in scored])

@@ -155,3 +155,15 @@ def test_roc_auc_matches_sklearn_with_ties() -> None:
 def test_bad_detector_config_fails_at_start_up() -> None:
     with pytest.raises(ConfigError, match="valid names: adwin"):
         ProcessorCore(MonitorSettings(error_detector="adwn"), TOPICS)
+
+
+def test_state_of_old_versions_is_evicted(make_prediction, make_label) -> None:
+    core = ProcessorCore(MonitorSettings(max_versions=2), TOPICS)
+    recs = []
+    for v in range(5):  # five retrains: v0..v4
+        for i in range(v * 100, v * 100 + 100):
+            recs.append(Record(topic=TOPICS.predictions, value=encode(make_prediction(i, version=str(v)))))
+    recs.append(Record(topic=TOPICS.labels, value=encode(make_label(5))))  # a late label for v0
+    out = core.process(recs)
+    assert list(core.models["m"].versions) == ["3", "4"]
+    assert len(out.scored) == 1 and out.dead_letters == []  # still joined and published, nothing lost
