@@ -16,7 +16,7 @@ import numpy as np
 from detectors import ExpectedAccuracy, FeatureDrift, FeatureSetDrift, get_detector
 from detectors.base import StreamDetector
 from driftline.config import MonitorSettings
-from driftline.contracts import Alert, AlertType, Metric, Prediction, Scored, Window, alert_id_for
+from driftline.contracts import Alert, AlertType, Label, Metric, Prediction, Scored, Window, alert_id_for
 from stream_processors.join import LabelJoiner
 from stream_processors.performance import RollingPerformance, is_positive
 
@@ -187,7 +187,7 @@ class ModelMonitor:
         return alerts
 
     # -- labels --------------------------------------------------------------------------------
-    def on_labels(self, labels: list) -> MonitorOutput:  # list[Label]
+    def on_labels(self, labels: list[Label]) -> MonitorOutput:
         out = MonitorOutput(scored=self.joiner.add_labels(labels))
         self._on_scored(out)
         return out
