@@ -119,6 +119,9 @@ def process(
     bootstrap_servers: Bootstrap = None,
     group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-processor",
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5000,
+    state_dir: Annotated[
+        str, typer.Option(help="Checkpoint directory: state per partition survives restarts ('' = none).")
+    ] = ".driftline/state",
 ) -> None:
     """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
     from driftline.services import prepare_kafka, run_processor
@@ -126,7 +129,7 @@ def process(
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)
     stop = _stop_flag()
-    run_processor(settings, lambda: stop[0], group=group, batch_size=batch_size)
+    run_processor(settings, lambda: stop[0], group=group, batch_size=batch_size, state_dir=state_dir or None)
 
 
 @app.command("control-plane")

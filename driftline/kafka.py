@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -99,12 +99,51 @@ class KafkaSink:
         return int(self._p.flush(timeout))
 
 
+AssignHook = Callable[[list[int]], dict[tuple[str, int], int]]
+RevokeHook = Callable[[list[int]], None]
+
+
 class KafkaSource:
-    def __init__(self, settings: KafkaSettings, topics: Sequence[str], group: str, **overrides: Any) -> None:
+    """A consumer-group member. ``on_assign(partitions)`` may return start offsets per
+    (topic, partition) -- a checkpoint's -- that override the committed ones; ``on_revoke(partitions)``
+    runs before partitions are taken away (checkpoint them there)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        group: str,
+        *,
+        on_assign: AssignHook | None = None,
+        on_revoke: RevokeHook | None = None,
+        **overrides: Any,
+    ) -> None:
         conf = {**settings.client_config(), **_CONSUMER_DEFAULTS, "group.id": group, **overrides}
         self._c = Consumer(conf)
-        self._c.subscribe(list(topics))
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._c.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked)
         self.errors = 0
+
+    def _assigned(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        if self._on_assign is None:
+            return
+        start = self._on_assign(sorted({tp.partition for tp in parts}))
+        for tp in parts:
+            if (tp.topic, tp.partition) in start:
+                tp.offset = start[(tp.topic, tp.partition)]
+        consumer.assign(parts)
+
+    def _revoked(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        if self._on_revoke is not None:
+            self._on_revoke(sorted({tp.partition for tp in parts}))
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Next offset to read per assigned (topic, partition); only those read at least once."""
+        return {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._c.position(self._c.assignment())
+            if tp.offset >= 0
+        }
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         msgs = self._c.consume(num_messages=max_records, timeout=timeout)

@@ -51,7 +51,7 @@ class Services:
         env["DRIFTLINE_ROUTING__COOLDOWN_S"] = str(settings.routing.cooldown_s)
         self.env = env
         self.commands = {
-            "process": ["process", "--group", self.groups["process"]],
+            "process": ["process", "--group", self.groups["process"], "--state-dir", str(workdir / "state")],
             "control-plane": [
                 "control-plane",
                 "--app-id",

@@ -75,6 +75,7 @@ class ProcessorCore:
         self.topics = topics
         self.on_error = on_error
         self.models: dict[str, ModelMonitor] = {}
+        self.partition_of: dict[str, int] = {}  # input partition each model arrives on
         self.records_seen = 0
 
     def process(self, records: Sequence[Record]) -> CoreOutput:
@@ -88,9 +89,11 @@ class ProcessorCore:
                 if rec.topic == t_pred:
                     p = decode(Prediction, rec.value)
                     preds.setdefault(p.model, []).append((p, rec))
+                    self.partition_of[p.model] = rec.partition
                 elif rec.topic == t_label:
                     lab = decode(Label, rec.value)
                     labels.setdefault(lab.model, []).append(lab)
+                    self.partition_of[lab.model] = rec.partition
                 else:
                     raise InvalidEvent(
                         f"topic {rec.topic!r} is not an input of the processor "
@@ -106,6 +109,22 @@ class ProcessorCore:
         for model, labs in labels.items():
             self._collect(self._monitor(model).on_labels(labs), out)
         return out
+
+    # -- state by input partition (for checkpoints and rebalances) -----------------------------
+    def models_in(self, partition: int) -> dict[str, ModelMonitor]:
+        return {m: mon for m, mon in self.models.items() if self.partition_of.get(m) == partition}
+
+    def adopt(self, partition: int, models: dict[str, ModelMonitor]) -> None:
+        """Take over restored state for the models of ``partition``."""
+        for model, mon in models.items():
+            self.models[model] = mon
+            self.partition_of[model] = partition
+
+    def release(self, partition: int) -> None:
+        """Forget the models of a partition this instance no longer owns."""
+        for model in list(self.models_in(partition)):
+            del self.models[model]
+            del self.partition_of[model]
 
     def _monitor(self, model: str) -> ModelMonitor:
         mon = self.models.get(model)

@@ -42,10 +42,12 @@ class ProcessorRunner:
         *,
         batch_size: int = 5000,
         commit_interval: float = 0.0,
+        on_checkpoint: Callable[[], None] | None = None,
     ) -> None:
         self.core, self.source, self.sink = core, source, sink
         self.batch_size = batch_size
         self.commit_interval = commit_interval
+        self.on_checkpoint = on_checkpoint
         self.processed = 0
         self._uncommitted = 0
         self._last_commit = time.monotonic()
@@ -66,8 +68,10 @@ class ProcessorRunner:
         return len(records)
 
     def checkpoint(self) -> None:
-        """Flush every output, then commit the inputs they came from (at-least-once)."""
+        """Flush every output, save state (if a hook is set), then commit the inputs (at-least-once)."""
         self.sink.flush()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
         self.source.commit()
         self._uncommitted = 0
         self._last_commit = time.monotonic()

@@ -13,7 +13,17 @@ import pytest
 from closed_loop import check_closed_loop
 
 from driftline.config import DriftlineSettings, KafkaSettings, RoutingSettings, Topics
-from driftline.contracts import Alert, DeadLetter, Label, Prediction, RetrainRequest, Window, decode, encode
+from driftline.contracts import (
+    Alert,
+    DeadLetter,
+    Label,
+    Prediction,
+    RetrainRequest,
+    Scored,
+    Window,
+    decode,
+    encode,
+)
 from driftline.kafka import KafkaSink
 from driftline.kafka_demo import run_kafka_demo
 from driftline.services import collect_topic, prepare_kafka, run_processor, wait_until
@@ -173,3 +183,72 @@ def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_bootstrap: str)
     assert time.perf_counter() - start < 1.0
     assert offline.flush(timeout=10) == 0  # returns once the messages time out; nothing raised
     assert offline.sink.failed == 1000  # type: ignore[attr-defined]  # every loss is counted
+
+
+def _stream(n: int, shift_at: int, now: float) -> list[tuple[str, bytes, float]]:
+    """Model m: predictions (x1 shifts by 1 sd at ``shift_at``), each label right behind its prediction."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    x0, x1 = rng.normal(size=n), rng.normal(size=n)
+    x1[shift_at:] += 1.0
+    out = []
+    for i in range(n):
+        t = now + i * 0.01
+        p = Prediction(
+            prediction_id=f"p{i}",
+            model="m",
+            model_version="1",
+            event_time=t,
+            features={"x0": float(x0[i]), "x1": float(x1[i])},
+            prediction=i % 2,
+            score=0.5,
+        )
+        out.append(("p", encode(p), t))
+        out.append(("l", encode(Label(prediction_id=f"p{i}", model="m", event_time=t, label=i % 2)), t))
+    return out
+
+
+def test_processor_restart_resumes_from_its_checkpoint(kafka_bootstrap: str, tmp_path) -> None:
+    """Stopped after the shift began but before a window could show it, a restarted processor still
+    flags it -- from the restored reference -- and nothing is double-counted."""
+    from driftline.config import MonitorSettings
+
+    settings = settings_for(kafka_bootstrap, monitor=MonitorSettings(reference_size=2000, window_size=500))
+    t = settings.topics
+    prepare_kafka(settings)
+    stream = _stream(6000, shift_at=4000, now=time.time())
+    sink = KafkaSink(settings.kafka, block=True)  # type: ignore[arg-type]
+
+    def produce(part: list[tuple[str, bytes, float]]) -> None:
+        for kind, value, ts in part:
+            sink.send(t.predictions if kind == "p" else t.labels, b"m", value, ts)
+        sink.flush()
+
+    def run_until_scored(n: int) -> None:
+        stop = threading.Event()
+        th = threading.Thread(
+            target=run_processor,
+            args=(settings, stop.is_set),
+            kwargs={"group": "restart-test", "state_dir": str(tmp_path / "state")},
+        )
+        th.start()
+        try:
+            assert wait_until(lambda: len(collect_topic(settings, t.scored)) >= n, 60)
+        finally:
+            stop.set()
+            th.join(30)
+        assert not th.is_alive()
+
+    produce(stream[: 2 * 4200])  # predictions 0..4199: the shift began at 4000, no window shows it yet
+    run_until_scored(4200)
+    assert collect_topic(settings, t.alerts) == []
+    assert list((tmp_path / "state" / "restart-test").glob("partition-*.ckpt"))
+
+    produce(stream[2 * 4200 :])
+    run_until_scored(6000)
+    alerts = [decode(Alert, v) for v in collect_topic(settings, t.alerts)]
+    assert [(a.type, a.feature, a.detected_at_index) for a in alerts] == [("data_drift", "x1", 4499)]
+    assert alerts[0].reference is not None and alerts[0].reference.end_index == 2000  # the restored one
+    scored = [decode(Scored, v).prediction.prediction_id for v in collect_topic(settings, t.scored)]
+    assert len(scored) == len(set(scored)) == 6000  # every label joined once across the restart
