@@ -127,6 +127,7 @@ def run_processor(
     finally:
         runner.sink.flush()
         source.close()
+        holder.clear()  # break the runner <-> rebalance-callback cycle so the clients close now
     return runner
 
 
