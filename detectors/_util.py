@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Direction
+from .base import Direction, TestResult
 
 __all__: list[str] = []
 
@@ -105,3 +105,28 @@ def merge_rare(r: np.ndarray, c: np.ndarray, min_expected: float = 10.0) -> tupl
     if rare.sum() < 1 or rare.all():
         return r, c
     return np.r_[r[~rare], r[rare].sum()], np.r_[c[~rare], c[rare].sum()]
+
+
+class PreparedCounts:
+    """A categorical test prepared on its reference: the reference is counted once, then each window
+    (raw values, or counts via :meth:`test_counts`) is aligned with it; an empty side tests as no
+    drift. Subclasses set ``name`` and compute ``(statistic, p_value)`` from aligned counts."""
+
+    name = "categorical"
+
+    def __init__(self, reference: Any) -> None:
+        self.counts = count_categories(reference)
+
+    def _statistic(self, r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def test_counts(self, cur: Counter[Any]) -> TestResult:
+        cats, r, c = aligned_counts(self.counts, cur)
+        if r.sum() == 0 or c.sum() == 0:
+            return TestResult(self.name, 0.0, 1.0, 0.0, "increase")
+        stat, p_value = self._statistic(r, c)
+        eff, cat = category_effect(cats, r, c)
+        return TestResult(self.name, stat, p_value, eff, direction(eff), cat)
+
+    def __call__(self, current: Any) -> TestResult:
+        return self.test_counts(count_categories(current))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Literal
 
 import numpy as np
 from scipy import special
 
-from ._util import aligned_counts, category_effect, count_categories, direction
-from .base import PreparedTest, TestResult
+from ._util import PreparedCounts
+from .base import PreparedTest
 
 __all__ = ["Chi2Test"]
 
@@ -38,19 +37,15 @@ def chi2_counts(r: np.ndarray, c: np.ndarray, method: str) -> tuple[float, float
     return stat, float(special.chdtrc(dof, stat))
 
 
-class _PreparedChi2:
+class _PreparedChi2(PreparedCounts):
+    name = "chi2"
+
     def __init__(self, reference: Any, method: str) -> None:
-        self.counts = count_categories(reference)
+        super().__init__(reference)
         self.method = method
 
-    def test_counts(self, cur: Counter) -> TestResult:
-        cats, r, c = aligned_counts(self.counts, cur)
-        stat, p = chi2_counts(r, c, self.method)
-        eff, cat = category_effect(cats, r, c)
-        return TestResult("chi2", stat, p, eff, direction(eff), cat)
-
-    def __call__(self, current: Any) -> TestResult:
-        return self.test_counts(count_categories(current))
+    def _statistic(self, r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        return chi2_counts(r, c, self.method)
 
 
 class Chi2Test(PreparedTest):

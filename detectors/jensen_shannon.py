@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
 from scipy import special
 
-from ._util import aligned_counts, category_effect, count_categories, direction, merge_rare
-from .base import PreparedTest, TestResult
+from ._util import PreparedCounts, merge_rare
+from .base import PreparedTest
 
 __all__ = ["JensenShannonTest"]
 
@@ -25,28 +24,22 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max((kp + kq) / 2, 0.0)))
 
 
-class _PreparedJS:
+class _PreparedJS(PreparedCounts):
+    name = "jensen_shannon"
+
     def __init__(self, reference: Any, floor: float) -> None:
-        self.counts = count_categories(reference)
+        super().__init__(reference)
         self.floor = floor
 
-    def test_counts(self, cur: Counter) -> TestResult:
-        cats, r, c = aligned_counts(self.counts, cur)
+    def _statistic(self, r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
         n, m = r.sum(), c.sum()
-        if n == 0 or m == 0:
-            return TestResult("jensen_shannon", 0.0, 1.0, 0.0, "increase")
         d = js_distance(np.maximum(r / n, self.floor), np.maximum(c / m, self.floor))
         # 8 * JSD ~ sum (p - q)^2 / mid  ->  8 * JSD / (1/n + 1/m) ~ chi2(k - 1) under no drift,
         # on categories with enough expected counts (rare ones merged; 300 Zipf categories: 1.5x nominal)
         rm, cm = merge_rare(r, c)
         k = rm.size
         dm = js_distance(rm / n, cm / m) if k < r.size else d
-        p_value = float(special.chdtrc(k - 1, 8 * dm * dm / (1 / n + 1 / m))) if k > 1 else 1.0
-        eff, cat = category_effect(cats, r, c)
-        return TestResult("jensen_shannon", d, p_value, eff, direction(eff), cat)
-
-    def __call__(self, current: Any) -> TestResult:
-        return self.test_counts(count_categories(current))
+        return d, float(special.chdtrc(k - 1, 8 * dm * dm / (1 / n + 1 / m))) if k > 1 else 1.0
 
 
 class JensenShannonTest(PreparedTest):

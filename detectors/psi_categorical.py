@@ -2,44 +2,31 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from ._util import (
-    SHARE_FLOOR,
-    aligned_counts,
-    category_effect,
-    count_categories,
-    direction,
-    merge_rare,
-    psi_from_shares,
-)
-from .base import PreparedTest, TestResult
+import numpy as np
+
+from ._util import SHARE_FLOOR, PreparedCounts, merge_rare, psi_from_shares
+from .base import PreparedTest
 from .psi import psi_p_value
 
 __all__ = ["CategoricalPSITest"]
 
 
-class _PreparedCatPSI:
+class _PreparedCatPSI(PreparedCounts):
+    name = "psi_categorical"
+
     def __init__(self, reference: Any, floor: float) -> None:
-        self.counts = count_categories(reference)
+        super().__init__(reference)
         self.floor = floor
 
-    def test_counts(self, cur: Counter) -> TestResult:
-        cats, r, c = aligned_counts(self.counts, cur)
+    def _statistic(self, r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
         n, m = r.sum(), c.sum()
-        if n == 0 or m == 0:
-            return TestResult("psi_categorical", 0.0, 1.0, 0.0, "increase")
         psi = psi_from_shares(r / n, c / m, self.floor)
         rm, cm = merge_rare(r, c)  # the asymptotic null needs expected counts >= 5: merge rare ones
         k = rm.size
         psi_k = psi_from_shares(rm / n, cm / m, self.floor) if k < r.size else psi
-        eff, cat = category_effect(cats, r, c)
-        p_value = psi_p_value(psi_k, int(n), int(m), k)
-        return TestResult("psi_categorical", psi, p_value, eff, direction(eff), cat)
-
-    def __call__(self, current: Any) -> TestResult:
-        return self.test_counts(count_categories(current))
+        return psi, psi_p_value(psi_k, int(n), int(m), k)
 
 
 class CategoricalPSITest(PreparedTest):
