@@ -40,7 +40,6 @@ __all__ = [
     "Window",
     "alert_id_for",
     "decode",
-    "decode_many",
     "encode",
 ]
 
@@ -225,11 +224,6 @@ def decode(kind: type[E], raw: bytes) -> E:
         return dec.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
         raise InvalidEvent(f"{kind.__name__}: {exc}") from None
-
-
-def decode_many(kind: type[E], raws: list[bytes]) -> list[E]:
-    """Decode a batch; the first invalid record raises. Runners use :func:`decode` per record."""
-    return [decode(kind, raw) for raw in raws]
 
 
 def alert_id_for(*parts: object) -> str:

@@ -136,6 +136,3 @@ class _MemorySource:
 
     def close(self) -> None:
         self.commit()
-
-    def lag(self) -> int:
-        return sum(self._bus.end_offset(t) - p for t, p in self._pos.items())

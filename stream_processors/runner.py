@@ -20,7 +20,7 @@ from driftline.transport import Record, Sink, Source
 from stream_processors.core import ProcessorCore
 from stream_processors.routing import AlertRouter, AlertSink, Routed
 
-__all__ = ["AlertRoutingRunner", "ProcessorRunner", "run_until"]
+__all__ = ["AlertRoutingRunner", "ProcessorRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +111,3 @@ class AlertRoutingRunner:
                 self.topics.retrain, alert.model.encode(), encode(routed.retrain), alert.detected_at_time
             )
         return routed
-
-
-def run_until(
-    steps: list[Callable[[float], int]],
-    stop: Callable[[], bool],
-    *,
-    idle_sleep: float = 0.05,
-    poll_timeout: float = 0.2,
-    deadline: float | None = None,
-) -> None:
-    """Round-robin ``steps`` (each ``run_once``) until ``stop()`` or the deadline (monotonic seconds)."""
-    while not stop():
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError("runner deadline passed before the stop condition held")
-        busy = sum(step(poll_timeout if len(steps) == 1 else 0.0) for step in steps)
-        if not busy:
-            time.sleep(idle_sleep)
