@@ -63,7 +63,7 @@ def make_stream(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
 
 
 def bench_core(stream: list[tuple[str, bytes]], repeat: int) -> float:
-    from stream_processors.core import ProcessorCore
+    from stream_processors.core.processor import ProcessorCore
 
     t = Topics()
     recs = [Record(topic=t.predictions if k == "p" else t.labels, value=v) for k, v in stream]
@@ -80,8 +80,8 @@ def bench_core(stream: list[tuple[str, bytes]], repeat: int) -> float:
 def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) -> tuple[float, float]:
     from confluent_kafka import Consumer
 
+    from driftline.app.services import prepare_kafka, run_processor
     from driftline.kafka import KafkaSink
-    from driftline.services import prepare_kafka, run_processor
 
     run = uuid.uuid4().hex[:8]
     topics = Topics(**{k: f"{v}.bench{run}" for k, v in Topics().model_dump().items()})

@@ -145,3 +145,6 @@ def _wait_for_leaders(admin: object, names: list[str], partitions: int) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"topics {sorted(set(names) - set(ready))} have no leaders after 30 s", pytrace=False)
         time.sleep(0.05)
+
+
+from events import drifting_stream, make_label, make_prediction  # noqa: E402,F401  (fixtures for every tier)

@@ -12,6 +12,8 @@ import uuid
 import pytest
 from closed_loop import check_closed_loop
 
+from driftline.app.kafka_demo import run_kafka_demo
+from driftline.app.services import collect_topic, prepare_kafka, run_processor, wait_until
 from driftline.config import DriftlineSettings, KafkaSettings, RoutingSettings, Topics
 from driftline.contracts import (
     Alert,
@@ -25,8 +27,6 @@ from driftline.contracts import (
     encode,
 )
 from driftline.kafka import KafkaSink
-from driftline.kafka_demo import run_kafka_demo
-from driftline.services import collect_topic, prepare_kafka, run_processor, wait_until
 from producers.simulator import Scenario
 
 pytestmark = pytest.mark.kafka
@@ -100,7 +100,7 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_bootstrap: str) -> No
 
 
 def test_faust_control_plane_dedups_and_triggers_retrain(kafka_bootstrap: str, tmp_path) -> None:
-    from stream_processors.control_plane import create_app
+    from stream_processors.control.faust_app import create_app
 
     settings = settings_for(kafka_bootstrap, routing=RoutingSettings(cooldown_s=60))
     t = settings.topics

@@ -81,11 +81,11 @@ def demo(
     scenario = _scenario(seed, events)
     settings = _settings(bootstrap_servers)
     if settings.kafka is None:
-        from driftline.demo import run_embedded
+        from driftline.app.demo import run_embedded
 
         result = run_embedded(scenario, settings, registry_dir=registry_dir, echo=typer.echo)
     else:
-        from driftline.kafka_demo import run_kafka_demo
+        from driftline.app.kafka_demo import run_kafka_demo
 
         result = run_kafka_demo(scenario, settings, rate=rate, registry_dir=registry_dir, echo=typer.echo)
     if as_json:
@@ -101,9 +101,9 @@ def simulate(
     registry_dir: Annotated[str, typer.Option(help="Model registry directory.")] = ".driftline/registry",
 ) -> None:
     """Serve the simulated model on Kafka (bootstraps version 1 into an empty registry)."""
-    from driftline.demo import bootstrap_registry
+    from driftline.app.demo import bootstrap_registry
+    from driftline.app.services import prepare_kafka, run_simulation
     from driftline.registry import LocalModelRegistry
-    from driftline.services import prepare_kafka, run_simulation
 
     settings = _settings(bootstrap_servers)
     scenario = _scenario(seed, events)
@@ -124,7 +124,7 @@ def process(
     ] = ".driftline/state",
 ) -> None:
     """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
-    from driftline.services import prepare_kafka, run_processor
+    from driftline.app.services import prepare_kafka, run_processor
 
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)
@@ -141,8 +141,8 @@ def control_plane(
     """Run alert routing (dedup, cooldown, retrain trigger) as a faust-streaming worker."""
     import faust
 
-    from driftline.services import prepare_kafka
-    from stream_processors.control_plane import create_app
+    from driftline.app.services import prepare_kafka
+    from stream_processors.control.faust_app import create_app
 
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)
@@ -157,7 +157,7 @@ def retrain_worker(
     group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-retrain-worker",
 ) -> None:
     """Run the retraining worker on Kafka: retrain requests in, validated model versions out."""
-    from driftline.services import prepare_kafka, run_retrain_worker
+    from driftline.app.services import prepare_kafka, run_retrain_worker
 
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)

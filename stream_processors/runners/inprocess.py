@@ -13,14 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from driftline.config import Topics
-from driftline.contracts import Alert, decode, encode
-from driftline.errors import InvalidEvent
-from driftline.transport import Record, Sink, Source
-from stream_processors.core import ProcessorCore
-from stream_processors.routing import AlertRouter, AlertSink, Routed
+from driftline.transport import Sink, Source
+from stream_processors.core.processor import ProcessorCore
 
-__all__ = ["AlertRoutingRunner", "ProcessorRunner"]
+__all__ = ["ProcessorRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -75,39 +71,3 @@ class ProcessorRunner:
         self.source.commit()
         self._uncommitted = 0
         self._last_commit = time.monotonic()
-
-
-class AlertRoutingRunner:
-    """Control plane, embedded: routes alerts, delivers them, emits retrain requests."""
-
-    def __init__(
-        self, router: AlertRouter, source: Source, sink: Sink, topics: Topics, sinks: list[AlertSink]
-    ) -> None:
-        self.router, self.source, self.sink, self.topics, self.sinks = router, source, sink, topics, sinks
-        self.routed: list[Routed] = []
-
-    def run_once(self, timeout: float = 0.0) -> int:
-        records = self.source.poll(1000, timeout)
-        for rec in records:
-            self.handle(rec)
-        if records:
-            self.sink.flush()
-            self.source.commit()
-        return len(records)
-
-    def handle(self, rec: Record) -> Routed | None:
-        try:
-            alert = decode(Alert, rec.value)
-        except InvalidEvent as exc:
-            log.error("alert routing: invalid alert at %s/%d: %s", rec.topic, rec.offset, exc)
-            return None
-        routed = self.router.route(alert)
-        self.routed.append(routed)
-        if routed.deliver:
-            for s in self.sinks:
-                s.deliver(alert)
-        if routed.retrain is not None:
-            self.sink.send(
-                self.topics.retrain, alert.model.encode(), encode(routed.retrain), alert.detected_at_time
-            )
-        return routed

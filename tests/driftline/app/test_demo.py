@@ -12,7 +12,7 @@ from closed_loop import check_closed_loop
 
 def run_demo(*args: str) -> tuple[str, dict]:
     out = subprocess.run(
-        [sys.executable, "-m", "driftline", "demo", *args],
+        [sys.executable, "-m", "driftline.app", "demo", *args],
         capture_output=True,
         text=True,
         timeout=120,

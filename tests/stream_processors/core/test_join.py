@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream_processors.join import LabelJoiner
+from stream_processors.core.join import LabelJoiner
 
 
 def test_labels_join_in_either_order(make_prediction, make_label) -> None:

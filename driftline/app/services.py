@@ -1,7 +1,7 @@
 """Kafka-mode services: each component as a long-running loop over Kafka topics.
 
 ``driftline process``, ``driftline retrain-worker`` and ``driftline simulate`` call these; the
-control plane runs as a faust worker (:mod:`stream_processors.control_plane`). They share nothing
+control plane runs as a faust worker (:mod:`stream_processors.control.faust_app`). They share nothing
 but topics (and the model registry's store), so each can run as its own service.
 """
 
@@ -22,9 +22,9 @@ from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
 from retrain_worker.worker import RetrainWorker
-from stream_processors.checkpoint import CheckpointStore
-from stream_processors.core import ProcessorCore
-from stream_processors.runner import ProcessorRunner
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.checkpoint import CheckpointStore
+from stream_processors.runners.inprocess import ProcessorRunner
 
 __all__ = [
     "collect_topic",

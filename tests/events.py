@@ -1,4 +1,4 @@
-"""Factory fixtures for the core tests: events, records and a small drifting stream."""
+"""Event factories for every test tier: events, records, alerts and a small drifting stream."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from driftline.config import Topics
-from driftline.contracts import Label, Prediction, encode
+from driftline.contracts import Alert, Label, Prediction, Window, encode
 from driftline.transport import Record
 
 TOPICS = Topics()
@@ -95,3 +95,27 @@ def drifting_stream() -> Callable[..., tuple[list[Record], int]]:
         return out, at
 
     return make
+
+
+def alert(
+    i: str = "a1",
+    *,
+    t: float = 100.0,
+    kind: str = "concept_drift",
+    version: str = "1",
+    feature: str | None = None,
+) -> Alert:
+    w = Window(start_index=0, end_index=10, start_time=t - 10, end_time=t, n=10)
+    return Alert(
+        alert_id=i,
+        type=kind,
+        model="churn",
+        model_version=version,
+        feature=feature,  # type: ignore[arg-type]
+        statistic="s",
+        value=1.0,
+        threshold=0.5,
+        window=w,
+        detected_at_index=10,
+        detected_at_time=t,
+    )

@@ -25,9 +25,10 @@ from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator, train_initial_model
 from retrain_worker.worker import RetrainOutcome, RetrainWorker
-from stream_processors.core import ProcessorCore
-from stream_processors.routing import AlertRouter, TopicSink
-from stream_processors.runner import AlertRoutingRunner, ProcessorRunner
+from stream_processors.control.inprocess import AlertRoutingRunner
+from stream_processors.control.routing import AlertRouter, TopicSink
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.inprocess import ProcessorRunner
 
 __all__ = ["DemoResult", "build_report", "bootstrap_registry", "run_embedded"]
 

@@ -11,9 +11,9 @@ from driftline.config import MonitorSettings, Topics
 from driftline.contracts import Alert, DeadLetter, Label, Metric, Scored, decode, encode
 from driftline.errors import ConfigError
 from driftline.transport import InMemoryBus, Record
-from stream_processors.core import ProcessorCore
-from stream_processors.performance import RollingPerformance, roc_auc
-from stream_processors.runner import ProcessorRunner
+from stream_processors.core.performance import RollingPerformance, roc_auc
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.inprocess import ProcessorRunner
 
 TOPICS = Topics()
 SETTINGS = MonitorSettings(reference_size=2000, window_size=500, metrics_every=500)

@@ -2,7 +2,7 @@
 
 The decision logic is pure and keeps its state in two mappings, so the same router runs on
 plain dicts (embedded mode) or on faust changelog-backed tables (Kafka mode, see
-:mod:`stream_processors.control_plane`).
+:mod:`stream_processors.control.faust_app`).
 
 >>> from driftline.config import RoutingSettings
 >>> from driftline.contracts import Alert, Window

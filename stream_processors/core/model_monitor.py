@@ -17,8 +17,8 @@ from detectors import ExpectedAccuracy, FeatureDrift, FeatureSetDrift, get_detec
 from detectors.base import StreamDetector
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, AlertType, Label, Metric, Prediction, Scored, Window, alert_id_for
-from stream_processors.join import LabelJoiner
-from stream_processors.performance import RollingPerformance, is_positive
+from stream_processors.core.join import LabelJoiner
+from stream_processors.core.performance import RollingPerformance, is_positive
 
 __all__ = ["ModelMonitor", "MonitorOutput", "SCORE_COLUMN"]
 

@@ -18,7 +18,7 @@ import faust
 from driftline.config import DriftlineSettings
 from driftline.contracts import Alert, DeadLetter, decode, encode
 from driftline.errors import ConfigError, InvalidEvent
-from stream_processors.routing import AlertRouter, AlertSink, LogSink, WebhookSink
+from stream_processors.control.routing import AlertRouter, AlertSink, LogSink, WebhookSink
 
 __all__ = ["create_app"]
 

@@ -22,12 +22,12 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from driftline.app.demo import DemoResult, bootstrap_registry, build_report
+from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
 from driftline.contracts import Alert, ModelUpdate, Scored, decode
-from driftline.demo import DemoResult, bootstrap_registry, build_report
 from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry
-from driftline.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from producers.simulator import Scenario
 from retrain_worker.worker import RetrainOutcome
 
@@ -73,7 +73,7 @@ class Services:
         for name, args in self.commands.items():
             log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "driftline", *args],
+                [sys.executable, "-m", "driftline.app", *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

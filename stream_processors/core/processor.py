@@ -17,7 +17,7 @@ from driftline.config import MonitorSettings, Topics
 from driftline.contracts import Alert, DeadLetter, Label, Metric, Prediction, Scored, decode, encode
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
-from stream_processors.model_monitor import ModelMonitor, MonitorOutput
+from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 
 __all__ = ["CoreOutput", "ErrorAction", "ProcessorCore", "dead_letter_all"]
 

@@ -1,3 +1,0 @@
-from driftline.cli import main
-
-main()

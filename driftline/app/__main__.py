@@ -1,0 +1,3 @@
+from driftline.app.cli import main
+
+main()
