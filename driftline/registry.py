@@ -1,4 +1,7 @@
-"""A local model registry: versioned artifacts with their metrics and the data window they saw.
+"""Model registries: versioned artifacts with their metrics and the data window they saw.
+
+:class:`ModelRegistry` is the protocol every component is typed against (the retrain worker registers
+and promotes, serving loads); :class:`LocalModelRegistry` is the embedded default.
 
 The default store is a directory (one ``index.json`` per model plus joblib artifacts), written
 atomically so a serving process can read it while the retrain worker writes. Serving loads an
@@ -21,13 +24,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import joblib
 
 from driftline.errors import DriftlineError
 
-__all__ = ["LocalModelRegistry", "ModelVersion", "RegistryError"]
+__all__ = ["LocalModelRegistry", "ModelRegistry", "ModelVersion", "RegistryError"]
 
 
 class RegistryError(DriftlineError):
@@ -47,7 +50,38 @@ class ModelVersion:
     stage: str = "candidate"  # candidate | champion | archived | rejected
 
 
+class ModelRegistry(Protocol):
+    """What Driftline needs of a model registry: versions with lineage, a champion, artifacts."""
+
+    def versions(self, model: str) -> list[ModelVersion]: ...
+
+    def champion(self, model: str) -> ModelVersion: ...
+
+    def get(self, model: str, version: str) -> ModelVersion: ...
+
+    def find_triggered_by(self, model: str, trigger: str) -> ModelVersion | None: ...
+
+    def load(self, artifact_uri: str) -> Any: ...
+
+    def register(
+        self,
+        model: str,
+        estimator: Any,
+        *,
+        metrics: dict[str, float] | None = None,
+        trained_on: dict[str, Any] | None = None,
+        validated_on: dict[str, Any] | None = None,
+        triggered_by: str | None = None,
+        promote: bool = True,
+        stage: str = "candidate",
+    ) -> ModelVersion: ...
+
+    def promote(self, model: str, version: str) -> ModelVersion: ...
+
+
 class LocalModelRegistry:
+    """A directory: one ``index.json`` per model plus joblib artifacts, written atomically."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)

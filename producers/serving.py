@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.contracts import ModelUpdate
-from driftline.registry import LocalModelRegistry
+from driftline.registry import ModelRegistry
 
 __all__ = ["ModelServer"]
 
@@ -22,7 +22,7 @@ class ModelServer:
     A version switch is recorded in ``history`` as (first prediction index, version).
     """
 
-    def __init__(self, model: str, registry: LocalModelRegistry) -> None:
+    def __init__(self, model: str, registry: ModelRegistry) -> None:
         self.model = model
         self.registry = registry
         champion = registry.champion(model)

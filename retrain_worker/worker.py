@@ -23,7 +23,7 @@ from sklearn.base import clone
 from driftline.config import RetrainSettings, Topics
 from driftline.contracts import ModelUpdate, RetrainRequest, Scored, Window, decode, encode
 from driftline.errors import InvalidEvent
-from driftline.registry import LocalModelRegistry
+from driftline.registry import ModelRegistry
 from driftline.transport import Sink, WindowReader
 
 __all__ = ["RetrainOutcome", "RetrainWorker"]
@@ -55,7 +55,7 @@ class RetrainWorker:
         self,
         settings: RetrainSettings,
         topics: Topics,
-        registry: LocalModelRegistry,
+        registry: ModelRegistry,
         reader: WindowReader,
         sink: Sink,
         trainer: Trainer = refit_clone,

@@ -98,7 +98,9 @@ def simulate(
     seed: Seed = 7,
     events: Events = 60_000,
     rate: Annotated[float, typer.Option(help="Predictions per second.")] = 3000.0,
-    registry_dir: Annotated[str, typer.Option(help="Model registry directory.")] = ".driftline/registry",
+    registry_dir: Annotated[
+        str | None, typer.Option(help="Model registry directory (default: retrain.registry_dir).")
+    ] = None,
 ) -> None:
     """Serve the simulated model on Kafka (bootstraps version 1 into an empty registry)."""
     from driftline.app.demo import bootstrap_registry
@@ -108,6 +110,7 @@ def simulate(
     settings = _settings(bootstrap_servers)
     scenario = _scenario(seed, events)
     prepare_kafka(settings)
+    registry_dir = registry_dir or settings.retrain.registry_dir
     bootstrap_registry(scenario, LocalModelRegistry(registry_dir))
     stop = _stop_flag()
     server = run_simulation(settings, scenario, registry_dir=registry_dir, rate=rate, stop=lambda: stop[0])
@@ -153,7 +156,9 @@ def control_plane(
 @app.command("retrain-worker")
 def retrain_worker(
     bootstrap_servers: Bootstrap = None,
-    registry_dir: Annotated[str, typer.Option(help="Model registry directory.")] = ".driftline/registry",
+    registry_dir: Annotated[
+        str | None, typer.Option(help="Model registry directory (default: retrain.registry_dir).")
+    ] = None,
     group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-retrain-worker",
 ) -> None:
     """Run the retraining worker on Kafka: retrain requests in, validated model versions out."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from driftline.config import DriftlineSettings
 from driftline.contracts import Alert, Metric, ModelUpdate, Scored, decode
-from driftline.registry import LocalModelRegistry
+from driftline.registry import LocalModelRegistry, ModelRegistry
 from driftline.transport import InMemoryBus
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
@@ -42,7 +42,7 @@ class DemoResult:
     timeline: list[str] = field(default_factory=list)
 
 
-def bootstrap_registry(scenario: Scenario, registry: LocalModelRegistry) -> str:
+def bootstrap_registry(scenario: Scenario, registry: ModelRegistry) -> str:
     """Train the first model on pre-drift data and register it as champion (version 1)."""
     try:
         return registry.champion(scenario.model).version
