@@ -8,7 +8,7 @@ throwaway ``pom.xml`` under ``.kafka/`` (git-ignored); ``~/.m2`` caches them bet
     python .ci/kafka_local.py start --workdir /tmp/k [--port-file F]   # prints 127.0.0.1:PORT
     python .ci/kafka_local.py stop --workdir /tmp/k
 
-The pytest fixture (tests/conftest.py) imports this file by path and calls :func:`assemble`,
+The pytest fixture (tests/conftest.py; `.ci` is on pytest's pythonpath) imports it and calls :func:`assemble`,
 :func:`start` and :func:`stop`.
 """
 
@@ -22,9 +22,7 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -32,6 +30,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT
+
+from kafka_broker_control import api_versions, is_our_broker, metadata_ok, stop, watch
 
 # The one pinned broker version. Newest 4.x on Maven Central that resolved when this was written.
 KAFKA_VERSION = "4.4.0"
@@ -47,7 +47,6 @@ LIBS = KAFKA_HOME / "libs"
 STAMP = LIBS / ".complete"
 JVM_OPTS = ["-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
 
 
 class KafkaLocalError(RuntimeError):
@@ -226,44 +225,6 @@ def _tail(path: Path, n: int = 40) -> str:
         return "(no log)"
 
 
-def api_versions(host: str, port: int, timeout: float = 2.0) -> dict[int, tuple[int, int]]:
-    """Send a Kafka ApiVersions v0 request; return {api_key: (min_version, max_version)}."""
-    client_id = b"driftline-kafka-local"
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _recv(s, 4))[0]
-        resp = _recv(s, size)
-    correlation, error, count = struct.unpack(">ihi", resp[:10])
-    if correlation != 7 or error != 0:
-        raise OSError(f"ApiVersions answered correlation={correlation} error={error}")
-    keys = (struct.unpack_from(">hhh", resp, 10 + 6 * i) for i in range(count))
-    return {key: (lo, hi) for key, lo, hi in keys}
-
-
-def _recv(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise OSError("connection closed")
-        buf += chunk
-    return buf
-
-
-def _metadata_ok(bootstrap: str, timeout: float) -> bool:
-    """If confluent-kafka is importable, require a metadata answer naming broker 1; else trust ApiVersions."""
-    try:
-        from confluent_kafka.admin import AdminClient  # noqa: PLC0415  (optional here)
-    except ImportError:
-        return True
-    try:
-        md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
-    except Exception:
-        return False
-    return 1 in md.brokers
-
-
 def start(
     workdir: str | Path,
     timeout: float = START_TIMEOUT_S,
@@ -281,7 +242,7 @@ def start(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     pid_file = workdir / "broker.pid"
-    if pid_file.is_file() and _is_our_broker(int(pid_file.read_text()), workdir):
+    if pid_file.is_file() and is_our_broker(int(pid_file.read_text()), workdir):
         raise KafkaLocalError(f"a broker is already running in {workdir}; stop it first")
     for attempt in range(3):  # a free port can be taken between our probe and the broker's bind
         proc, port = _launch(workdir, timeout)
@@ -337,7 +298,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, workdir: Path, deadlin
                 return False
             raise KafkaLocalError(f"Kafka exited with {proc.returncode} during start-up:\n{logs}")
         with contextlib.suppress(OSError):
-            if api_versions("127.0.0.1", port) and _metadata_ok(bootstrap, 5.0):
+            if api_versions("127.0.0.1", port) and metadata_ok(bootstrap, 5.0):
                 return True
         if time.monotonic() > deadline:
             stop(workdir)
@@ -360,62 +321,6 @@ def _verify_version(workdir: Path) -> str:
     if "KafkaRaftServer" not in log:
         raise KafkaLocalError("server.log does not show a KRaft server start")
     return m.group(1)
-
-
-# ----------------------------------------------------------------------------------------- stop
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # reap our own child (the fixture started it)
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _is_our_broker(pid: int, workdir: Path) -> bool:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"kafka.Kafka" in cmd and str(workdir / "server.properties").encode() in cmd
-
-
-def stop(workdir: str | Path, timeout: float = STOP_TIMEOUT_S) -> bool:
-    """Stop the broker started in ``workdir`` (TERM, then KILL); return whether one was running."""
-    workdir = Path(workdir).resolve()
-    pid_file = workdir / "broker.pid"
-    if not pid_file.is_file():
-        return False
-    pid = int(pid_file.read_text())
-    if not _alive(pid) or not _is_our_broker(pid, workdir):
-        pid_file.unlink(missing_ok=True)
-        return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.05)
-    pid_file.unlink(missing_ok=True)
-    return True
-
-
-def watch(pid: int, workdir: str | Path) -> None:
-    """Stop the broker in ``workdir`` once process ``pid`` has exited (or the broker is gone)."""
-    pid_file = Path(workdir) / "broker.pid"
-    while pid_file.is_file():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            stop(workdir)
-            return
-        time.sleep(1.0)
 
 
 # ----------------------------------------------------------------------------------------- CLI

@@ -13,11 +13,9 @@ broker is started with .ci/kafka_local.py (assembled jars needed) and stopped at
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _broker import broker  # noqa: E402  (benchmarks/ is the script's own directory)
 
 from driftline.config import DriftlineSettings, KafkaSettings, MonitorSettings, Topics  # noqa: E402
 from driftline.contracts import Label, Prediction, encode  # noqa: E402
@@ -150,14 +150,6 @@ def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) ->
     return raw, pipe
 
 
-def _local_broker():
-    spec = importlib.util.spec_from_file_location("kafka_local", ROOT / ".ci" / "kafka_local.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000, help="predictions (as many labels follow)")
@@ -171,18 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, float | int | str] = {"events": len(stream), "repeat": args.repeat}
     result["core_events_per_s"] = round(bench_core(stream, args.repeat))
     if not args.no_kafka:
-        kl, workdir = None, None
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            kl = _local_broker()
-            workdir = Path(tempfile.mkdtemp(prefix="driftline-bench-kafka-"))
-            kl.assemble()
-            bootstrap = kl.start(workdir).bootstrap
-        try:
+        with broker(args.bootstrap) as (bootstrap, _):
             raw, pipe = bench_kafka(stream, bootstrap, args.repeat)
-        finally:
-            if kl is not None:
-                kl.stop(workdir)
         result.update(
             raw_consumer_events_per_s=round(raw),
             pipeline_events_per_s=round(pipe),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import logging
 import random
@@ -23,28 +22,17 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from _broker import broker  # benchmarks/ is the script's own directory
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-ROOT = Path(__file__).resolve().parent.parent
 Row = tuple[str, float, float | None, int]  # stage, events/s, seconds to the first event, runs
 CONSUMER_DEFAULTS = {
     "enable.auto.commit": False,
     "fetch.queue.backoff.ms": 20,  # librdkafka's 1000 ms default stalls a consumer slower than its fetcher
 }
-
-
-def _kafka_local() -> Any:
-    name = "driftline_ci_kafka_local"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / "kafka_local.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
 
 
 def make_events(n: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
@@ -202,22 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the results")
     args = ap.parse_args(argv)
 
-    kl, workdir, version = None, None, "external"
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        kl = _kafka_local()
-        kl.assemble()
-        workdir = tempfile.mkdtemp(prefix="driftline-bench-kafka-")
-        broker = kl.start(workdir)
-        bootstrap, version = (
-            broker.bootstrap,
-            f"Kafka {broker.version} (local, started in {broker.startup_s:.1f} s)",
-        )
-    try:
+    with broker(args.bootstrap) as (bootstrap, version):
         rows, results = run(bootstrap, args)
-    finally:
-        if kl is not None:
-            kl.stop(workdir)
 
     print(
         f"\n{version} at {bootstrap}; {args.events:,} events, avg {results['event_bytes']} B, "

