@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from driftline.errors import InvalidEvent
+
+if TYPE_CHECKING:
+    from driftline.transport import Record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -155,7 +158,8 @@ class ModelUpdate(_Event, frozen=True, kw_only=True):
     version: str
     previous_version: str | None
     action: Literal["promote", "rollback"] = "promote"
-    artifact_uri: str
+    artifact_uri: str  # informational: serving loads by (model, version) from its registry
+    artifact_sha256: str = ""  # the artifact's digest; serving refuses bytes that do not match
     metrics: dict[str, float] = {}
     trained_on: Window | None = None
     validated_on: Window | None = None
@@ -196,6 +200,25 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
             offset=offset,
             original_b64=base64.b64encode(value).decode("ascii"),
             key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
+        )
+
+    @classmethod
+    def of_record(cls, record: Record, exc: BaseException, stage: str) -> DeadLetter:
+        """The dead letter for a record that failed at ``stage``: where it came from, why, its bytes.
+
+        >>> from driftline.transport import Record
+        >>> d = DeadLetter.of_record(Record("t", b"{", key=b"m", offset=4), InvalidEvent("bad"), "decode")
+        >>> d.topic, d.partition, d.offset, d.reason, d.error_type, d.original
+        ('t', 0, 4, 'bad', 'InvalidEvent', b'{')
+        """
+        return cls.of(
+            stage=stage,
+            exc=exc,
+            value=record.value,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
         )
 
     @property

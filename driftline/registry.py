@@ -12,14 +12,24 @@ artifact by the ``artifact_uri`` a :class:`~driftline.contracts.ModelUpdate` car
 >>> v = reg.register("churn", {"weights": [1, 2]}, metrics={"accuracy": 0.9})
 >>> v.version, reg.champion("churn").version
 ('1', '1')
->>> reg.load(v.artifact_uri)
+>>> reg.load("churn", "1")
 {'weights': [1, 2]}
+>>> reg.register("../escaped", {})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+driftline.registry.RegistryError: model name '../escaped' is not a safe name: ...
+
+Artifacts are loaded by (model, version), never by a path from a message: the path comes from the
+registry's own index, must resolve inside the registry root, and the file's SHA-256 must match the
+digest recorded when it was registered (and the one a model update announced, when given).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,7 +40,7 @@ import joblib
 
 from driftline.errors import DriftlineError
 
-__all__ = ["LocalModelRegistry", "ModelRegistry", "ModelVersion", "RegistryError"]
+__all__ = ["LocalModelRegistry", "ModelRegistry", "ModelVersion", "RegistryError", "check_name"]
 
 
 class RegistryError(DriftlineError):
@@ -48,6 +58,29 @@ class ModelVersion:
     triggered_by: str | None = None
     created_at: float = 0.0
     stage: str = "candidate"  # candidate | champion | archived | rejected
+    sha256: str = ""  # of the artifact's bytes, recorded at registration
+    size: int = 0
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(kind: str, value: str) -> str:
+    """``value`` if it is safe as one path component (and a Kafka key, a metric label); else raise."""
+    if not _SAFE_NAME.fullmatch(value) or ".." in value:
+        raise RegistryError(
+            f"{kind} {value!r} is not a safe name: 1-128 of A-Z a-z 0-9 . _ - starting with a letter "
+            "or digit, no '..'"
+        )
+    return value
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class ModelRegistry(Protocol):
@@ -61,7 +94,9 @@ class ModelRegistry(Protocol):
 
     def find_triggered_by(self, model: str, trigger: str) -> ModelVersion | None: ...
 
-    def load(self, artifact_uri: str) -> Any: ...
+    def load(self, model: str, version: str, *, sha256: str | None = None) -> Any:
+        """The artifact of ``model`` ``version``, verified; ``sha256``: the digest a message announced."""
+        ...
 
     def register(
         self,
@@ -109,11 +144,23 @@ class LocalModelRegistry:
     def find_triggered_by(self, model: str, trigger: str) -> ModelVersion | None:
         return next((v for v in self.versions(model) if v.triggered_by == trigger), None)
 
-    def load(self, artifact_uri: str) -> Any:
-        path = Path(artifact_uri.removeprefix("file://"))
-        if not path.exists():
-            raise RegistryError(f"artifact {artifact_uri} does not exist (registry root {self.root})")
-        return joblib.load(path)
+    def load(self, model: str, version: str, *, sha256: str | None = None) -> Any:
+        mv = self.get(model, version)
+        path = Path(mv.artifact_uri.removeprefix("file://")).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise RegistryError(f"artifact of {model} v{version} is outside the registry root {self.root}")
+        if not path.is_file():
+            raise RegistryError(f"artifact of {model} v{version} is missing ({path})")
+        digest = sha256_of(path)
+        for source, expected in (("the registry index", mv.sha256), ("the model update", sha256)):
+            if expected and digest != expected:
+                raise RegistryError(
+                    f"artifact of {model} v{version} does not match the SHA-256 in {source} "
+                    f"({digest[:12]}... != {expected[:12]}...): refusing to load it"
+                )
+        if not mv.sha256:
+            raise RegistryError(f"{model} v{version} has no recorded SHA-256: re-register it")
+        return joblib.load(path)  # verified bytes written by this registry (see README, Security)
 
     # -- writing -------------------------------------------------------------------------------
     def register(
@@ -130,7 +177,7 @@ class LocalModelRegistry:
     ) -> ModelVersion:
         versions = self.versions(model)
         number = str(max((int(v.version) for v in versions), default=0) + 1)
-        model_dir = self.root / model
+        model_dir = self.root / check_name("model name", model)
         model_dir.mkdir(parents=True, exist_ok=True)
         artifact = model_dir / f"v{number}.joblib"
         tmp = artifact.with_suffix(".tmp")
@@ -146,6 +193,8 @@ class LocalModelRegistry:
             triggered_by=triggered_by,
             created_at=time.time(),
             stage=stage,
+            sha256=sha256_of(artifact),
+            size=artifact.stat().st_size,
         )
         versions.append(mv)
         self._write(model, versions)
@@ -167,7 +216,7 @@ class LocalModelRegistry:
         return self.get(model, version)
 
     def _index(self, model: str) -> Path:
-        return self.root / model / "index.json"
+        return self.root / check_name("model name", model) / "index.json"
 
     def _write(self, model: str, versions: list[ModelVersion]) -> None:
         path = self._index(model)

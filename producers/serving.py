@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.contracts import ModelUpdate
+from driftline.errors import DriftlineError
 from driftline.registry import ModelRegistry
 
 __all__ = ["ModelServer"]
@@ -27,9 +28,10 @@ class ModelServer:
         self.registry = registry
         champion = registry.champion(model)
         self.version = champion.version
-        self._estimator: Any = registry.load(champion.artifact_uri)
+        self._estimator: Any = registry.load(model, champion.version)
         self.history: list[tuple[int, str]] = []
         self.served = 0
+        self.refused = 0  # updates not applied: unknown version, artifact missing or tampered
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         proba = self._estimator.predict_proba(X)[:, 1]
@@ -40,7 +42,19 @@ class ModelServer:
         """Load the update's version if it is for this model and differs from the one served."""
         if update.model != self.model or update.version == self.version:
             return False
-        self._estimator = self.registry.load(update.artifact_uri)
+        try:  # by (model, version) from our registry, digest-checked: never a path from the message
+            estimator = self.registry.load(update.model, update.version, sha256=update.artifact_sha256)
+        except DriftlineError as exc:
+            self.refused += 1
+            log.error(
+                "model %s: refusing update to version %s, keeping %s: %s",
+                self.model,
+                update.version,
+                self.version,
+                exc,
+            )
+            return False
+        self._estimator = estimator
         log.info("model %s: serving version %s (was %s)", self.model, update.version, self.version)
         self.version = update.version
         self.history.append((self.served, update.version))

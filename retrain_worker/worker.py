@@ -127,7 +127,7 @@ class RetrainWorker:
         y = np.array([r.label for r in rows])
         cut = int(len(rows) * (1 - s.holdout_fraction))
         champion_mv = self.registry.champion(req.model)
-        champion = self.registry.load(champion_mv.artifact_uri)
+        champion = self.registry.load(req.model, champion_mv.version)
         challenger = self.trainer(champion, X.iloc[:cut], y[:cut])
         X_val, y_val = X.iloc[cut:], y[cut:]
         metrics = {
@@ -155,6 +155,7 @@ class RetrainWorker:
             version=mv.version,
             previous_version=champion_mv.version,
             artifact_uri=mv.artifact_uri,
+            artifact_sha256=mv.sha256,
             metrics=metrics,
             trained_on=Window(**trained_on),
             validated_on=Window(**validated_on),
