@@ -14,9 +14,19 @@ driftline.errors.ConfigError: monitor.window_size: Input should be greater than 
 
 from __future__ import annotations
 
-from typing import Any
+import ssl
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.errors import ConfigError
@@ -59,12 +69,24 @@ class Topics(_Frozen):
         return list(self.model_dump().values())
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
 class KafkaSettings(_Frozen):
+    """How every component reaches Kafka: one block for the SDK, the processor, the worker and the
+    faust control plane. Names follow librdkafka's (``ssl_ca_location`` -> ``ssl.ca.location``)."""
+
     bootstrap_servers: str
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = Field(default=None, description="PEM file of the CA that signed the broker")
+    ssl_certificate_location: str | None = Field(default=None, description="client certificate (mutual TLS)")
+    ssl_key_location: str | None = Field(default=None, description="client private key (mutual TLS)")
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = Field(default=True, description="verify the broker's name against its cert")
     partitions: int = Field(default=3, ge=1, description="partitions for topics Driftline creates")
     replication_factor: int = Field(
         default=1, ge=1, description="for topics Driftline creates (3 in production)"
@@ -78,6 +100,31 @@ class KafkaSettings(_Frozen):
                 raise ValueError(f"{host!r} is not HOST:PORT (e.g. 127.0.0.1:9092)")
         return v
 
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol={self.security_protocol} needs sasl_mechanism, sasl_username and "
+                "sasl_password (DRIFTLINE_KAFKA__SASL_MECHANISM, __SASL_USERNAME, __SASL_PASSWORD)"
+            )
+        if not sasl and self.sasl_mechanism:
+            raise ValueError(
+                f"sasl_mechanism is set but security_protocol={self.security_protocol}: "
+                "use SASL_SSL (or SASL_PLAINTEXT on a trusted network)"
+            )
+        for key in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{key}: {path!r} is not a readable file")
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError("mutual TLS needs both ssl_certificate_location and ssl_key_location")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
     def client_config(self) -> dict[str, Any]:
         """The librdkafka configuration these settings map to."""
         conf: dict[str, Any] = {
@@ -88,7 +135,25 @@ class KafkaSettings(_Frozen):
             conf["sasl.mechanism"] = self.sasl_mechanism
             conf["sasl.username"] = self.sasl_username or ""
             conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        if self.uses_tls:
+            conf["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+            for key in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
+                if getattr(self, key):
+                    conf[key.replace("_", ".")] = getattr(self, key)
+            if self.ssl_key_password:
+                conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         return conf
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The same TLS settings as a Python SSL context (for the faust / aiokafka control plane)."""
+        if not self.uses_tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.ssl_ca_location)
+        ctx.check_hostname = self.ssl_check_hostname
+        if self.ssl_certificate_location and self.ssl_key_location:
+            password = self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ctx.load_cert_chain(self.ssl_certificate_location, self.ssl_key_location, password)
+        return ctx
 
 
 # ADWIN at delta 1e-4: no false alarm in 200k stationary error events, the same ~60-event delay on a
@@ -130,7 +195,15 @@ class RoutingSettings(_Frozen):
 
     cooldown_s: float = Field(default=600.0, ge=0)
     retrain_on: tuple[str, ...] = ("concept_drift", "performance")
-    webhook_url: str | None = None
+    sinks: tuple[str, ...] = Field(
+        default=("log",),
+        description="alert sinks by name: log, topic, webhook (from the environment: a JSON list)",
+    )
+    webhook_url: str | None = Field(default=None, description="where the 'webhook' sink POSTs alerts")
+    sink_topic: str | None = Field(
+        default=None,
+        description="where the 'topic' sink publishes delivered alerts (notifications always get them)",
+    )
 
 
 class RetrainSettings(_Frozen):
@@ -180,6 +253,18 @@ def _explain(exc: ValidationError, section: str) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err["loc"]))
-        got = err.get("input")
+        got = _redact(err.get("input"), err["loc"][-1] if err["loc"] else "")
         parts.append(f"{loc}: {err['msg']} (got {got!r})")
     return "; ".join(parts)
+
+
+_SECRET_KEYS = ("password", "secret", "token", "url")  # webhook URLs carry their tokens
+
+
+def _redact(value: Any, key: object = "") -> Any:
+    """The offending input with every secret-looking value masked: errors are printed and logged."""
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if value is not None and any(word in str(key).lower() for word in _SECRET_KEYS):
+        return "**********"
+    return value

@@ -40,7 +40,31 @@ def test_bad_env_value_fails_with_the_variable_path(monkeypatch) -> None:
 
 def test_secrets_are_not_printed() -> None:
     k = KafkaSettings(
-        bootstrap_servers="h:1", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter2"
+        bootstrap_servers="h:1",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="hunter2",
     )
     assert "hunter2" not in repr(k)
     assert k.client_config()["sasl.password"] == "hunter2"
+    assert k.client_config()["ssl.endpoint.identification.algorithm"] == "https"
+    with pytest.raises(ConfigError) as err:  # a rejected block is printed: its secrets are masked
+        KafkaSettings(
+            bootstrap_servers="h:1", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter2"
+        )
+    assert "x2" not in str(err.value) and "SASL_SSL" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "sasl_mechanism, sasl_username and sasl_password"),
+        ({"security_protocol": "SSL", "ssl_ca_location": "/nonexistent/ca.pem"}, "ssl_ca_location"),
+        ({"security_protocol": "TLS"}, "security_protocol"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI"}, "sasl_mechanism"),
+    ],
+)
+def test_bad_transport_security_fails_naming_the_key(settings: dict, names: str) -> None:
+    with pytest.raises(ConfigError, match=names):
+        KafkaSettings(bootstrap_servers="h:1", **settings)
