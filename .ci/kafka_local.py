@@ -32,6 +32,7 @@ from pathlib import Path
 from subprocess import DEVNULL, STDOUT
 
 from kafka_broker_control import api_versions, is_our_broker, metadata_ok, stop, watch
+from kafka_security import SaslSsl
 
 # The one pinned broker version. Newest 4.x on Maven Central that resolved when this was written.
 KAFKA_VERSION = "4.4.0"
@@ -153,6 +154,7 @@ class Broker:
     workdir: Path
     version: str
     startup_s: float
+    secure_bootstrap: str | None = None  # the SASL_SSL listener, when one was asked for
 
 
 def _free_port() -> int:
@@ -166,16 +168,17 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _properties(workdir: Path, port: int, cport: int) -> str:
+def _properties(workdir: Path, port: int, cport: int, secure: tuple[SaslSsl, int] | None = None) -> str:
+    listeners = [f"PLAINTEXT://127.0.0.1:{port}"] + ([f"SASL_SSL://127.0.0.1:{secure[1]}"] if secure else [])
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",  # static quorum: plain `format -t`
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://127.0.0.1:{cport}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
         "log.dirs": str(workdir / "data"),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -192,6 +195,7 @@ def _properties(workdir: Path, port: int, cport: int) -> str:
         "num.network.threads": "2",
         "num.io.threads": "4",
         "log.flush.interval.messages": "9223372036854775807",  # rely on the page cache, as in production
+        **(secure[0].properties(secure[1]) if secure else {}),
     }
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
@@ -230,8 +234,11 @@ def start(
     timeout: float = START_TIMEOUT_S,
     port_file: str | Path | None = None,
     watch_pid: int | None = None,
+    sasl_ssl: SaslSsl | None = None,
 ) -> Broker:
     """Start a fresh, empty broker in ``workdir``; return once it answers metadata.
+
+    With ``sasl_ssl`` the broker also listens with SASL_SSL on a third port (``Broker.secure_bootstrap``).
 
     With ``watch_pid`` a small detached watchdog stops the broker when that process is gone, so a
     test run that is killed hard does not leave a JVM behind on a shared machine.
@@ -245,7 +252,7 @@ def start(
     if pid_file.is_file() and is_our_broker(int(pid_file.read_text()), workdir):
         raise KafkaLocalError(f"a broker is already running in {workdir}; stop it first")
     for attempt in range(3):  # a free port can be taken between our probe and the broker's bind
-        proc, port = _launch(workdir, timeout)
+        proc, port, sport = _launch(workdir, timeout, sasl_ssl)
         if watch_pid is not None and attempt == 0:
             watcher = [sys.executable, __file__, "watch", "--pid", str(watch_pid), "--workdir", str(workdir)]
             subprocess.Popen(watcher, stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL, start_new_session=True)
@@ -262,20 +269,31 @@ def start(
     (workdir / "bootstrap").write_text(bootstrap + "\n")
     if port_file is not None:
         Path(port_file).write_text(bootstrap + "\n")
-    return Broker(bootstrap, proc.pid, workdir, version, time.monotonic() - t0)
+    secure = f"127.0.0.1:{sport}" if sasl_ssl else None
+    return Broker(bootstrap, proc.pid, workdir, version, time.monotonic() - t0, secure)
 
 
-def _launch(workdir: Path, timeout: float) -> tuple[subprocess.Popen[bytes], int]:
-    """Write the config for two fresh free ports, format empty storage, start ``kafka.Kafka``."""
-    port, cport = _free_port(), _free_port()
-    while cport == port:
-        cport = _free_port()
+def _launch(
+    workdir: Path, timeout: float, sasl_ssl: SaslSsl | None
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Write the config for fresh free ports, format empty storage, start ``kafka.Kafka``."""
+    port, cport, sport = _free_port(), _free_port(), _free_port()
+    while len({port, cport, sport}) < 3:
+        cport, sport = _free_port(), _free_port()
     shutil.rmtree(workdir / "data", ignore_errors=True)
     props = workdir / "server.properties"
-    props.write_text(_properties(workdir, port, cport))
+    props.write_text(_properties(workdir, port, cport, (sasl_ssl, sport) if sasl_ssl else None))
     (workdir / "log4j2.properties").write_text(_log4j2(workdir))
     (workdir / "server.log").unlink(missing_ok=True)
-    storage_tool = _java(workdir, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props))
+    fmt_args = [
+        "format",
+        "-t",
+        _cluster_id(),
+        "-c",
+        str(props),
+        *(sasl_ssl.format_args() if sasl_ssl else []),
+    ]
+    storage_tool = _java(workdir, "kafka.tools.StorageTool", *fmt_args)
     fmt = subprocess.run(storage_tool, capture_output=True, text=True, timeout=timeout)
     if fmt.returncode != 0:
         raise KafkaLocalError(f"StorageTool format failed:\n{fmt.stdout}{fmt.stderr}")
@@ -285,7 +303,7 @@ def _launch(workdir: Path, timeout: float) -> tuple[subprocess.Popen[bytes], int
             kafka, stdout=out, stderr=STDOUT, stdin=DEVNULL, cwd=workdir, start_new_session=True
         )
     (workdir / "broker.pid").write_text(f"{proc.pid}\n")
-    return proc, port
+    return proc, port, sport
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, workdir: Path, deadline: float) -> bool:
