@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -65,21 +67,39 @@ def _wait_for_metadata(bootstrap: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class LocalBroker:
+    bootstrap: str  # PLAINTEXT
+    secure: dict[str, Any] | None  # KafkaSettings fields for the SASL_SSL listener, if it has one
+    why_not_secure: str = ""
+
+
+SECURE_USER = ("driftline-svc", "s3cret-" + uuid.uuid4().hex[:12])
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """One broker for the session: PLAINTEXT, plus a SASL_SSL listener (certificates made now)."""
     if _skip_kafka():
         pytest.skip(f"{SKIP_ENV}=1")
     existing = os.environ.get(BOOTSTRAP_ENV)
     if existing:
         _wait_for_metadata(existing)
-        yield existing
+        yield LocalBroker(existing, None, f"{BOOTSTRAP_ENV} names an external broker")
         return
     kl = _kafka_local()
     workdir = tmp_path_factory.mktemp("kafka")
-    broker, problem = None, ""
+    broker, problem, sasl_ssl, secure, why = None, "", None, None, ""
+    try:
+        from kafka_security import SaslSsl, make_certificates
+
+        certs = make_certificates(workdir / "tls")
+        sasl_ssl = SaslSsl(certs.keystore, certs.key_password, (SECURE_USER,))
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:  # no openssl: PLAINTEXT only
+        why = f"no test certificates: {exc}"
     try:
         kl.assemble()
-        broker = kl.start(workdir, watch_pid=os.getpid())
+        broker = kl.start(workdir, watch_pid=os.getpid(), sasl_ssl=sasl_ssl)
     except kl.KafkaLocalError as exc:
         problem = str(exc)
     if broker is None:  # fail outside the except block: one clear message, no chained traceback
@@ -88,11 +108,32 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"or point {BOOTSTRAP_ENV}=host:port at a running broker; or set {SKIP_ENV}=1 to skip them.",
             pytrace=False,
         )
+    if broker.secure_bootstrap and sasl_ssl is not None:
+        secure = {
+            "bootstrap_servers": broker.secure_bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_username": SECURE_USER[0],
+            "sasl_password": SECURE_USER[1],
+            "ssl_ca_location": str(certs.ca),
+        }
     try:
         _wait_for_metadata(broker.bootstrap)
-        yield broker.bootstrap
+        yield LocalBroker(broker.bootstrap, secure, why)
     finally:
         kl.stop(workdir)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: LocalBroker) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def kafka_secure(kafka_broker: LocalBroker) -> dict[str, Any]:
+    """KafkaSettings fields (without ``sasl_mechanism``) for the broker's SASL_SSL listener."""
+    if kafka_broker.secure is None:
+        pytest.skip(f"the test broker has no SASL_SSL listener: {kafka_broker.why_not_secure}")
+    return dict(kafka_broker.secure)
 
 
 @pytest.fixture
