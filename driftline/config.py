@@ -14,6 +14,7 @@ driftline.errors.ConfigError: monitor.window_size: Input should be greater than 
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -164,6 +165,9 @@ RECOMMENDED_ERROR_PARAMS: dict[str, dict[str, float]] = {"adwin": {"delta": 1e-4
 class MonitorSettings(_Frozen):
     """The stream processor's monitoring parameters (per model version)."""
 
+    # what the models predict: detectors.get_task(task) says what "correct" means, which metrics
+    # are kept and what the label-free estimate is
+    task: Literal["binary"] = "binary"
     reference_size: int = Field(default=2000, ge=100)
     window_size: int = Field(default=1000, ge=50)
     # per model, across all its features; 0.1 = one false data-drift alert per ~1M predictions
@@ -238,6 +242,22 @@ class DriftlineSettings(BaseSettings):
             return cls(**overrides)
         except ValidationError as exc:
             raise ConfigError(_explain(exc, "")) from None
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``DRIFTLINE_*`` variables (secrets included: for a child process's
+        environment, never for argv or logs); ``DriftlineSettings()`` there reads the same values."""
+        env: dict[str, str] = {}
+        for section, model in self:
+            if model is None:
+                continue
+            for key, value in model:
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                if value is None:
+                    continue
+                text = value if isinstance(value, str) else json.dumps(value)
+                env[f"DRIFTLINE_{section.upper()}__{key.upper()}"] = text
+        return env
 
 
 _SECTIONS = {

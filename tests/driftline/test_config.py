@@ -68,3 +68,25 @@ def test_secrets_are_not_printed() -> None:
 def test_bad_transport_security_fails_naming_the_key(settings: dict, names: str) -> None:
     with pytest.raises(ConfigError, match=names):
         KafkaSettings(bootstrap_servers="h:1", **settings)
+
+
+def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.config import RoutingSettings, Topics
+
+    settings = DriftlineSettings(
+        kafka=KafkaSettings(
+            bootstrap_servers="h:1",
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username="u",
+            sasl_password="pw",
+        ),
+        topics=Topics(alerts="a.x"),
+        monitor=MonitorSettings(window_size=500, error_detector_params={"delta": 0.001}),
+        routing=RoutingSettings(cooldown_s=5, retrain_on=("performance",)),
+    )
+    env = settings.to_env()
+    assert env["DRIFTLINE_KAFKA__SASL_PASSWORD"] == "pw"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert DriftlineSettings() == settings
