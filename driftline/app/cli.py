@@ -148,8 +148,8 @@ def control_plane(
     from stream_processors.control.faust_app import create_app
 
     settings = _settings(bootstrap_servers)
+    fapp = create_app(settings, app_id=app_id, datadir=datadir)  # bad routing settings fail before Kafka
     prepare_kafka(settings)
-    fapp = create_app(settings, app_id=app_id, datadir=datadir)
     faust.Worker(fapp, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 

@@ -25,8 +25,10 @@ from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator, train_initial_model
 from retrain_worker.worker import RetrainOutcome, RetrainWorker
+from stream_processors.control.handler import AlertHandler
 from stream_processors.control.inprocess import AlertRoutingRunner
-from stream_processors.control.routing import AlertRouter, TopicSink
+from stream_processors.control.routing import AlertRouter
+from stream_processors.control.sinks import build_sinks
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.inprocess import ProcessorRunner
 
@@ -61,6 +63,8 @@ def run_embedded(
 ) -> DemoResult:
     settings = settings or DriftlineSettings()
     topics = settings.topics
+    bus = InMemoryBus()
+    alert_sinks = build_sinks(settings.routing, bus.sink())  # a bad routing.sinks fails before anything runs
     started = time.perf_counter()
     timeline: list[str] = []
 
@@ -71,7 +75,6 @@ def run_embedded(
 
     registry = LocalModelRegistry(registry_dir or tempfile.mkdtemp(prefix="driftline-registry-"))
     bootstrap_registry(scenario, registry)
-    bus = InMemoryBus()
     server = ModelServer(scenario.model, registry)
     sim = Simulator(scenario, server)
     client = DriftlineClient(bus.sink(), model=scenario.model, model_version=server.version, topics=topics)
@@ -82,11 +85,10 @@ def run_embedded(
         bus.sink(),
     )
     routing = AlertRoutingRunner(
-        AlertRouter(settings.routing),
+        AlertHandler(AlertRouter(settings.routing), topics),
         bus.source([topics.alerts], "routing"),
         bus.sink(),
-        topics,
-        [TopicSink(bus.sink(), topics.notifications)],
+        alert_sinks,
     )
     worker = RetrainWorker(settings.retrain, topics, registry, bus, bus.sink())
     requests = bus.source([topics.retrain], "retrain-worker")

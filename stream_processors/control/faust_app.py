@@ -10,19 +10,42 @@ The app is built by :func:`create_app` -- no import-time global app.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 
 from driftline.config import DriftlineSettings
-from driftline.contracts import Alert, DeadLetter, decode, encode
-from driftline.errors import ConfigError, InvalidEvent
-from stream_processors.control.routing import AlertRouter, AlertSink, LogSink, WebhookSink
+from driftline.errors import ConfigError
+from driftline.transport import Record
+from stream_processors.control.handler import AlertHandler
+from stream_processors.control.routing import AlertRouter
+from stream_processors.control.sinks import AlertSink, build_sinks, fan_out
 
 __all__ = ["create_app"]
 
-log = logging.getLogger(__name__)
+_RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+
+
+class _FaustTopics:
+    """The app's raw-bytes topics by name; also a :class:`driftline.transport.Sink` (through
+    faust's producer buffer) for the alert sinks that publish, such as the ``topic`` sink."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._topics: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self.app.topic(name, **_RAW)
+        return topic
+
+    def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
+        self[topic].send_soon(key=key, value=value, timestamp=timestamp)
+
+    def flush(self, timeout: float = 10.0) -> int:
+        return 0  # faust flushes its producer buffer before it commits
 
 
 def create_app(
@@ -30,8 +53,10 @@ def create_app(
     *,
     app_id: str = "driftline-control-plane",
     datadir: str = ".driftline/faust",
-    sinks: list[AlertSink] | None = None,
+    sinks: Sequence[AlertSink] | None = None,
 ) -> faust.App:
+    """The control-plane app (not started). ``sinks`` replaces the sinks ``settings.routing.sinks``
+    names; a bad sink name or a missing sink setting raises :class:`ConfigError` here."""
     if settings.kafka is None:
         raise ConfigError(
             "the control plane needs Kafka: pass --bootstrap-servers or set "
@@ -49,44 +74,28 @@ def create_app(
         producer_acks=-1,
         broker_commit_every=10,
     )
-    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    alerts = app.topic(topics.alerts, **raw)
-    retrain = app.topic(topics.retrain, **raw)
-    notifications = app.topic(topics.notifications, **raw)
-    dlq = app.topic(topics.dlq, **raw)
+    out = _FaustTopics(app)
+    alert_sinks = list(sinks) if sinks is not None else build_sinks(settings.routing, out)
     seen = app.Table("driftline-alert-seen", default=float, partitions=kafka.partitions)
     last_fired = app.Table("driftline-alert-last-fired", default=float, partitions=kafka.partitions)
-    router = AlertRouter(settings.routing, seen=seen, last_fired=last_fired)
-    alert_sinks: list[AlertSink] = list(sinks) if sinks is not None else [LogSink()]
-    if sinks is None and settings.routing.webhook_url:
-        alert_sinks.append(WebhookSink(settings.routing.webhook_url))
+    handler = AlertHandler(AlertRouter(settings.routing, seen=seen, last_fired=last_fired), topics)
 
-    @app.agent(alerts)
+    @app.agent(out[topics.alerts])
     async def route(stream: Any) -> None:
         async for event in stream.events():
-            value: bytes = event.value
-            try:
-                alert = decode(Alert, value)
-            except InvalidEvent as exc:
-                msg = event.message
-                dead = DeadLetter.of(
-                    stage="route",
-                    exc=exc,
-                    value=value,
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    key=event.key,
-                )
-                await dlq.send(key=event.key, value=encode(dead))
-                continue
-            routed = router.route(alert)
-            if routed.deliver:
-                for sink in alert_sinks:
-                    sink.deliver(alert)
-                await notifications.send(key=event.key, value=value)
-            if routed.retrain is not None:
-                await retrain.send(key=event.key, value=encode(routed.retrain))
+            msg = event.message
+            record = Record(
+                topic=msg.topic,
+                value=event.value,
+                key=event.key,
+                partition=msg.partition,
+                offset=msg.offset,
+                timestamp=msg.timestamp or 0.0,
+            )
+            handled = handler.handle(record)
+            if handled.delivered is not None:
+                fan_out(alert_sinks, handled.delivered)
+            for o in handled.outputs:
+                await out[o.topic].send(key=o.key, value=o.value, timestamp=o.timestamp)
 
-    app.driftline_router = router  # type: ignore[attr-defined]
     return app

@@ -1,28 +1,23 @@
-"""The control plane in process (embedded mode): alerts in, routed notifications and retrain requests out."""
+"""The control plane in process (embedded mode): alerts in, notifications, retrain requests and
+dead letters out, through the same :class:`~stream_processors.control.handler.AlertHandler` as the
+faust agent."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 
-from driftline.config import Topics
-from driftline.contracts import Alert, decode, encode
-from driftline.errors import InvalidEvent
 from driftline.transport import Record, Sink, Source
-from stream_processors.control.routing import AlertRouter, AlertSink, Routed
+from stream_processors.control.handler import AlertHandler, Handled
+from stream_processors.control.sinks import AlertSink, fan_out
 
 __all__ = ["AlertRoutingRunner"]
 
-log = logging.getLogger(__name__)
-
 
 class AlertRoutingRunner:
-    """Control plane, embedded: routes alerts, delivers them, emits retrain requests."""
+    """Control plane, embedded: polls alerts, sends what the handler returns, feeds the alert sinks."""
 
-    def __init__(
-        self, router: AlertRouter, source: Source, sink: Sink, topics: Topics, sinks: list[AlertSink]
-    ) -> None:
-        self.router, self.source, self.sink, self.topics, self.sinks = router, source, sink, topics, sinks
-        self.routed: list[Routed] = []
+    def __init__(self, handler: AlertHandler, source: Source, sink: Sink, sinks: Sequence[AlertSink]) -> None:
+        self.handler, self.source, self.sink, self.sinks = handler, source, sink, list(sinks)
 
     def run_once(self, timeout: float = 0.0) -> int:
         records = self.source.poll(1000, timeout)
@@ -33,19 +28,10 @@ class AlertRoutingRunner:
             self.source.commit()
         return len(records)
 
-    def handle(self, rec: Record) -> Routed | None:
-        try:
-            alert = decode(Alert, rec.value)
-        except InvalidEvent as exc:
-            log.error("alert routing: invalid alert at %s/%d: %s", rec.topic, rec.offset, exc)
-            return None
-        routed = self.router.route(alert)
-        self.routed.append(routed)
-        if routed.deliver:
-            for s in self.sinks:
-                s.deliver(alert)
-        if routed.retrain is not None:
-            self.sink.send(
-                self.topics.retrain, alert.model.encode(), encode(routed.retrain), alert.detected_at_time
-            )
-        return routed
+    def handle(self, rec: Record) -> Handled:
+        handled = self.handler.handle(rec)
+        if handled.delivered is not None:
+            fan_out(self.sinks, handled.delivered)
+        for out in handled.outputs:
+            self.sink.send(out.topic, out.key, out.value, out.timestamp)
+        return handled

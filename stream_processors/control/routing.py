@@ -1,4 +1,4 @@
-"""Alert routing (control plane): deduplicate, cool down, deliver, and trigger retraining.
+"""Alert routing (control plane): deduplicate, cool down, and decide on retraining.
 
 The decision logic is pure and keeps its state in two mappings, so the same router runs on
 plain dicts (embedded mode) or on faust changelog-backed tables (Kafka mode, see
@@ -19,20 +19,13 @@ plain dicts (embedded mode) or on faust changelog-backed tables (Kafka mode, see
 
 from __future__ import annotations
 
-import json
-import logging
-import urllib.request
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from driftline.config import RoutingSettings
-from driftline.contracts import Alert, RetrainRequest, encode
-from driftline.transport import Sink
+from driftline.contracts import Alert, RetrainRequest
 
-__all__ = ["AlertRouter", "AlertSink", "LogSink", "Routed", "TopicSink", "WebhookSink"]
-
-log = logging.getLogger(__name__)
+__all__ = ["AlertRouter", "Routed"]
 
 
 @dataclass(frozen=True)
@@ -69,53 +62,3 @@ class AlertRouter:
                 request_id=alert.alert_id, model=alert.model, model_version=alert.model_version, alert=alert
             )
         return Routed(alert, True, "delivered", retrain)
-
-
-class AlertSink(Protocol):
-    def deliver(self, alert: Alert) -> None: ...
-
-
-class LogSink:
-    """Delivers alerts to the log (and to a list, for reports and tests)."""
-
-    def __init__(self) -> None:
-        self.delivered: list[Alert] = []
-
-    def deliver(self, alert: Alert) -> None:
-        self.delivered.append(alert)
-        log.warning(
-            "ALERT %s %s v%s %s: %s",
-            alert.type,
-            alert.model,
-            alert.model_version,
-            alert.feature or "-",
-            alert.message,
-        )
-
-
-class TopicSink:
-    """Publishes delivered alerts to the notifications topic, for on-call tooling and reports."""
-
-    def __init__(self, sink: Sink, topic: str) -> None:
-        self.sink, self.topic = sink, topic
-
-    def deliver(self, alert: Alert) -> None:
-        self.sink.send(self.topic, alert.model.encode(), encode(alert), alert.detected_at_time)
-
-
-class WebhookSink:
-    """POSTs the alert JSON to a URL (Slack/Alertmanager bridges accept it); never raises."""
-
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
-        self.url, self.timeout = url, timeout
-        self.failures = 0
-
-    def deliver(self, alert: Alert) -> None:
-        body = json.dumps({"text": alert.message, "alert": json.loads(encode(alert))}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - user-configured URL
-                resp.read()
-        except OSError as exc:
-            self.failures += 1
-            log.error("webhook delivery to %s failed: %s", self.url, exc)

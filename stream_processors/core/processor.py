@@ -143,14 +143,4 @@ class ProcessorCore:
         if action == "raise":
             raise exc
         if action == "dead_letter":
-            out.dead_letters.append(
-                DeadLetter.of(
-                    stage=stage,
-                    exc=exc,
-                    value=rec.value,
-                    topic=rec.topic,
-                    partition=rec.partition,
-                    offset=rec.offset,
-                    key=rec.key,
-                )
-            )
+            out.dead_letters.append(DeadLetter.of_record(rec, exc, stage))
