@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -25,7 +25,14 @@ from driftline.config import KafkaSettings
 from driftline.errors import ConfigError, DriftlineError
 from driftline.transport import Record
 
-__all__ = ["KafkaSink", "KafkaSource", "KafkaWindowReader", "ensure_topics", "wait_for_broker"]
+__all__ = [
+    "KafkaSink",
+    "KafkaSource",
+    "KafkaWindowReader",
+    "RebalanceListener",
+    "ensure_topics",
+    "wait_for_broker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +106,26 @@ class KafkaSink:
         return int(self._p.flush(timeout))
 
 
-AssignHook = Callable[[list[int]], dict[tuple[str, int], int]]
-RevokeHook = Callable[[list[int]], None]
+class RebalanceListener(Protocol):
+    """Told which input partitions (numbers, across the subscribed topics) a consumer gains or loses."""
+
+    def on_assign(self, partitions: list[int]) -> Mapping[tuple[str, int], int]:
+        """Partitions were assigned; returns start offsets per (topic, partition) that override the
+        committed ones (a checkpoint's), possibly none."""
+        ...
+
+    def on_revoke(self, partitions: list[int]) -> None:
+        """Partitions are about to be taken away: the last moment to commit their offsets."""
+        ...
+
+    def on_lost(self, partitions: list[int]) -> None:
+        """Partitions were lost (session timeout): they may already be someone else's; do not commit."""
+        ...
 
 
 class KafkaSource:
-    """A consumer-group member. ``on_assign(partitions)`` may return start offsets per
-    (topic, partition) -- a checkpoint's -- that override the committed ones; ``on_revoke(partitions)``
-    runs before partitions are taken away (checkpoint them there)."""
+    """A consumer-group member. Rebalance events go to a :class:`RebalanceListener` (given here or
+    later with :meth:`listen`, before the first :meth:`poll`: they only happen inside it)."""
 
     def __init__(
         self,
@@ -114,36 +133,34 @@ class KafkaSource:
         topics: Sequence[str],
         group: str,
         *,
-        on_assign: AssignHook | None = None,
-        on_revoke: RevokeHook | None = None,
+        listener: RebalanceListener | None = None,
         **overrides: Any,
     ) -> None:
         conf = {**settings.client_config(), **_CONSUMER_DEFAULTS, "group.id": group, **overrides}
         self._c = Consumer(conf)
-        self._on_assign, self._on_revoke = on_assign, on_revoke
-        self._c.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked)
+        self._listener = listener
+        self._c.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
         self.errors = 0
 
+    def listen(self, listener: RebalanceListener) -> None:
+        self._listener = listener
+
     def _assigned(self, consumer: Any, parts: list[TopicPartition]) -> None:
-        if self._on_assign is None:
+        if self._listener is None:
             return
-        start = self._on_assign(sorted({tp.partition for tp in parts}))
+        start = self._listener.on_assign(_partitions(parts))
         for tp in parts:
             if (tp.topic, tp.partition) in start:
                 tp.offset = start[(tp.topic, tp.partition)]
         consumer.assign(parts)
 
     def _revoked(self, consumer: Any, parts: list[TopicPartition]) -> None:
-        if self._on_revoke is not None:
-            self._on_revoke(sorted({tp.partition for tp in parts}))
+        if self._listener is not None:
+            self._listener.on_revoke(_partitions(parts))
 
-    def positions(self) -> dict[tuple[str, int], int]:
-        """Next offset to read per assigned (topic, partition); only those read at least once."""
-        return {
-            (tp.topic, tp.partition): tp.offset
-            for tp in self._c.position(self._c.assignment())
-            if tp.offset >= 0
-        }
+    def _lost(self, consumer: Any, parts: list[TopicPartition]) -> None:
+        if self._listener is not None:
+            self._listener.on_lost(_partitions(parts))
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         msgs = self._c.consume(num_messages=max_records, timeout=timeout)
@@ -168,15 +185,25 @@ class KafkaSource:
             )
         return out
 
-    def commit(self) -> None:
+    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Commit ``offsets`` (next offset to read per (topic, partition)), synchronously; without
+        them, the positions this consumer has read up to."""
         try:
-            self._c.commit(asynchronous=False)
+            if offsets is None:
+                self._c.commit(asynchronous=False)
+            elif offsets:
+                parts = [TopicPartition(t, p, off) for (t, p), off in offsets.items()]
+                self._c.commit(offsets=parts, asynchronous=False)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
 
     def close(self) -> None:
-        self._c.close()
+        """Leave the group (the listener is told of the revocation), then drop the listener."""
+        try:
+            self._c.close()
+        finally:
+            self._listener = None
 
 
 class KafkaWindowReader:
@@ -228,6 +255,10 @@ class KafkaWindowReader:
             return out if limit < 0 else out[-limit:]
         finally:
             c.close()
+
+
+def _partitions(parts: list[TopicPartition]) -> list[int]:
+    return sorted({tp.partition for tp in parts})
 
 
 def _offset(m: Any) -> int:

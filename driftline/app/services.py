@@ -24,7 +24,7 @@ from producers.simulator import Scenario, Simulator
 from retrain_worker.worker import RetrainWorker
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.checkpoint import CheckpointStore
-from stream_processors.runners.inprocess import ProcessorRunner
+from stream_processors.runners.kafka import KafkaRunner
 
 __all__ = [
     "collect_topic",
@@ -63,71 +63,24 @@ def run_processor(
     batch_size: int = 5000,
     state_dir: str | None = None,
     checkpoint_interval: float = 10.0,
-) -> ProcessorRunner:
-    """The data plane on Kafka. With ``state_dir``, the state of each input partition is checkpointed
-    with its offsets (every ``checkpoint_interval`` s, on a rebalance and on a clean stop) and restored
-    when the partition is assigned (restart, rebalance). A checkpoint of one model is ~2 MB, ~13 ms."""
+) -> KafkaRunner:
+    """The data plane on Kafka, until ``stop()``. With ``state_dir``, the state of each input partition
+    is checkpointed with its offsets (every ``checkpoint_interval`` s, on a rebalance and on a clean
+    stop) and restored when the partition is assigned (restart, rebalance). A checkpoint of one model
+    is ~2 MB, ~13 ms."""
     kafka, topics = _kafka(settings), settings.topics
     core = ProcessorCore(settings.monitor, topics)
     store = CheckpointStore(state_dir, group) if state_dir else None
-    holder: list[ProcessorRunner] = []
-    failed = [False]  # after an error, state may be mid-batch: never checkpoint it
-
-    def assigned(partitions: list[int]) -> dict[tuple[str, int], int]:
-        start: dict[tuple[str, int], int] = {}
-        for p in partitions if store else []:
-            saved = store.load(p)  # type: ignore[union-attr]
-            if saved is not None:
-                models, offsets = saved
-                core.adopt(p, models)
-                start.update({(topic, p): off for topic, off in offsets.items()})
-                log.info("partition %d: restored %d model(s) at offsets %s", p, len(models), offsets)
-        return start
-
-    last_save = [0.0]
-
-    def save(force: bool = False) -> None:
-        if not force and time.monotonic() - last_save[0] < checkpoint_interval:
-            return
-        last_save[0] = time.monotonic()
-        positions = source.positions()
-        for p in {part for _, part in positions}:
-            offsets = {topic: off for (topic, part), off in positions.items() if part == p}
-            store.save(p, core.models_in(p), offsets)  # type: ignore[union-attr]
-
-    def revoked(partitions: list[int]) -> None:
-        if holder and not failed[0]:
-            holder[0].checkpoint()
-            if store:
-                save(force=True)
-        for p in partitions:
-            core.release(p)
-
-    source = KafkaSource(
-        kafka, [topics.predictions, topics.labels], group, on_assign=assigned, on_revoke=revoked
-    )
-    runner = ProcessorRunner(
+    runner = KafkaRunner(
         core,
-        source,
+        KafkaSource(kafka, [topics.predictions, topics.labels], group),
         KafkaSink(kafka, block=True),
+        store=store,
         batch_size=batch_size,
         commit_interval=1.0,
-        on_checkpoint=save if store else None,
+        save_interval=checkpoint_interval,
     )
-    holder.append(runner)
-    try:
-        while not stop():
-            runner.run_once(timeout=0.5)
-        runner.checkpoint()  # a clean stop commits what it processed; a crash replays from the last one
-        if store:
-            save(force=True)
-    except BaseException:
-        failed[0] = True
-        raise
-    finally:
-        runner.sink.flush()
-        source.close()
-        holder.clear()  # break the runner <-> rebalance-callback cycle so the clients close now
+    runner.run(stop)
     return runner
 
 

@@ -1,0 +1,285 @@
+"""The Kafka runner's rebalance protocol, without a broker: a fake consumer over in-memory partitioned
+logs plays the group coordinator (assign / revoke / lost) and records the offsets committed."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections import Counter
+from collections.abc import Mapping
+
+import pytest
+from events import record
+
+from driftline.config import MonitorSettings, Topics
+from driftline.contracts import Scored, decode
+from driftline.errors import InvalidEvent
+from driftline.kafka import RebalanceListener
+from driftline.transport import Record
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.exceptions import DeliveryError, RunnerFailed
+from stream_processors.runners.kafka import KafkaRunner
+
+TOPICS = Topics()
+P, L, S = TOPICS.predictions, TOPICS.labels, TOPICS.scored
+SETTINGS = MonitorSettings(reference_size=1000, window_size=250, metrics_every=250)
+
+Logs = dict[int, list[Record]]
+
+
+def partitioned(*streams: list[Record]) -> Logs:
+    """Stream ``i`` on partition ``i``, in fetch order; offsets numbered per (topic, partition)."""
+    logs: Logs = {}
+    for p, records in enumerate(streams):
+        seen: Counter[str] = Counter()
+        logs[p] = []
+        for r in records:
+            logs[p].append(dataclasses.replace(r, partition=p, offset=seen[r.topic]))
+            seen[r.topic] += 1
+    return logs
+
+
+class FakeConsumer:
+    """A group member over ``logs``. Each poll returns the next unread records of one assigned
+    partition (round-robin), so a partition's batches do not depend on who reads it."""
+
+    def __init__(
+        self,
+        logs: Logs,
+        committed: dict[tuple[str, int], int] | None = None,
+        journal: list[str] | None = None,
+    ) -> None:
+        self.logs = logs
+        self.journal = [] if journal is None else journal
+        self.committed = {} if committed is None else committed  # shared by the group's members
+        self.commits: list[dict[tuple[str, int], int]] = []
+        self.listener: RebalanceListener | None = None
+        self.position: dict[tuple[str, int], int] = {}
+        self.assigned: list[int] = []
+        self.closed = False
+        self._turn = 0
+
+    # -- the coordinator's side --
+    def assign(self, partitions: list[int]) -> dict[tuple[str, int], int]:
+        assert self.listener is not None
+        start = dict(self.listener.on_assign(sorted(partitions)))
+        for p in partitions:
+            for t in (P, L):
+                self.position[(t, p)] = start.get((t, p), self.committed.get((t, p), 0))
+        self.assigned = sorted(set(self.assigned) | set(partitions))
+        return start
+
+    def revoke(self, partitions: list[int]) -> None:
+        assert self.listener is not None
+        self.listener.on_revoke(sorted(partitions))
+        self._drop(partitions)
+
+    def lose(self, partitions: list[int]) -> None:
+        assert self.listener is not None
+        self.listener.on_lost(sorted(partitions))
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[int]) -> None:
+        self.assigned = [p for p in self.assigned if p not in partitions]
+        for p in partitions:
+            for t in (P, L):
+                self.position.pop((t, p), None)
+
+    # -- the Consumer protocol --
+    def listen(self, listener: RebalanceListener) -> None:
+        self.listener = listener
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        for _ in range(len(self.assigned)):
+            p = self.assigned[self._turn % len(self.assigned)]
+            self._turn += 1
+            pos = self.position
+            batch = [r for r in self.logs[p] if r.offset >= pos[(r.topic, p)]][:max_records]
+            if batch:
+                for r in batch:
+                    pos[(r.topic, p)] = r.offset + 1
+                return batch
+        return []
+
+    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
+        assert offsets is not None, "the runner commits explicit offsets"
+        assert all(p in self.assigned for _, p in offsets), "committed a partition it does not own"
+        self.journal.append("commit")
+        self.commits.append(dict(offsets))
+        self.committed.update(offsets)
+
+    def close(self) -> None:
+        if self.assigned:
+            self.revoke(list(self.assigned))
+        self.closed, self.listener = True, None
+
+
+def runner_for(consumer: FakeConsumer, sink, store=None, **kw) -> KafkaRunner:
+    kw.setdefault("batch_size", 500)
+    kw.setdefault("commit_interval", 0.0)
+    core = ProcessorCore(kw.pop("settings", SETTINGS), TOPICS, **kw.pop("core", {}))
+    return KafkaRunner(core, consumer, sink, store=store, **kw)
+
+
+def drain(runner: KafkaRunner) -> None:
+    while runner.run_once():
+        pass
+
+
+def small_stream(make_prediction, make_label, n: int, model: str = "m", labels: bool = True) -> list[Record]:
+    out = []
+    for i in range(n):
+        out.append(record(make_prediction(i, model=model)))
+        if labels:
+            out.append(record(make_label(i, model=model)))
+    return out
+
+
+def test_assign_restores_state_and_start_offsets(make_prediction, make_label, sink, store) -> None:
+    logs = partitioned(small_stream(make_prediction, make_label, 30, "a"))
+    first = FakeConsumer(logs)
+    runner = runner_for(first, sink, store, batch_size=20)
+    first.assign([0])
+    runner.run_once()
+    state = pickle.dumps(runner.core.models_in(0))
+    runner.close()  # a clean stop checkpoints: predictions 0..9, labels 0..9
+    assert first.closed and runner.core.models == {}
+
+    logs[1] = []
+    second = FakeConsumer(logs)
+    restored = runner_for(second, sink, store, batch_size=20)
+    assert second.assign([0, 1]) == {(P, 0): 10, (L, 0): 10}  # no checkpoint of 1: its committed offsets
+    assert list(restored.core.models_in(0)) == ["a"] and restored.core.models_in(1) == {}
+    assert pickle.dumps(restored.core.models_in(0)) == pickle.dumps(pickle.loads(state))
+
+
+def test_revoke_checkpoints_then_releases(make_prediction, make_label, sink, store, journal) -> None:
+    logs = partitioned(
+        small_stream(make_prediction, make_label, 30, "a"), small_stream(make_prediction, make_label, 30, "b")
+    )
+    consumer = FakeConsumer(logs, journal=journal)
+    runner = runner_for(consumer, sink, store, batch_size=20, commit_interval=1e9)  # no periodic commit
+    consumer.assign([0, 1])
+    runner.run_once()
+    runner.run_once()
+    assert consumer.commits == [] and set(runner.core.models) == {"a", "b"}
+    journal.clear()
+    consumer.revoke([1])
+    assert journal == ["flush", "save 0", "save 1", "commit"]
+    assert consumer.commits == [{(P, 0): 10, (L, 0): 10, (P, 1): 10, (L, 1): 10}]
+    assert store.load(1)[1] == {P: 10, L: 10}  # type: ignore[index]
+    assert set(runner.core.models) == {"a"}  # b released
+    drain(runner)
+    assert all(p == 0 for offsets in consumer.commits[1:] for _, p in offsets)
+
+
+def test_lost_releases_without_checkpoint(make_prediction, make_label, sink, store, journal) -> None:
+    logs = partitioned(
+        small_stream(make_prediction, make_label, 30, "a"), small_stream(make_prediction, make_label, 30, "b")
+    )
+    consumer = FakeConsumer(logs, journal=journal)
+    runner = runner_for(consumer, sink, store, batch_size=20, commit_interval=1e9)
+    consumer.assign([0, 1])
+    runner.run_once()
+    runner.run_once()
+    journal.clear()
+    consumer.lose([0, 1])
+    assert journal == [] and consumer.commits == [] and runner.core.models == {}
+    assert store.load(0) is None and store.load(1) is None
+    runner.close()
+    assert consumer.commits == []  # nothing of the lost partitions is ever committed
+
+
+@pytest.mark.parametrize("queued, failed", [(2, 0), (0, 1)])
+def test_undelivered_outputs_raise_and_no_offsets_are_committed(
+    make_prediction, make_label, sink, store, queued: int, failed: int
+) -> None:
+    consumer = FakeConsumer(partitioned(small_stream(make_prediction, make_label, 30)))
+    runner = runner_for(consumer, sink, store, batch_size=20)
+    consumer.assign([0])
+    sink.queued, sink.failed = queued, failed
+    with pytest.raises(DeliveryError):
+        runner.run_once()
+    assert runner.failed and consumer.commits == [] and store.load(0) is None
+    consumer.revoke([0])  # a failed runner never checkpoints
+    runner.close()
+    assert consumer.commits == [] and store.load(0) is None and runner.core.models == {}
+
+
+def test_runner_failed_mid_batch_never_checkpoints(make_prediction, make_label, sink, store, journal) -> None:
+    good = small_stream(make_prediction, make_label, 30)
+    bad = Record(topic=P, value=b"{not json", key=b"m")
+    consumer = FakeConsumer(partitioned(good[:20] + [bad] + good[20:]))
+    raising = {"on_error": lambda exc, rec, stage: "raise"}
+    runner = runner_for(consumer, sink, store, batch_size=15, core=raising)
+    consumer.assign([0])
+    runner.run_once()
+    assert len(consumer.commits) == 1  # the first batch was checkpointed
+    journal.clear()
+    with pytest.raises(InvalidEvent):
+        runner.run_once()
+    with pytest.raises(RunnerFailed):
+        runner.checkpoint()
+    consumer.revoke([0])
+    runner.close()
+    assert "save 0" not in journal and len(consumer.commits) == 1 and store.load(0)[1] == {P: 8, L: 7}  # type: ignore[index]
+
+
+def test_checkpoint_after_only_labels_carries_the_restored_predictions_offset(
+    make_prediction, make_label, sink, store
+) -> None:
+    preds = [record(make_prediction(i)) for i in range(5)]
+    labels = [record(make_label(i)) for i in range(5)]
+    logs = partitioned(preds + labels[:2])
+    first = FakeConsumer(logs)
+    runner = runner_for(first, sink, store)
+    first.assign([0])
+    drain(runner)
+    runner.close()
+    assert store.load(0)[1] == {P: 5, L: 2}  # type: ignore[index]
+
+    logs.update(partitioned(preds + labels))  # late labels arrive; no new predictions
+    second = FakeConsumer(logs)
+    sink.sent.clear()
+    restored = runner_for(second, sink, store)
+    second.assign([0])
+    assert restored.run_once() == 3  # labels 2..4 only
+    restored.close()
+    assert store.load(0)[1] == {P: 5, L: 5}  # type: ignore[index]
+    assert second.commits[0] == {(P, 0): 5, (L, 0): 5}
+    joined = [decode(Scored, v).prediction.prediction_id for t, _, v, _ in sink.sent if t == S]
+    assert joined == ["m-2", "m-3", "m-4"]  # joined with the restored predictions
+
+
+def test_restored_state_gives_the_outputs_of_an_uninterrupted_run(drifting_stream, new_sink, store) -> None:
+    a, _ = drifting_stream(n=3000, at=2000, shift=1.0, seed=0, model="a")
+    b, _ = drifting_stream(n=3000, at=1500, shift=1.0, seed=1, model="b")
+    logs = partitioned(a, b)
+
+    alone, whole = FakeConsumer(logs), new_sink()
+    uninterrupted = runner_for(alone, whole)
+    alone.assign([0, 1])
+    drain(uninterrupted)
+
+    # the same stream, with a rebalance half-way: partition 1 moves to a second member
+    committed: dict[tuple[str, int], int] = {}
+    one, two = FakeConsumer(logs, committed), FakeConsumer(logs, committed)
+    sink1, sink2 = new_sink(), new_sink()
+    first, second = runner_for(one, sink1, store), runner_for(two, sink2, store)
+    one.assign([0, 1])
+    for _ in range(7):
+        first.run_once()
+    one.revoke([0, 1])
+    one.assign([0])
+    two.assign([1])
+    drain(first)
+    drain(second)
+
+    def by_topic(sent: list) -> Counter[str]:
+        return Counter(t for t, *_ in sent)
+
+    assert by_topic(whole.sent)[TOPICS.alerts] >= 2  # the drift of both models is found
+    assert sorted(sink1.sent + sink2.sent) == sorted(whole.sent)
+    assert 0 < by_topic(sink2.sent)[TOPICS.scored] < 3000  # b moved half-way through
+    scored = [decode(Scored, v).prediction.prediction_id for t, _, v, _ in sink1.sent + sink2.sent if t == S]
+    assert len(scored) == len(set(scored)) == 6000  # each label joined once across the rebalance
