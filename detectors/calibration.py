@@ -14,13 +14,19 @@ reference time, and stay valid for any window size.
 
 Segments: see :func:`split_budget`. For sequential detectors the budget is an average run length:
 ``ARL0 = 100_000 / B`` events between false alarms (see :func:`arl_from_budget`).
+
+:data:`DEFAULT_FALSE_ALARMS_PER_100K` is the one default budget: every detector taking
+``false_alarms_per_100k`` defaults to it, and the stream processor monitors each model with it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["alpha_from_budget", "arl_from_budget", "holm", "split_budget"]
+__all__ = ["DEFAULT_FALSE_ALARMS_PER_100K", "alpha_from_budget", "arl_from_budget", "holm", "split_budget"]
+
+# one false alarm per ~1M events (per model for FeatureSetDrift, per stream for a sequential detector)
+DEFAULT_FALSE_ALARMS_PER_100K = 0.1
 
 
 def alpha_from_budget(false_alarms_per_100k: float, window_size: int) -> float:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from ._polarity import Polarity, check_int, check_polarity
-from .base import Direction, DriftSignal, StreamDetector
-from .calibration import arl_from_budget
+from ._cusum import CUSUM, CUSUMStatistic, solve_margin
+from ._polarity import Polarity
+from .calibration import DEFAULT_FALSE_ALARMS_PER_100K
 
 __all__ = ["GaussianCUSUM"]
 
@@ -22,12 +23,20 @@ def _estimation_margin(h0: float, k: float, n: int) -> float:
     ``1 - 3 / (k sqrt(n))`` (a mean 1.5 standard errors off), at least by 0.3.
     """
     c = 2 / (k * k * n) + 1 / n
-    if 4 * c * h0 < 1:
-        return (1 - math.sqrt(1 - 4 * c * h0)) / (2 * c)
-    return h0 / max(1 - 3 / (k * math.sqrt(n)), 0.3)
+    h = solve_margin(h0, c)
+    return h0 / max(1 - 3 / (k * math.sqrt(n)), 0.3) if h is None else h
 
 
-class GaussianCUSUM(StreamDetector):
+@dataclass(slots=True, kw_only=True)
+class _ShiftStatistic(CUSUMStatistic):
+    """Adds ``slope * z - drift`` per event: the log-likelihood ratio of a mean shifted by ``k`` SDs
+    (``slope = +-k`` by side, ``drift = k^2 / 2``) for a standardised event ``z``."""
+
+    slope: float
+    drift: float
+
+
+class GaussianCUSUM(CUSUM[_ShiftStatistic]):
     """CUSUM for a shift of the mean of a numeric stream, in units of its in-control spread: Driftline's
     recommended sequential detector for a single numeric feature (or any numeric stream). The first
     ``warmup`` events estimate mean and standard deviation; the estimate keeps growing with every event
@@ -37,100 +46,64 @@ class GaussianCUSUM(StreamDetector):
     / 2`` of a mean shifted by ``k`` SDs. Calibration is analytic: with in-control increments of mean
     ``-k^2 / 2`` the average run length is ``ARL0 ~ e^(h + 1.166 k) / (k^2 / 2)`` (Siegmund's
     approximation; the overshoot ``1.166 k`` is left out as a safety margin), so ``h = ln(ARL0 k^2 / 2)``
-    where ``ARL0 = 100_000 /
-    false_alarms_per_100k`` times the number of statistics (sides x designs: each gets an equal share of
-    the budget). ``h`` is then raised to absorb the estimation error of a baseline of ``n`` events (see
-    ``_estimation_margin``: the budget holds on average over that error). After an alarm a new warm-up starts
-    (the new level becomes the new normal).
+    where ``ARL0 = 100_000 / false_alarms_per_100k`` times the number of statistics (sides x designs: each
+    gets an equal share of the budget). ``h`` is then raised to absorb the estimation error of a baseline
+    of ``n`` events (see ``_estimation_margin``: the budget holds on average over that error). After an
+    alarm a new warm-up starts (the new level becomes the new normal).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(7)
     >>> x = np.r_[rng.normal(10, 2, 3000), rng.normal(11, 2, 1000)]
     >>> [(s.index, s.direction) for s in GaussianCUSUM().update_many(x)]
-    [(3073, 'increase')]
+    [(3085, 'increase')]
     """
 
     name = "gaussian_cusum"
 
     def __init__(
         self,
-        false_alarms_per_100k: float = 0.5,
+        false_alarms_per_100k: float = DEFAULT_FALSE_ALARMS_PER_100K,
         shift: float = 0.25,
         fast_shift: float | None = 0.75,
         warmup: int = 1000,
         polarity: Polarity = "both",
     ) -> None:
-        arl = arl_from_budget(false_alarms_per_100k)
         if not 0 < shift <= 5:
             raise ValueError(f"shift must be in (0, 5] reference SDs, got {shift}")
         if fast_shift is not None and not shift < fast_shift <= 5:
             raise ValueError(f"fast_shift must be in (shift, 5] or None, got {fast_shift}")
-        self.false_alarms_per_100k = float(false_alarms_per_100k)
         self.shift = float(shift)
         self.fast_shift = None if fast_shift is None else float(fast_shift)
-        self.warmup = check_int("warmup", warmup, 10)
-        self.polarity = check_polarity(polarity)
         self._shifts = (self.shift,) if self.fast_shift is None else (self.shift, self.fast_shift)
-        self._signs = {"increase": (1.0,), "decrease": (-1.0,), "both": (1.0, -1.0)}[self.polarity]
-        self._arl = len(self._signs) * len(self._shifts) * arl
-        super().__init__()
+        super().__init__(false_alarms_per_100k, warmup, polarity, len(self._shifts))
 
-    def _reset(self) -> None:
-        self.n = 0
-        self._restart()
-
-    def _restart(self) -> None:
-        self._count = 0
+    def _start(self) -> None:
         self._mean = 0.0
         self._m2 = 0.0
         self._sd = 1.0
-        # one CUSUM per (side, design):
-        # [statistic, sign * shift, shift**2 / 2, threshold, events and their sum since it left zero]
-        self._stats: list[list[float]] = []
-        self.h = float("nan")
 
-    def _refresh(self) -> None:
-        """(Re-)estimate mean and SD from every event since the last (re)start; keep the statistics."""
-        self._sd = max(math.sqrt(self._m2 / (self._count - 1)), 1e-12)
-        old = [(st[0], st[4], st[5]) for st in self._stats] or None
-        stats = []
-        n = self._count
-        for sign in self._signs:
-            for k in self._shifts:
-                h0 = max(math.log(self._arl * k * k / 2), 1.0)  # Siegmund, known mean and SD
-                stats.append([0.0, sign * k, k * k / 2, _estimation_margin(h0, k, n), 0.0, 0.0])
-        if old:
-            for st, (v, runs, total) in zip(stats, old, strict=False):
-                st[0], st[4], st[5] = v, runs, total
-        self._stats = stats
-        self.h = stats[0][3]
-
-    def update(self, x: float) -> DriftSignal | None:
-        self.n += 1
-        self._count += 1
+    def _observe(self, x: float) -> None:
         d = x - self._mean
         self._mean += d / self._count
         self._m2 += d * (x - self._mean)
-        stats = self._stats
-        if not stats:
-            if self._count >= self.warmup:
-                self._refresh()
-            return None
+
+    def _calibrate(self) -> list[_ShiftStatistic]:
+        """Mean and SD from every event since the last (re)start; a statistic per (side, design)."""
+        self._sd = max(math.sqrt(self._m2 / (self._count - 1)), 1e-12)
+        stats = []
+        for side in self._sides:
+            sign = 1.0 if side == "increase" else -1.0
+            for k in self._shifts:
+                h0 = max(math.log(self._arl * k * k / 2), 1.0)  # Siegmund, known mean and SD
+                h = _estimation_margin(h0, k, self._count)
+                stats.append(_ShiftStatistic(threshold=h, direction=side, slope=sign * k, drift=k * k / 2))
+        return stats
+
+    def _add_increments(self, x: float) -> None:
         z = (x - self._mean) / self._sd
-        for st in stats:
-            v = st[0] + st[1] * z - st[2]
-            if v <= 0.0:
-                st[0] = st[4] = st[5] = 0.0
-            elif v > st[3]:
-                k, total = st[4] + 1, st[5] + x  # the run since the statistic left zero, this event included
-                baseline = (self._mean * self._count - total) / max(self._count - k, 1)
-                self._restart()
-                direction: Direction = "increase" if st[1] > 0 else "decrease"
-                return DriftSignal(self.name, self.n, "cusum_llr", v, st[3], direction, baseline, total / k)
-            else:
-                st[0] = v
-                st[4] += 1
-                st[5] += x
-        if self._count % self.warmup == 0:
-            self._refresh()
-        return None
+        for st in self._stats:
+            st.value = st.value + st.slope * z - st.drift  # in this order: (value + slope z) - drift
+
+    def _baseline(self, run_events: int, run_sum: float) -> float:
+        """The mean of the events before the run that raised the alarm."""
+        return (self._mean * self._count - run_sum) / max(self._count - run_events, 1)

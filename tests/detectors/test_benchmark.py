@@ -1,5 +1,5 @@
-"""The detection benchmark's --quick mode: table structure, and the recommended configuration finds
-the 0.5 sigma shift and the 0.1 -> 0.3 error change."""
+"""The detection benchmark's --quick mode: table structure, the recommended configuration (the registry's
+for error streams) finds the 0.5 sigma shift and the 0.1 -> 0.3 error change, budgets are explicit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from detectors.registry import RECOMMENDED_ERROR_DETECTOR
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "detection.py"
 
@@ -71,3 +73,8 @@ def test_quick_run_prints_the_table(bench, capsys) -> None:
     for needle in ("+0.5 sigma", "0.1->0.3 abrupt"):
         r = recommended(needle)
         assert r["miss_rate"] == 0 and r["mean_delay"] is not None and r["false_alarms_per_100k"] <= 0.5
+    for needle in ("0.1->0.3 abrupt", "no drift error", "SEA"):
+        assert recommended(needle)["detector"].startswith(f"driftline:{RECOMMENDED_ERROR_DETECTOR} ")
+    # published figures must not follow the detectors' default budget: every CUSUM row states its own
+    cusums = {r["detector"] for r in rows if "cusum" in r["detector"] and "bank" not in r["detector"]}
+    assert cusums and all(f"false_alarms_per_100k={out['budget_per_100k']}" in d for d in cusums)

@@ -14,6 +14,8 @@ from detectors import (
     get_detector,
     get_test,
 )
+from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
+from detectors.registry import RECOMMENDED_ERROR_DETECTOR, recommended_params
 from driftline.errors import DriftlineError
 
 
@@ -55,3 +57,24 @@ def test_detectors_are_stream_detectors(name: str) -> None:
     assert isinstance(det, StreamDetector) and det.name == name
     with pytest.raises(ValueError):
         get_detector(name, nonsense=1)
+
+
+@pytest.mark.parametrize("name", available_detectors())
+def test_recommended_params_build_the_detector(name: str) -> None:
+    params = recommended_params(name)
+    assert get_detector(name, **params).name == name
+    params["nonsense"] = 1  # a fresh dict: callers may change it
+    assert "nonsense" not in recommended_params(name)
+
+
+def test_the_recommended_error_detector_is_what_the_processor_runs() -> None:
+    assert RECOMMENDED_ERROR_DETECTOR == "adwin"
+    assert recommended_params(RECOMMENDED_ERROR_DETECTOR) == {"delta": 1e-4}
+    with pytest.raises(UnknownNameError, match="valid names: adwin"):
+        recommended_params("nope")
+
+
+@pytest.mark.parametrize("name", ["bernoulli_cusum", "gaussian_cusum"])
+def test_budgeted_detectors_default_to_the_one_default_budget(name: str) -> None:
+    assert DEFAULT_FALSE_ALARMS_PER_100K == 0.1
+    assert get_detector(name).false_alarms_per_100k == DEFAULT_FALSE_ALARMS_PER_100K

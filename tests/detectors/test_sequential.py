@@ -91,3 +91,69 @@ def test_cusum_delays() -> None:
 def test_validation_names_the_parameter(name: str, kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         get_detector(name, **kwargs)
+
+
+def regimes(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """70k-event error and numeric streams with four regimes (changes at 20k, 30k and 50k events)."""
+    rng = np.random.default_rng(seed)
+    errors = np.r_[
+        rng.random(20000) < 0.1, rng.random(10000) < 0.3, rng.random(20000) < 0.05, rng.random(20000) < 0.5
+    ].astype(float)
+    numeric = np.r_[
+        rng.normal(10, 2, 20000),
+        rng.normal(10.6, 2, 10000),
+        rng.normal(9, 3, 20000),
+        rng.normal(9.2, 3, 20000),
+    ]
+    return errors, numeric
+
+
+@pytest.mark.parametrize(
+    "name, params, seed, expected",
+    [  # alarms (index, direction, value, threshold) of the CUSUMs before they shared one base
+        (
+            "bernoulli_cusum",
+            {},
+            0,
+            [(20111, "increase", 9.704149, 9.467842), (50043, "increase", 13.481841, 12.7679)],
+        ),
+        (
+            "bernoulli_cusum",
+            {"polarity": "both"},
+            0,
+            [
+                (20117, "increase", 10.5091, 10.193483),
+                (30040, "decrease", 13.338697, 13.033934),
+                (50027, "increase", 13.453959, 12.981982),
+            ],
+        ),
+        (
+            "gaussian_cusum",
+            {},
+            0,
+            [(20371, "increase", 10.510875, 10.301739), (30030, "decrease", 12.851207, 12.401706)],
+        ),
+        (
+            "gaussian_cusum",
+            {},
+            1,
+            [
+                (20410, "increase", 10.382275, 10.301739),
+                (30039, "decrease", 14.423581, 12.401706),
+                (56135, "increase", 12.539216, 12.350582),
+            ],
+        ),
+        (
+            "gaussian_cusum",
+            {"fast_shift": None},
+            0,
+            [(20310, "increase", 9.715555, 9.585075), (30047, "decrease", 10.084101, 9.784519)],
+        ),
+    ],
+)
+def test_cusum_alarms_are_pinned(name: str, params: dict, seed: int, expected: list) -> None:
+    errors, numeric = regimes(seed)
+    det = get_detector(name, false_alarms_per_100k=0.5, **params)
+    found = det.update_many(errors if name == "bernoulli_cusum" else numeric)
+    assert [(s.index, s.direction) for s in found] == [e[:2] for e in expected]
+    assert [(s.value, s.threshold) for s in found] == [pytest.approx(e[2:], abs=1e-6) for e in expected]
