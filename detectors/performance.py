@@ -73,6 +73,8 @@ class ExpectedAccuracy:
     0.604
     """
 
+    name = "expected_accuracy"  # the metric it is published as
+
     def __init__(self, window_size: int = 1000, bins: int = 10) -> None:
         if int(window_size) != window_size or window_size < 1:
             raise ValueError(f"window_size must be an integer >= 1, got {window_size}")
