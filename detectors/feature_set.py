@@ -23,9 +23,8 @@ Kind = Literal["numeric", "categorical"]
 
 @dataclass(frozen=True, slots=True)
 class FeatureDrift:
-    """One feature flagged in one window. ``threshold`` is what was compared: with
-    ``compares == "p_value"`` the alarm means ``p_value <= threshold`` (the feature's Holm level,
-    a share of the model's per-window budget). ``effect``/``direction``/``category`` say what moved
+    """One feature flagged in one window: ``p_value <= threshold`` (the feature's Holm level, a
+    share of the model's per-window budget). ``effect``/``direction``/``category`` say what moved
     (numeric: mean shift in reference standard deviations; categorical: share change of
     ``category``); ``psi`` is the PSI of the same window for a familiar magnitude. ``window_start``
     and ``window_end`` are 0-based row indices in the update stream (end exclusive)."""
@@ -42,7 +41,6 @@ class FeatureDrift:
     window_start: int
     window_end: int
     reference_rows: int
-    compares: Literal["p_value", "statistic"] = "p_value"
     rows: int = 0
 
 
@@ -80,8 +78,8 @@ class FeatureSetDrift:
     []
     >>> [(d.feature, d.direction, round(d.effect, 2), d.window_start) for d in det.update(rows(1000, 0.25))]
     [('age', 'increase', 0.25, 5000)]
-    >>> det.rows_seen
-    6000
+    >>> det.rows_seen, det.windows_tested, det.last_window
+    (6000, 4, (5000, 6000))
     """
 
     def __init__(
@@ -146,6 +144,16 @@ class FeatureSetDrift:
     def reference_ready(self) -> bool:
         return self._ref_parts is None
 
+    def window_bounds(self, k: int) -> tuple[int, int]:
+        """Rows ``[start, end)`` of the ``k``-th tumbling window after the reference (0-based)."""
+        start = self.reference_size + k * self.window_size
+        return start, start + self.window_size
+
+    @property
+    def last_window(self) -> tuple[int, int] | None:
+        """Rows ``[start, end)`` of the latest window tested, or None before the first."""
+        return self.window_bounds(self.windows_tested - 1) if self.windows_tested else None
+
     def _columns(self, columns: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
         missing = [f for f in self.kinds if f not in columns]
         if missing:
@@ -187,8 +195,7 @@ class FeatureSetDrift:
                     self._win_parts[f].append(a[pos : pos + take])
                 self._win_rows += take
                 if self._win_rows == self.window_size:
-                    end = self._rows_seen + take
-                    found.extend(self._test_window(end - self.window_size, end))
+                    found.extend(self._test_window(*self.window_bounds(self.windows_tested)))
             pos += take
             self._rows_seen += take
         return found
@@ -255,7 +262,6 @@ class FeatureSetDrift:
                     window_start=start,
                     window_end=end,
                     reference_rows=self.reference_size,
-                    compares="p_value",
                     rows=rows,
                 )
             )

@@ -75,8 +75,6 @@ class Prediction(_Event, frozen=True, kw_only=True):
     features: dict[str, FeatureValue]
     prediction: LabelValue
     score: Probability | None = None
-    probabilities: dict[str, Probability] | None = None
-    segment: dict[str, str] | None = None
 
 
 class Label(_Event, frozen=True, kw_only=True):
@@ -89,16 +87,13 @@ class Label(_Event, frozen=True, kw_only=True):
 
 
 class Scored(_Event, frozen=True, kw_only=True):
-    """A prediction joined with its label."""
+    """A prediction joined with its label (whether it was right is the task's to say:
+    :meth:`detectors.tasks.Task.correct`)."""
 
     prediction: Prediction
     label: LabelValue
     label_time: float
     index: int = -1  # the prediction's arrival index at the processor, per model
-
-    @property
-    def correct(self) -> bool:
-        return _same(self.prediction.prediction, self.label)
 
 
 class Window(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,12 +147,11 @@ class RetrainRequest(_Event, frozen=True, kw_only=True):
 
 
 class ModelUpdate(_Event, frozen=True, kw_only=True):
-    """A new model version was registered and promoted (or a rollback happened)."""
+    """A new model version was registered and promoted."""
 
     model: str
     version: str
     previous_version: str | None
-    action: Literal["promote", "rollback"] = "promote"
     artifact_uri: str  # informational: serving loads by (model, version) from its registry
     artifact_sha256: str = ""  # the artifact's digest; serving refuses bytes that do not match
     metrics: dict[str, float] = {}
@@ -253,9 +247,3 @@ def alert_id_for(*parts: object) -> str:
     """A deterministic alert id: a replayed detection yields the same id, so it is deduplicated."""
     h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=10)
     return h.hexdigest()
-
-
-def _same(a: LabelValue, b: LabelValue) -> bool:
-    if a == b:
-        return True
-    return str(a) == str(b)

@@ -52,7 +52,6 @@ class DriftlineClient:
         score: float | None = None,
         prediction_id: str | None = None,
         event_time: float | None = None,
-        segment: Mapping[str, str] | None = None,
     ) -> str | None:
         """Log one prediction; returns its id (pass it to :meth:`log_label`), or None if dropped."""
         try:
@@ -65,7 +64,6 @@ class DriftlineClient:
                 features=dict(features),
                 prediction=prediction,
                 score=score,
-                segment=dict(segment) if segment else None,
             )
             return pid if self.emit(event) else None
         except Exception as exc:  # never break the caller

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors.tasks import Task, get_task
 from driftline.contracts import ModelUpdate
 from driftline.errors import DriftlineError
 from driftline.registry import ModelRegistry
@@ -20,12 +21,14 @@ log = logging.getLogger(__name__)
 class ModelServer:
     """Serves one model; ``apply(update)`` swaps in a newly promoted version between requests.
 
-    A version switch is recorded in ``history`` as (first prediction index, version).
+    A version switch is recorded in ``history`` as (first prediction index, version). The
+    ``task`` (binary classification unless told) turns the model's output into (prediction, score).
     """
 
-    def __init__(self, model: str, registry: ModelRegistry) -> None:
+    def __init__(self, model: str, registry: ModelRegistry, task: Task | None = None) -> None:
         self.model = model
         self.registry = registry
+        self.task = task or get_task("binary")
         champion = registry.champion(model)
         self.version = champion.version
         self._estimator: Any = registry.load(model, champion.version)
@@ -34,9 +37,9 @@ class ModelServer:
         self.refused = 0  # updates not applied: unknown version, artifact missing or tampered
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        proba = self._estimator.predict_proba(X)[:, 1]
+        prediction, score = self.task.serve(self._estimator, X)
         self.served += len(X)
-        return (proba >= 0.5).astype(int), proba
+        return prediction, score
 
     def apply(self, update: ModelUpdate) -> bool:
         """Load the update's version if it is for this model and differs from the one served."""

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from detectors.tasks import Task, get_task
 from driftline.config import RetrainSettings, Topics
 from driftline.contracts import ModelUpdate, RetrainRequest, Scored, Window, decode, encode
 from driftline.errors import InvalidEvent
@@ -59,9 +60,11 @@ class RetrainWorker:
         reader: WindowReader,
         sink: Sink,
         trainer: Trainer = refit_clone,
+        task: Task | None = None,
     ) -> None:
         self.settings, self.topics, self.registry = settings, topics, registry
         self.reader, self.sink, self.trainer = reader, sink, trainer
+        self.task = task or get_task("binary")  # whose validation metric compares the models
         self.pending: dict[str, RetrainRequest] = {}
         self.outcomes: list[RetrainOutcome] = []
         self._last_retrain: dict[str, float] = {}
@@ -130,14 +133,20 @@ class RetrainWorker:
         champion = self.registry.load(req.model, champion_mv.version)
         challenger = self.trainer(champion, X.iloc[:cut], y[:cut])
         X_val, y_val = X.iloc[cut:], y[cut:]
+        task = self.task
+        new = task.validation_score(y_val, challenger.predict(X_val))
+        old = task.validation_score(y_val, champion.predict(X_val))
         metrics = {
-            "challenger_accuracy": float(np.mean(challenger.predict(X_val) == y_val)),
-            "champion_accuracy": float(np.mean(champion.predict(X_val) == y_val)),
+            f"challenger_{task.metric}": new,
+            f"champion_{task.metric}": old,
             "n_train": float(cut),
             "n_validation": float(len(rows) - cut),
         }
         trained_on, validated_on = _window(rows[:cut]), _window(rows[cut:])
-        wins = metrics["challenger_accuracy"] >= metrics["champion_accuracy"] + s.min_improvement
+        if task.higher_is_better:
+            wins = new >= old + s.min_improvement
+        else:
+            wins = new <= old - s.min_improvement
         mv = self.registry.register(
             req.model,
             challenger,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.tasks import Task, get_task
 from driftline.config import DriftlineSettings
 from driftline.contracts import Alert, Metric, ModelUpdate, Scored, decode
 from driftline.registry import LocalModelRegistry, ModelRegistry
@@ -152,6 +153,7 @@ def run_embedded(
         worker.outcomes,
         events=len(bus.log(topics.predictions)) + len(bus.log(topics.labels)),
         dead_letters=len(bus.log(topics.dlq)),
+        task=get_task(settings.monitor.task),
     )
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
     say(
@@ -196,13 +198,15 @@ def build_report(
     *,
     events: int,
     dead_letters: int = 0,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """The demo's figures, from what the topics hold."""
+    """The demo's figures, from what the topics hold; ``task`` says which predictions were right."""
+    task = task or get_task("binary")
     first_drift = scenario.covariate_shift_at
     idx = np.array([s.index for s in scored])
-    ok = np.array([s.correct for s in scored], dtype=bool)
+    ok = task.correct([s.label for s in scored], [s.prediction.prediction for s in scored])
     version = np.array([s.prediction.model_version for s in scored])
-    promoted = [u for u in updates if u.model == scenario.model and u.action == "promote"]
+    promoted = [u for u in updates if u.model == scenario.model]
     last = promoted[-1].version if promoted else None
     first_version = scored[0].prediction.model_version if scored else "1"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from detectors.tasks import get_task
 from driftline.app.demo import DemoResult, bootstrap_registry, build_report
 from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
@@ -189,6 +190,7 @@ def run_kafka_demo(
         outcomes,
         events=len(collect_topic(settings, topics.predictions)) + labels,
         dead_letters=len(collect_topic(settings, topics.dlq)),
+        task=get_task(settings.monitor.task),
     )
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
     report["run_id"] = run_id

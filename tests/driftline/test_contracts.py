@@ -13,7 +13,6 @@ from driftline.contracts import (
     ModelUpdate,
     Prediction,
     RetrainRequest,
-    Scored,
     Window,
     decode,
     encode,
@@ -47,7 +46,6 @@ ALERT = Alert(
             features={"x": 1.5, "c": "a", "missing": None},
             prediction="yes",
             score=0.2,
-            segment={"country": "fr"},
         ),
         Label(prediction_id="p", model="m", event_time=2.0, label=True),
         ALERT,
@@ -66,13 +64,6 @@ def test_round_trip_is_plain_json(event) -> None:
     raw = encode(event)
     assert json.loads(raw)["schema_version"] == 1  # any client can read it
     assert decode(type(event), raw) == event
-
-
-def test_scored_knows_whether_the_prediction_was_right() -> None:
-    p = Prediction(prediction_id="p", model="m", model_version="1", event_time=1.0, features={}, prediction=1)
-    assert Scored(prediction=p, label=1, label_time=2.0).correct
-    assert Scored(prediction=p, label="1", label_time=2.0).correct  # a label source that speaks strings
-    assert not Scored(prediction=p, label=0, label_time=2.0).correct
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,72 @@
+"""A model version's schema: each feature's kind, and a batch of predictions as column arrays.
+
+The kinds are read off the first prediction a version serves; later predictions whose values
+contradict them (text in a numeric feature) are reported, not monitored. The prediction score
+travels with the features as :data:`SCORE_COLUMN`, so prediction drift is tested like a feature.
+
+>>> from driftline.contracts import Prediction
+>>> def pred(i, age):
+...     return Prediction(prediction_id=str(i), model="m", model_version="1", event_time=0.0,
+...                       features={"age": age, "plan": "gold"}, prediction=1, score=0.8)
+>>> kinds = infer_kinds(pred(0, 41))
+>>> kinds
+{'age': 'numeric', 'plan': 'categorical'}
+>>> cols, bad = columns([pred(0, 41), pred(1, "old"), pred(2, None)], kinds)
+>>> cols["age"].tolist(), cols[SCORE_COLUMN].tolist()
+([41.0, nan, nan], [0.8, 0.8, 0.8])
+>>> bad
+[(1, "feature 'age' must be numeric for this model version, got 'old'")]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from driftline.contracts import Prediction
+
+__all__ = ["SCORE_COLUMN", "Kind", "columns", "infer_kinds"]
+
+SCORE_COLUMN = "prediction_score"
+Kind = Literal["numeric", "categorical"]
+
+
+def infer_kinds(p: Prediction) -> dict[str, Kind]:
+    """Numbers are numeric features; text, booleans and missing values are categorical."""
+    return {
+        name: "numeric" if isinstance(v, (int, float)) and not isinstance(v, bool) else "categorical"
+        for name, v in p.features.items()
+    }
+
+
+def columns(
+    preds: list[Prediction], kinds: dict[str, Kind]
+) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
+    """Column arrays for a version's schema, and the rows whose values contradict it."""
+    feats = [p.features for p in preds]
+    cols: dict[str, np.ndarray] = {}
+    bad: dict[int, str] = {}
+    for name, kind in kinds.items():
+        values = [f.get(name) for f in feats]
+        if kind == "numeric":
+            try:
+                cols[name] = np.array(values, dtype=float)
+            except (TypeError, ValueError):
+                cols[name] = _numeric_or_nan(name, values, bad)
+        else:
+            cols[name] = np.array([None if v is None else str(v) for v in values], dtype=object)
+    cols[SCORE_COLUMN] = np.array([np.nan if p.score is None else p.score for p in preds], dtype=float)
+    return cols, sorted(bad.items())
+
+
+def _numeric_or_nan(name: str, values: Sequence[object], bad: dict[int, str]) -> np.ndarray:
+    """The slow path of a numeric column holding text: NaN there, and the row recorded as bad."""
+    arr = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            arr[i] = np.nan if v is None else float(v)
+        else:
+            bad.setdefault(i, f"feature {name!r} must be numeric for this model version, got {v!r}")
+    return arr
