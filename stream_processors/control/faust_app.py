@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from driftline.config import DriftlineSettings
+from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import ConfigError
 from driftline.transport import Record
 from stream_processors.control.handler import AlertHandler
@@ -48,6 +48,17 @@ class _FaustTopics:
         return 0  # faust flushes its producer buffer before it commits
 
 
+def _credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The same TLS / SASL settings the confluent-kafka clients use, as faust (aiokafka) credentials."""
+    ctx = kafka.ssl_context()
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        return faust.SASLCredentials(
+            username=kafka.sasl_username, password=password, ssl_context=ctx, mechanism=kafka.sasl_mechanism
+        )
+    return faust.SSLCredentials(ctx) if ctx is not None else None
+
+
 def create_app(
     settings: DriftlineSettings,
     *,
@@ -73,6 +84,7 @@ def create_app(
         topic_replication_factor=kafka.replication_factor,
         producer_acks=-1,
         broker_commit_every=10,
+        broker_credentials=_credentials(kafka),
     )
     out = _FaustTopics(app)
     alert_sinks = list(sinks) if sinks is not None else build_sinks(settings.routing, out)
