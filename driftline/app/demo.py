@@ -43,6 +43,7 @@ Printer = Callable[[str], None]
 class DemoResult:
     report: dict[str, Any]
     timeline: list[str] = field(default_factory=list)
+    workdir: str | None = None  # Kafka mode: where the component processes wrote their logs
 
 
 def bootstrap_registry(scenario: Scenario, registry: ModelRegistry) -> str:

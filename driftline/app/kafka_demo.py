@@ -40,16 +40,15 @@ class Services:
 
     def __init__(self, settings: DriftlineSettings, run_id: str, registry_dir: str, workdir: Path) -> None:
         assert settings.kafka is not None
-        self.bootstrap = settings.kafka.bootstrap_servers
+        self.kafka = settings.kafka
         self.workdir = workdir
         self.groups = {
             "process": f"driftline-processor-{run_id}",
             "control-plane": f"driftline-cp-{run_id}",
             "retrain-worker": f"driftline-retrain-worker-{run_id}",
         }
-        env = {**os.environ, "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap}
-        env.update({f"DRIFTLINE_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()})
-        env["DRIFTLINE_ROUTING__COOLDOWN_S"] = str(settings.routing.cooldown_s)
+        # every setting (Kafka security included) through the environment, never on a command line
+        env = {**os.environ, **settings.to_env()}
         self.env = env
         self.commands = {
             "process": ["process", "--group", self.groups["process"], "--state-dir", str(workdir / "state")],
@@ -92,7 +91,7 @@ class Services:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until the processor's and the control plane's consumer groups are stable."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(self.kafka.client_config())
         wanted = [self.groups["process"], self.groups["control-plane"]]
 
         def stable() -> bool:
@@ -208,4 +207,4 @@ def run_kafka_demo(
         f"after retrain {report['accuracy_after_retrain']}; versions {report['model_versions']}; "
         f"{report['wall_time_s']} s"
     )
-    return DemoResult(report, [])
+    return DemoResult(report, [], str(workdir))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource, KafkaWindowReader, ensure_topics, wait_for_broker
 from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
@@ -138,7 +138,10 @@ def run_simulation(
     try:
         while not sim.done() and not stop():
             for rec in updates.poll(100, timeout=0.0):
-                server.apply(decode(ModelUpdate, rec.value))
+                try:
+                    server.apply(decode(ModelUpdate, rec.value))
+                except InvalidEvent as exc:  # a bad message on the models topic never stops serving
+                    log.error("models topic: ignoring an invalid model update: %s", exc)
             client.model_version = server.version
             batch = sim.next_batch(batch_size)
             for p in batch.predictions:
