@@ -38,6 +38,7 @@ __all__ = [
     "MonitorSettings",
     "RetrainSettings",
     "RoutingSettings",
+    "StateSettings",
     "Topics",
 ]
 
@@ -203,11 +204,30 @@ class RoutingSettings(_Frozen):
         default=("log",),
         description="alert sinks by name: log, topic, webhook (from the environment: a JSON list)",
     )
-    webhook_url: str | None = Field(default=None, description="where the 'webhook' sink POSTs alerts")
+    webhook_url: SecretStr | None = Field(
+        default=None, description="where the 'webhook' sink POSTs alerts (https; its path may hold a token)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key that signs every webhook POST (>= 32 characters; the receiver has it too)",
+    )
+    webhook_allow_http_localhost: bool = Field(
+        default=False, description="accept plain http:// to 127.0.0.1, ::1 or localhost (local testing)"
+    )
     sink_topic: str | None = Field(
         default=None,
         description="where the 'topic' sink publishes delivered alerts (notifications always get them)",
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError(
+                "use at least 32 characters (DRIFTLINE_ROUTING__WEBHOOK_SECRET), "
+                "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        return v
 
 
 class RetrainSettings(_Frozen):
@@ -223,6 +243,25 @@ class RetrainSettings(_Frozen):
     registry_dir: str = ".driftline/registry"
 
 
+class StateSettings(_Frozen):
+    """Where the processor keeps its checkpoints, and the key that authenticates them."""
+
+    dir: str = Field(default=".driftline/state", description="checkpoint directory ('' = no checkpoints)")
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for checkpoints (>= 32 characters); default: a key file made in the directory",
+    )
+
+    @field_validator("checkpoint_key")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError(
+                "use at least 32 characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        return v
+
+
 class DriftlineSettings(BaseSettings):
     """All settings, read from ``DRIFTLINE_*`` environment variables by the CLI entry point."""
 
@@ -235,6 +274,7 @@ class DriftlineSettings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     routing: RoutingSettings = RoutingSettings()
     retrain: RetrainSettings = RetrainSettings()
+    state: StateSettings = StateSettings()
 
     @classmethod
     def load(cls, **overrides: Any) -> DriftlineSettings:
@@ -266,6 +306,7 @@ _SECTIONS = {
     "MonitorSettings": "monitor",
     "RoutingSettings": "routing",
     "RetrainSettings": "retrain",
+    "StateSettings": "state",
 }
 
 
@@ -278,7 +319,7 @@ def _explain(exc: ValidationError, section: str) -> str:
     return "; ".join(parts)
 
 
-_SECRET_KEYS = ("password", "secret", "token", "url")  # webhook URLs carry their tokens
+_SECRET_KEYS = ("password", "secret", "token", "key", "url")  # webhook URLs carry their tokens
 
 
 def _redact(value: Any, key: object = "") -> Any:

@@ -123,8 +123,11 @@ def process(
     group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-processor",
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5000,
     state_dir: Annotated[
-        str, typer.Option(help="Checkpoint directory: state per partition survives restarts ('' = none).")
-    ] = ".driftline/state",
+        str | None,
+        typer.Option(
+            help="Checkpoint directory, state per partition survives restarts ('' = none; default state.dir)."
+        ),
+    ] = None,
 ) -> None:
     """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
     from driftline.app.services import prepare_kafka, run_processor
@@ -132,6 +135,7 @@ def process(
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)
     stop = _stop_flag()
+    state_dir = settings.state.dir if state_dir is None else state_dir
     run_processor(settings, lambda: stop[0], group=group, batch_size=batch_size, state_dir=state_dir or None)
 
 

@@ -70,7 +70,12 @@ def run_processor(
     is ~2 MB, ~13 ms."""
     kafka, topics = _kafka(settings), settings.topics
     core = ProcessorCore(settings.monitor, topics)
-    store = CheckpointStore(state_dir, group) if state_dir else None
+    key = settings.state.checkpoint_key
+    store = (
+        CheckpointStore(state_dir, group, key.get_secret_value().encode() if key else None)
+        if state_dir
+        else None
+    )
     runner = KafkaRunner(
         core,
         KafkaSource(kafka, [topics.predictions, topics.labels], group),

@@ -25,18 +25,34 @@ position never disagree: nothing is skipped and nothing counted twice.
 ({'churn': {'n': 3}}, {'predictions': 10, 'labels': 7})
 >>> store.load(1) is None
 True
+
+Checkpoints are pickles, so each file carries an HMAC-SHA256 of its bytes under a key that is not a
+checkpoint (``DRIFTLINE_STATE__CHECKPOINT_KEY``, or a key file made once, mode 0600, beside the
+groups' directories): only verified bytes are unpickled. A file that is truncated, corrupt, from
+another key or tampered with is moved aside (``*.rejected-<time>``) with an error that says so,
+and that partition starts from its committed offsets with empty state -- the processor keeps running.
+
+>>> path = store.dir / "partition-0.ckpt"
+>>> _ = path.write_bytes(path.read_bytes()[:-1] + b"x")  # one byte changed
+>>> store.load(0) is None, [p.name.split("-")[1] for p in store.dir.glob("*.rejected-*")]
+(True, ['0.ckpt.rejected'])
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
 import pickle
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from driftline.errors import ConfigError
 from driftline.transport import Record, Sink
 from stream_processors.runners.exceptions import DeliveryError
 
@@ -55,12 +71,20 @@ Offsets = Mapping[tuple[str, int], int]
 """Next offset to read per (topic, partition)."""
 
 
-class CheckpointStore:
-    """Per input partition: the state of its models and the next offsets of its input topics."""
+_MAGIC = b"DLCKPT1\n"
+_MAC_SIZE = 32
 
-    def __init__(self, root: str | os.PathLike[str], group: str) -> None:
+log = logging.getLogger(__name__)
+
+
+class CheckpointStore:
+    """Per input partition: the state of its models and the next offsets of its input topics,
+    authenticated with an HMAC so that nothing but this store's own bytes is ever unpickled."""
+
+    def __init__(self, root: str | os.PathLike[str], group: str, key: bytes | None = None) -> None:
         self.dir = Path(root) / group
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._key = key if key else _key_file(Path(root) / ".checkpoint-key")
 
     def _path(self, partition: int) -> Path:
         return self.dir / f"partition-{partition}.ckpt"
@@ -69,21 +93,63 @@ class CheckpointStore:
         blob = pickle.dumps(
             {"format": _FORMAT, "models": models, "offsets": offsets}, protocol=pickle.HIGHEST_PROTOCOL
         )
+        mac = hmac.new(self._key, blob, hashlib.sha256).digest()
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
+            fh.write(_MAGIC + mac + blob)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._path(partition))
 
     def load(self, partition: int) -> tuple[dict[str, Any], dict[str, int]] | None:
+        """The saved state and offsets; None when there is none or it cannot be trusted."""
         path = self._path(partition)
         if not path.exists():
             return None
-        data = pickle.loads(path.read_bytes())  # noqa: S301 - our own files, in our own directory
-        if data.get("format") != _FORMAT:
+        data, why = self._verified(path.read_bytes())
+        if data is None:
+            self._reject(path, why)
             return None
         return data["models"], data["offsets"]
+
+    def _verified(self, raw: bytes) -> tuple[dict[str, Any] | None, str]:
+        """(the checkpoint, "") if ``raw`` is authentic and readable; else (None, why not)."""
+        mac, blob = raw[len(_MAGIC) : len(_MAGIC) + _MAC_SIZE], raw[len(_MAGIC) + _MAC_SIZE :]
+        if not raw.startswith(_MAGIC) or len(mac) < _MAC_SIZE:
+            return None, "not a Driftline checkpoint (wrong header or truncated)"
+        if not hmac.compare_digest(mac, hmac.new(self._key, blob, hashlib.sha256).digest()):
+            return None, "its HMAC does not match (corrupt, tampered with, or another key)"
+        try:
+            data = pickle.loads(blob)  # noqa: S301 - authenticated bytes this store wrote
+        except Exception as exc:  # verified but unreadable: written by an incompatible version
+            return None, f"it cannot be read ({type(exc).__name__}: {exc})"
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            return None, f"unknown format (this reader knows {_FORMAT})"
+        return data, ""
+
+    def _reject(self, path: Path, why: str) -> None:
+        aside = path.with_name(f"{path.name}.rejected-{int(time.time())}")
+        os.replace(path, aside)
+        log.error(
+            "checkpoint %s rejected: %s; moved to %s, the partition starts from its committed offsets",
+            path,
+            why,
+            aside.name,
+        )
+
+
+def _key_file(path: Path) -> bytes:
+    """The store's HMAC key: made once (32 random bytes, mode 0600), then read."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) < 32:
+            raise ConfigError(f"checkpoint key file {path} is shorter than 32 bytes: delete it") from None
+        return key
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
 
 
 class Checkpoint(Protocol):

@@ -90,3 +90,11 @@ def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyP
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert DriftlineSettings() == settings
+
+
+def test_short_checkpoint_key_fails_naming_the_key() -> None:
+    from driftline.config import StateSettings
+
+    with pytest.raises(ConfigError, match="state.checkpoint_key: .*at least 32 characters") as err:
+        StateSettings(checkpoint_key="short-secret")
+    assert "short-secret" not in str(err.value)
