@@ -51,10 +51,12 @@ _DETECTORS: dict[str, type[StreamDetector]] = {
 
 # A model's error stream (0/1 per labelled prediction): ADWIN at delta 1e-4, what the stream processor runs.
 # ADWIN compares the recent stretch of the stream with the older one and estimates no baseline first. At
-# 1e-4 it raised no false alarm in 200k stationary error events and no early alarm in the demo (seeds 1-9),
-# and found a 0.09 -> 0.6 error jump in the same ~60 events as river's default 0.002 (which alarmed on a
-# 0.090 -> 0.092 drift in the demo). bernoulli_cusum is faster on synthetic error streams with a stationary
-# baseline (benchmarks/detection.py) but, at 0.5 false alarms per 100k, raised an early alarm on demo seed 1.
+# 1e-4 it raised no false alarm in 20M stationary error events (benchmarks/detection.py) and no early alarm
+# in the demo (seeds 1-9), and found a 0.09 -> 0.6 error jump in the same ~60 events as river's default
+# 0.002 (which alarmed on a 0.090 -> 0.092 drift in the demo). bernoulli_cusum is faster on synthetic error
+# streams with a stationary baseline (benchmarks/detection.py), but in the demo it raised a false alarm
+# before any drift on seed 1 at 0.5 false alarms per 100k, and at 0.1 an alarm between the covariate shift
+# and the concept change on seed 7 (its retrain was rejected).
 RECOMMENDED_ERROR_DETECTOR = "adwin"
 
 # parameters that differ from a detector's defaults; a detector not listed is recommended as it comes
