@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from driftline.transport import Record
 
 __all__ = [
+    "MAX_FEATURES",
+    "SAFE_NAME_PATTERN",
     "SCHEMA_VERSION",
     "Alert",
     "AlertType",
@@ -42,6 +46,7 @@ __all__ = [
     "Scored",
     "Window",
     "alert_id_for",
+    "unsafe_feature_names",
     "decode",
     "encode",
 ]
@@ -50,7 +55,49 @@ SCHEMA_VERSION = 1
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-FeatureValue = float | str | bool | None
+
+SAFE_NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
+"""Model names, versions and feature names: 1-128 of ``A-Z a-z 0-9 . _ -``, not starting with ``.``
+or ``-``, no ``..`` -- safe as a path component, a Kafka key, a metric label."""
+SafeName = Annotated[str, msgspec.Meta(pattern=SAFE_NAME_PATTERN)]
+MAX_FEATURES = 1000
+MAX_STRING = 1024
+FeatureValue = float | Annotated[str, msgspec.Meta(max_length=MAX_STRING)] | bool | None
+Features = Annotated[dict[str, FeatureValue], msgspec.Meta(max_length=MAX_FEATURES)]
+_SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
+_SAFE_SEEN: set[str] = set()  # feature names already checked (a regex per key costs ~1 us; a set hit ~30 ns)
+
+
+def unsafe_feature_names(predictions: Sequence[Prediction]) -> list[tuple[int, str]]:
+    """(position, reason) of the predictions whose feature names are not :data:`SafeName`s.
+
+    Checked per batch, not per event in :func:`decode`: the distinct names of a batch are few, each
+    is checked once per process, so the cost is one set union per batch (a regex per key would
+    double the decode cost).
+
+    >>> ok = Prediction(prediction_id="a", model="m", model_version="1", event_time=0.0,
+    ...                 features={"age": 1.0}, prediction=1)
+    >>> unsafe_feature_names([ok, msgspec.structs.replace(ok, features={"../etc": 1.0})])
+    [(1, "feature name '../etc' is not a safe name: 1-128 of A-Z a-z 0-9 . _ -, no '..'")]
+    """
+    names: set[str] = set().union(*(p.features for p in predictions))
+    bad = {n: _name_problem(n) for n in names - _SAFE_SEEN}
+    bad = {n: why for n, why in bad.items() if why}
+    if not bad:
+        return []
+    return [(i, bad[name]) for i, p in enumerate(predictions) for name in p.features if name in bad][
+        : len(predictions)
+    ]
+
+
+def _name_problem(name: str) -> str:
+    if _SAFE_NAME.match(name) and "\n" not in name:
+        if len(_SAFE_SEEN) < 100_000:  # bounded: a stream of invented names cannot grow it forever
+            _SAFE_SEEN.add(name)
+        return ""
+    return f"feature name {name[:80]!r} is not a safe name: 1-128 of A-Z a-z 0-9 . _ -, no '..'"
+
+
 LabelValue = str | int | float | bool
 AlertType = Literal["data_drift", "prediction_drift", "concept_drift", "performance"]
 
@@ -69,10 +116,10 @@ class Prediction(_Event, frozen=True, kw_only=True):
     """One prediction a model served. ``score`` is the positive-class probability (binary)."""
 
     prediction_id: NonEmpty
-    model: NonEmpty
-    model_version: NonEmpty
+    model: SafeName
+    model_version: SafeName
     event_time: float
-    features: dict[str, FeatureValue]
+    features: Features
     prediction: LabelValue
     score: Probability | None = None
 
@@ -81,7 +128,7 @@ class Label(_Event, frozen=True, kw_only=True):
     """The ground truth for one prediction, usually arriving later."""
 
     prediction_id: NonEmpty
-    model: NonEmpty
+    model: SafeName
     event_time: float
     label: LabelValue
 
@@ -241,6 +288,8 @@ def decode(kind: type[E], raw: bytes) -> E:
         return dec.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
         raise InvalidEvent(f"{kind.__name__}: {exc}") from None
+    except Exception as exc:  # whatever else a payload can cause (deep nesting: RecursionError)
+        raise InvalidEvent(f"{kind.__name__}: undecodable ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def alert_id_for(*parts: object) -> str:

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import joblib
 
+from driftline.contracts import SAFE_NAME_PATTERN
 from driftline.errors import DriftlineError
 
 __all__ = ["LocalModelRegistry", "ModelRegistry", "ModelVersion", "RegistryError", "check_name"]
@@ -62,15 +63,15 @@ class ModelVersion:
     size: int = 0
 
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
 
 
 def check_name(kind: str, value: str) -> str:
     """``value`` if it is safe as one path component (and a Kafka key, a metric label); else raise."""
-    if not _SAFE_NAME.fullmatch(value) or ".." in value:
+    if not isinstance(value, str) or not _SAFE_NAME.match(value) or "\n" in value:
         raise RegistryError(
-            f"{kind} {value!r} is not a safe name: 1-128 of A-Z a-z 0-9 . _ - starting with a letter "
-            "or digit, no '..'"
+            f"{kind} {value!r} is not a safe name: 1-128 of A-Z a-z 0-9 . _ - not starting with . or -, "
+            "no '..'"
         )
     return value
 

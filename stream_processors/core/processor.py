@@ -14,7 +14,17 @@ from typing import Literal
 
 from detectors import get_detector
 from driftline.config import MonitorSettings, Topics
-from driftline.contracts import Alert, DeadLetter, Label, Metric, Prediction, Scored, decode, encode
+from driftline.contracts import (
+    Alert,
+    DeadLetter,
+    Label,
+    Metric,
+    Prediction,
+    Scored,
+    decode,
+    encode,
+    unsafe_feature_names,
+)
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
@@ -102,6 +112,12 @@ class ProcessorCore:
             except InvalidEvent as exc:
                 self._fail(exc, rec, "decode", out)
         for model, items in preds.items():
+            unsafe = unsafe_feature_names([p for p, _ in items])
+            if unsafe:
+                for pos, reason in unsafe:
+                    self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
+                dropped = {pos for pos, _ in unsafe}
+                items = [item for pos, item in enumerate(items) if pos not in dropped]
             res = self._monitor(model).on_predictions([p for p, _ in items])
             for pos, reason in res.rejected:
                 self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
