@@ -209,7 +209,7 @@ class RoutingSettings(_Frozen):
     )
     webhook_secret: SecretStr | None = Field(
         default=None,
-        description="HMAC-SHA256 key that signs every webhook POST (>= 32 characters; the receiver has it too)",
+        description="HMAC-SHA256 key signing every webhook POST (>= 32 characters; the receiver has it too)",
     )
     webhook_allow_http_localhost: bool = Field(
         default=False, description="accept plain http:// to 127.0.0.1, ::1 or localhost (local testing)"
