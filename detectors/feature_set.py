@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._util import count_categories
-from .calibration import alpha_from_budget, holm
+from .calibration import DEFAULT_FALSE_ALARMS_PER_100K, alpha_from_budget, holm
 from .exceptions import DetectorError
 from .psi import PSITest
 from .psi_categorical import CategoricalPSITest
@@ -88,7 +88,7 @@ class FeatureSetDrift:
         *,
         reference_size: int = 2000,
         window_size: int = 1000,
-        false_alarms_per_100k: float = 0.5,
+        false_alarms_per_100k: float = DEFAULT_FALSE_ALARMS_PER_100K,
         numeric_test: str = "ks",
         categorical_test: str = "chi2",
         min_effect: float | None = None,

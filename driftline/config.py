@@ -158,11 +158,6 @@ class KafkaSettings(_Frozen):
         return ctx
 
 
-# ADWIN at delta 1e-4: no false alarm in 200k stationary error events, the same ~60-event delay on a
-# 0.09 -> 0.6 error jump as river's default 0.002 (which alarmed on a 0.090 -> 0.092 drift in the demo).
-RECOMMENDED_ERROR_PARAMS: dict[str, dict[str, float]] = {"adwin": {"delta": 1e-4}}
-
-
 class MonitorSettings(_Frozen):
     """The stream processor's monitoring parameters (per model version)."""
 
@@ -172,18 +167,20 @@ class MonitorSettings(_Frozen):
     reference_size: int = Field(default=2000, ge=100)
     window_size: int = Field(default=1000, ge=50)
     # per model, across all its features; 0.1 = one false data-drift alert per ~1M predictions
-    false_alarms_per_100k: float = Field(default=0.1, gt=0)
+    false_alarms_per_100k: float | None = Field(
+        default=None,
+        gt=0,
+        description="per model, across all its features; None: the detectors' default, "
+        "detectors.calibration.DEFAULT_FALSE_ALARMS_PER_100K (one false data-drift alert per ~1M events)",
+    )
     performance_window: int = Field(default=1000, ge=50)
     metrics_every: int = Field(default=500, ge=1)
-    error_detector: str = "adwin"
-    error_detector_params: dict[str, float] | None = Field(
-        default=None, description="None: the detector's recommended parameters (see RECOMMENDED_ERROR_PARAMS)"
+    error_detector: str | None = Field(
+        default=None, description="None: detectors.registry.RECOMMENDED_ERROR_DETECTOR (adwin)"
     )
-
-    def error_params(self) -> dict[str, float]:
-        if self.error_detector_params is not None:
-            return dict(self.error_detector_params)
-        return dict(RECOMMENDED_ERROR_PARAMS.get(self.error_detector, {}))
+    error_detector_params: dict[str, float] | None = Field(
+        default=None, description="None: the detector's recommended parameters (detectors.recommended_params)"
+    )
 
     performance_drop: float = Field(
         default=0.1, gt=0, lt=1, description="accuracy drop vs baseline that alerts"

@@ -177,7 +177,7 @@ def retrain_worker(
 @bench_app.command("detection", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_detection(ctx: typer.Context) -> None:
     """Driftline's detectors next to river's defaults on seeded streams (args go to the script)."""
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "detection.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "detection.py"
     if not script.exists():
         raise DriftlineError(f"{script} not found: benchmarks ship with the source tree, run from a clone")
     main = runpy.run_path(str(script), run_name="driftline_bench")["main"]

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from detectors import FeatureDrift, FeatureSetDrift
+from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, AlertType, Window, alert_id_for
 from stream_processors.core.schema import SCORE_COLUMN, Kind
@@ -82,7 +83,7 @@ class FeatureDriftMonitor:
             {**kinds, SCORE_COLUMN: "numeric"},
             reference_size=settings.reference_size,
             window_size=settings.window_size,
-            false_alarms_per_100k=settings.false_alarms_per_100k,
+            false_alarms_per_100k=settings.false_alarms_per_100k or DEFAULT_FALSE_ALARMS_PER_100K,
         )
         self.clock = RowClock()
         self.reference: Window | None = None  # the reference rows, as arrival indices and times

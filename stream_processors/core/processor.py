@@ -28,6 +28,7 @@ from driftline.contracts import (
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
+from stream_processors.core.version import error_detector_choice
 
 __all__ = ["CoreOutput", "ErrorAction", "ProcessorCore", "dead_letter_all"]
 
@@ -38,11 +39,11 @@ ErrorHandler = Callable[[Exception, Record, str], ErrorAction]
 def _check_detector(settings: MonitorSettings) -> None:
     """Fail at start-up, not on the first label, if the error-stream detector is misconfigured."""
     try:
-        get_detector(settings.error_detector, **settings.error_params())
+        name, params = error_detector_choice(settings)
+        get_detector(name, **params)
     except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(
-            f"monitor.error_detector={settings.error_detector!r} with params {settings.error_params()}: {exc}"
-        ) from None
+        chosen = f"{settings.error_detector!r} with params {settings.error_detector_params}"
+        raise ConfigError(f"monitor.error_detector={chosen}: {exc}") from None
 
 
 def dead_letter_all(exc: Exception, record: Record, stage: str) -> ErrorAction:

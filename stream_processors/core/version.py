@@ -35,7 +35,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from detectors import get_detector
+from detectors import StreamDetector, get_detector
+from detectors.registry import RECOMMENDED_ERROR_DETECTOR, recommended_params
 from detectors.tasks import Task
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Metric, Scored
@@ -68,8 +69,7 @@ class VersionMonitor:
             drop=settings.performance_drop,
             higher_is_better=task.higher_is_better,
         )
-        detector = get_detector(settings.error_detector, **settings.error_params())
-        self.concept = ConceptDriftMonitor(model, version, detector)
+        self.concept = ConceptDriftMonitor(model, version, error_detector(settings))
         self.emitter = MetricsEmitter(model, version, settings.metrics_every)
         self.newest_labelled = -1
 
@@ -110,3 +110,15 @@ class VersionMonitor:
     def _context(self) -> AlertContext:
         note = f"{self.floor.describe()}, window of {self.metrics.n} labelled"
         return AlertContext(metrics_window(self.metrics), note)
+
+
+def error_detector_choice(settings: MonitorSettings) -> tuple[str, dict[str, float]]:
+    """The error-stream detector's name and parameters: the settings', else the detectors' recommended."""
+    name = settings.error_detector or RECOMMENDED_ERROR_DETECTOR
+    params = settings.error_detector_params
+    return name, dict(recommended_params(name) if params is None else params)
+
+
+def error_detector(settings: MonitorSettings) -> StreamDetector:
+    name, params = error_detector_choice(settings)
+    return get_detector(name, **params)

@@ -111,8 +111,9 @@ def test_min_effect_filters_small_shifts() -> None:
     rng = np.random.default_rng(6)
     rows = make_rows(rng, 2000)
     shifted = make_rows(rng, 5000, shift=0.15)
-    a = FeatureSetDrift(KINDS, window_size=5000)
-    b = FeatureSetDrift(KINDS, window_size=5000, min_effect=0.3)
+    budget = {"false_alarms_per_100k": 0.5}  # a 0.15 sd shift in 5,000 rows: found at this budget
+    a = FeatureSetDrift(KINDS, window_size=5000, **budget)
+    b = FeatureSetDrift(KINDS, window_size=5000, min_effect=0.3, **budget)
     a.update(rows)
     b.update(rows)
     assert [d.feature for d in a.update(shifted)] == ["x"]
