@@ -70,67 +70,18 @@ def make_certificates(directory: Path, days: int = 2) -> Certificates:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     password = secrets.token_hex(12)
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        str(days),
-        "-subj",
-        "/CN=driftline-test-ca",
-    )
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "broker.key",
-        "-out",
-        "broker.csr",
-        "-subj",
-        "/CN=localhost",
-    )
     (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run(
-        "x509",
-        "-req",
-        "-in",
-        "broker.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "broker.pem",
-        "-days",
-        str(days),
-        "-extfile",
-        "san.ext",
-    )
-    run(
-        "pkcs8",
-        "-topk8",
-        "-v1",  # a PKCS#12 PBE the JVM reads (Java 17 has no PBES2 key factory for PEM keystores)
-        "PBE-SHA1-3DES",
-        "-in",
-        "broker.key",
-        "-out",
-        "broker.enc.key",
-        "-passout",
-        f"pass:{password}",
-    )
+    valid = f"-days {days}"
+    steps = [
+        f"req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem {valid} -subj /CN=driftline-test-ca",
+        "req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj /CN=localhost",
+        f"x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem {valid} "
+        "-extfile san.ext",
+        # a PKCS#12 PBE the JVM reads (Java 17 has no PBES2 key factory for PEM keystores)
+        f"pkcs8 -topk8 -v1 PBE-SHA1-3DES -in broker.key -out broker.enc.key -passout pass:{password}",
+    ]
+    for step in steps:
+        subprocess.run([openssl, *step.split()], check=True, capture_output=True, cwd=d)
     keystore = d / "broker.keystore.pem"
     keystore.write_text((d / "broker.enc.key").read_text() + (d / "broker.pem").read_text())
     return Certificates(ca=d / "ca.pem", keystore=keystore, key_password=password)

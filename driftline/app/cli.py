@@ -80,6 +80,8 @@ def demo(
     """Run the whole closed loop: simulate, monitor, alert, retrain, hot-reload, recover."""
     scenario = _scenario(seed, events)
     settings = _settings(bootstrap_servers)
+    # the demo prints every routed alert in its timeline: the log sink's copies would only repeat them
+    logging.getLogger("stream_processors.control.sinks").setLevel(logging.ERROR)
     if settings.kafka is None:
         from driftline.app.demo import run_embedded
 

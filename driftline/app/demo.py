@@ -55,6 +55,110 @@ def bootstrap_registry(scenario: Scenario, registry: ModelRegistry) -> str:
         return registry.register(scenario.model, model, metrics={}, triggered_by="bootstrap").version
 
 
+class EmbeddedLoop:
+    """Every component of the closed loop over one :class:`InMemoryBus`, stepped in turn: the
+    simulated service, the processor, alert routing, the retrain worker and serving's hot reload."""
+
+    def __init__(
+        self, scenario: Scenario, settings: DriftlineSettings, registry_dir: str, say: Printer
+    ) -> None:
+        topics = self.topics = settings.topics
+        self.scenario, self.settings, self.say = scenario, settings, say
+        self.bus = bus = InMemoryBus()
+        sinks = build_sinks(settings.routing, bus.sink())  # a bad routing.sinks fails before anything runs
+        self.task = get_task(settings.monitor.task)
+        self.registry = LocalModelRegistry(registry_dir)
+        bootstrap_registry(scenario, self.registry)
+        self.server = ModelServer(scenario.model, self.registry, self.task)
+        self.sim = Simulator(scenario, self.server)
+        self.client = DriftlineClient(
+            bus.sink(), model=scenario.model, model_version=self.server.version, topics=topics
+        )
+        self.processor = ProcessorRunner(
+            ProcessorCore(settings.monitor, topics),
+            bus.source([topics.predictions, topics.labels], "processor"),
+            bus.sink(),
+        )
+        handler = AlertHandler(AlertRouter(settings.routing), topics)
+        self.routing = AlertRoutingRunner(handler, bus.source([topics.alerts], "routing"), bus.sink(), sinks)
+        self.worker = RetrainWorker(settings.retrain, topics, self.registry, bus, bus.sink(), task=self.task)
+        self.requests = bus.source([topics.retrain], "retrain-worker")
+        self.updates = bus.source([topics.models], "serving")
+        self.metrics = bus.source([topics.metrics], "demo-printer")
+        self.notified = bus.source([topics.notifications], "demo-printer")
+        self.accuracy = self.expected = float("nan")
+
+    def run(self, batch_size: int) -> None:
+        sc, server = self.scenario, self.server
+        self.say(
+            f"model {sc.model} v{server.version} trained on {sc.train_size} pre-drift rows; "
+            f"streaming {sc.n_events} predictions (covariate shift in {', '.join(sc.shifted_features)} "
+            f"at #{sc.covariate_shift_at}, concept change at #{sc.concept_change_at})"
+        )
+        next_report = 10_000
+        while not self.sim.done():
+            self._serve(batch_size)
+            while self.processor.run_once():
+                pass
+            self.routing.run_once()
+            for rec in self.notified.poll(1000):
+                a = decode(Alert, rec.value)
+                self.say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
+            self._retrain()
+            self._hot_reload()
+            if self.sim.index >= next_report or self.sim.done():
+                self._progress()
+                next_report += 10_000
+        self.client.close()
+
+    def _serve(self, batch_size: int) -> None:
+        batch = self.sim.next_batch(batch_size)
+        self.client.model_version = self.server.version
+        for p in batch.predictions:
+            self.client.emit(p)
+        for lab in batch.labels:
+            self.client.emit(lab)
+
+    def _retrain(self) -> None:
+        for rec in self.requests.poll(100):
+            _say_outcome(self.worker.submit_raw(rec.value), self.say)
+        self.requests.commit()
+        for out in self.worker.step():
+            _say_outcome(out, self.say)
+
+    def _hot_reload(self) -> None:
+        for rec in self.updates.poll(100):
+            upd = decode(ModelUpdate, rec.value)
+            if self.server.apply(upd):
+                self.say(
+                    f"#{self.sim.index:>6}  serving now uses {upd.model} v{upd.version} "
+                    f"(was v{upd.previous_version})"
+                )
+        self.updates.commit()
+
+    def _progress(self) -> None:
+        latest = [decode_metric(r.value) for r in self.metrics.poll(1_000_000)]
+        self.accuracy = next((v for n, v in reversed(latest) if n == "accuracy"), self.accuracy)
+        self.expected = next((v for n, v in reversed(latest) if n == "expected_accuracy"), self.expected)
+        self.say(
+            f"#{self.sim.index:>6}  processed {self.processor.processed} events; rolling accuracy "
+            f"{self.accuracy:.3f} (label-free estimate {self.expected:.3f})"
+        )
+
+    def report(self) -> dict[str, Any]:
+        log_of, topics = self.bus.log, self.topics
+        return build_report(
+            self.scenario,
+            [decode(Scored, r.value) for r in log_of(topics.scored)],
+            [decode(Alert, r.value) for r in log_of(topics.notifications)],
+            [decode(ModelUpdate, r.value) for r in log_of(topics.models)],
+            self.worker.outcomes,
+            events=len(log_of(topics.predictions)) + len(log_of(topics.labels)),
+            dead_letters=len(log_of(topics.dlq)),
+            task=self.task,
+        )
+
+
 def run_embedded(
     scenario: Scenario,
     settings: DriftlineSettings | None = None,
@@ -63,11 +167,7 @@ def run_embedded(
     batch_size: int = 500,
     echo: Printer | None = None,
 ) -> DemoResult:
-    settings = settings or DriftlineSettings()
-    topics = settings.topics
-    bus = InMemoryBus()
-    alert_sinks = build_sinks(settings.routing, bus.sink())  # a bad routing.sinks fails before anything runs
-    started = time.perf_counter()
+    """The closed loop in this process, no broker: deterministic for a seed."""
     timeline: list[str] = []
 
     def say(line: str) -> None:
@@ -75,87 +175,11 @@ def run_embedded(
         if echo is not None:
             echo(line)
 
-    registry = LocalModelRegistry(registry_dir or tempfile.mkdtemp(prefix="driftline-registry-"))
-    bootstrap_registry(scenario, registry)
-    server = ModelServer(scenario.model, registry)
-    sim = Simulator(scenario, server)
-    client = DriftlineClient(bus.sink(), model=scenario.model, model_version=server.version, topics=topics)
-
-    processor = ProcessorRunner(
-        ProcessorCore(settings.monitor, topics),
-        bus.source([topics.predictions, topics.labels], "processor"),
-        bus.sink(),
-    )
-    routing = AlertRoutingRunner(
-        AlertHandler(AlertRouter(settings.routing), topics),
-        bus.source([topics.alerts], "routing"),
-        bus.sink(),
-        alert_sinks,
-    )
-    worker = RetrainWorker(settings.retrain, topics, registry, bus, bus.sink())
-    requests = bus.source([topics.retrain], "retrain-worker")
-    updates = bus.source([topics.models], "serving")
-    metrics = bus.source([topics.metrics], "demo-printer")
-    notified = bus.source([topics.notifications], "demo-printer")
-
-    say(
-        f"model {scenario.model} v{server.version} trained on {scenario.train_size} pre-drift rows; "
-        f"streaming {scenario.n_events} predictions "
-        f"(covariate shift in {', '.join(scenario.shifted_features)} "
-        f"at #{scenario.covariate_shift_at}, concept change at #{scenario.concept_change_at})"
-    )
-    next_report = 10_000
-    acc = exp = float("nan")
-    while not sim.done():
-        batch = sim.next_batch(batch_size)
-        client.model_version = server.version
-        for p in batch.predictions:
-            client.emit(p)
-        for lab in batch.labels:
-            client.emit(lab)
-        while processor.run_once():
-            pass
-        routing.run_once()
-        for rec in notified.poll(1000):
-            a = decode(Alert, rec.value)
-            say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
-        for rec in requests.poll(100):
-            _say_outcome(worker.submit_raw(rec.value), say)
-        requests.commit()
-        for out in worker.step():
-            _say_outcome(out, say)
-        for rec in updates.poll(100):
-            upd = decode(ModelUpdate, rec.value)
-            if server.apply(upd):
-                say(
-                    f"#{sim.index:>6}  serving now uses {upd.model} v{upd.version} "
-                    f"(was v{upd.previous_version})"
-                )
-        updates.commit()
-        if sim.index >= next_report or sim.done():
-            accs = [decode_metric(r.value) for r in metrics.poll(1_000_000)]
-            acc = next((v for n, v in reversed(accs) if n == "accuracy"), acc)
-            exp = next((v for n, v in reversed(accs) if n == "expected_accuracy"), exp)
-            say(
-                f"#{sim.index:>6}  processed {processor.processed} events; rolling accuracy {acc:.3f} "
-                f"(label-free estimate {exp:.3f})"
-            )
-            next_report += 10_000
-    client.close()
-
-    scored = [decode(Scored, r.value) for r in bus.log(topics.scored)]
-    delivered = [decode(Alert, r.value) for r in bus.log(topics.notifications)]
-    model_updates = [decode(ModelUpdate, r.value) for r in bus.log(topics.models)]
-    report = build_report(
-        scenario,
-        scored,
-        delivered,
-        model_updates,
-        worker.outcomes,
-        events=len(bus.log(topics.predictions)) + len(bus.log(topics.labels)),
-        dead_letters=len(bus.log(topics.dlq)),
-        task=get_task(settings.monitor.task),
-    )
+    started = time.perf_counter()
+    registry_dir = registry_dir or tempfile.mkdtemp(prefix="driftline-registry-")
+    loop = EmbeddedLoop(scenario, settings or DriftlineSettings(), registry_dir, say)
+    loop.run(batch_size)
+    report = loop.report()
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
     say(
         f"accuracy before drift {_pct(report['accuracy_before_drift'])}, after drift "

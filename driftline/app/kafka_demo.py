@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
@@ -166,9 +167,18 @@ def run_kafka_demo(
         say(f"simulation done; serving v{server.version}; processor caught up ({labels} labels joined)")
     finally:
         services.stop()
-    scored = [decode(Scored, v) for v in collect_topic(settings, topics.scored)]
-    delivered = [decode(Alert, v) for v in collect_topic(settings, topics.notifications)]
-    updates = [decode(ModelUpdate, v) for v in collect_topic(settings, topics.models)]
+    report = _report_from_topics(settings, scenario, registry, labels)
+    report["wall_time_s"] = round(time.perf_counter() - started, 2)
+    report["run_id"] = run_id
+    _say_summary(settings, report, say)
+    return DemoResult(report, [], str(workdir))
+
+
+def _report_from_topics(
+    settings: DriftlineSettings, scenario: Scenario, registry: LocalModelRegistry, labels: int
+) -> dict[str, Any]:
+    """The embedded demo's report, from what this run's topics and registry hold."""
+    topics = settings.topics
     outcomes = [
         RetrainOutcome(
             request_id=v.triggered_by or "",
@@ -181,21 +191,23 @@ def run_kafka_demo(
         for v in registry.versions(scenario.model)
         if v.triggered_by != "bootstrap"
     ]
-    report = build_report(
+    return build_report(
         scenario,
-        scored,
-        delivered,
-        updates,
+        [decode(Scored, v) for v in collect_topic(settings, topics.scored)],
+        [decode(Alert, v) for v in collect_topic(settings, topics.notifications)],
+        [decode(ModelUpdate, v) for v in collect_topic(settings, topics.models)],
         outcomes,
         events=len(collect_topic(settings, topics.predictions)) + labels,
         dead_letters=len(collect_topic(settings, topics.dlq)),
         task=get_task(settings.monitor.task),
     )
-    report["wall_time_s"] = round(time.perf_counter() - started, 2)
-    report["run_id"] = run_id
+
+
+def _say_summary(settings: DriftlineSettings, report: dict[str, Any], say: Callable[[str], None]) -> None:
+    delivered = [decode(Alert, v) for v in collect_topic(settings, settings.topics.notifications)]
     for a in sorted(delivered, key=lambda a: a.detected_at_index):
         say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
-    for u in updates:
+    for u in (decode(ModelUpdate, v) for v in collect_topic(settings, settings.topics.models)):
         say(
             f"          model update: {u.model} v{u.version} (was v{u.previous_version}), "
             f"challenger acc {u.metrics.get('challenger_accuracy', float('nan')):.3f} vs champion "
@@ -207,4 +219,3 @@ def run_kafka_demo(
         f"after retrain {report['accuracy_after_retrain']}; versions {report['model_versions']}; "
         f"{report['wall_time_s']} s"
     )
-    return DemoResult(report, [], str(workdir))

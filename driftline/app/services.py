@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from detectors.tasks import get_task
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
@@ -99,7 +100,12 @@ def run_retrain_worker(
     kafka, topics = _kafka(settings), settings.topics
     registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
     worker = RetrainWorker(
-        settings.retrain, topics, registry, KafkaWindowReader(kafka), KafkaSink(kafka, block=True)
+        settings.retrain,
+        topics,
+        registry,
+        KafkaWindowReader(kafka),
+        KafkaSink(kafka, block=True),
+        task=get_task(settings.monitor.task),
     )
     source = KafkaSource(kafka, [topics.retrain], group)
     last_try = 0.0
@@ -133,7 +139,7 @@ def run_simulation(
     """
     scenario = dataclasses.replace(scenario, start_time=time.time(), events_per_second=rate)
     kafka, topics = _kafka(settings), settings.topics
-    server = ModelServer(scenario.model, LocalModelRegistry(registry_dir))
+    server = ModelServer(scenario.model, LocalModelRegistry(registry_dir), get_task(settings.monitor.task))
     client = DriftlineClient(
         KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics
     )
