@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -70,6 +71,17 @@ class Topics(_Frozen):
     def all(self) -> list[str]:
         return list(self.model_dump().values())
 
+
+def _at_least_32(v: SecretStr) -> SecretStr:
+    if len(v.get_secret_value()) < 32:
+        raise ValueError(
+            "use at least 32 characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return v
+
+
+Key = Annotated[SecretStr, AfterValidator(_at_least_32)]
+"""A signing key: secret, and long enough that guessing it is not an option."""
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -204,7 +216,7 @@ class RoutingSettings(_Frozen):
     webhook_url: SecretStr | None = Field(
         default=None, description="where the 'webhook' sink POSTs alerts (https; its path may hold a token)"
     )
-    webhook_secret: SecretStr | None = Field(
+    webhook_secret: Key | None = Field(
         default=None,
         description="HMAC-SHA256 key signing every webhook POST (>= 32 characters; the receiver has it too)",
     )
@@ -215,16 +227,6 @@ class RoutingSettings(_Frozen):
         default=None,
         description="where the 'topic' sink publishes delivered alerts (notifications always get them)",
     )
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _webhook_secret_long_enough(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and len(v.get_secret_value()) < 32:
-            raise ValueError(
-                "use at least 32 characters (DRIFTLINE_ROUTING__WEBHOOK_SECRET), "
-                "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
-            )
-        return v
 
 
 class RetrainSettings(_Frozen):
@@ -244,19 +246,10 @@ class StateSettings(_Frozen):
     """Where the processor keeps its checkpoints, and the key that authenticates them."""
 
     dir: str = Field(default=".driftline/state", description="checkpoint directory ('' = no checkpoints)")
-    checkpoint_key: SecretStr | None = Field(
+    checkpoint_key: Key | None = Field(
         default=None,
         description="HMAC key for checkpoints (>= 32 characters); default: a key file made in the directory",
     )
-
-    @field_validator("checkpoint_key")
-    @classmethod
-    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and len(v.get_secret_value()) < 32:
-            raise ValueError(
-                "use at least 32 characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
-            )
-        return v
 
 
 class DriftlineSettings(BaseSettings):
