@@ -102,6 +102,7 @@ class KafkaRunner(BatchRunner):
                 self.core.adopt(p, models)
                 log.info("partition %d: restored %d model(s) at offsets %s", p, len(models), offsets)
             start.update({(topic, p): off for topic, off in offsets.items()})
+        log.info("assigned input partitions %s; checkpointed start offsets: %s", partitions, start or "none")
         return start
 
     def on_revoke(self, partitions: list[int]) -> None:
