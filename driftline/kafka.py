@@ -1,8 +1,8 @@
 """Kafka transport over confluent-kafka: the same Sink/Source/WindowReader the in-memory bus has.
 
-* :class:`KafkaSink` -- idempotent producer, asynchronous delivery callbacks, never blocks
-  the caller for long: when librdkafka's queue is full it serves callbacks and retries briefly,
-  then counts the record as dropped.
+* :class:`KafkaSink` -- idempotent producer, asynchronous delivery callbacks; non-blocking (drops
+  at once with a typed :class:`~driftline.transport.Dropped` when the queue is full) or blocking
+  (processors: never drops); a record that can never be sent raises ``RecordRejected``.
 * :class:`KafkaSource` -- a consumer-group member reading batches with ``consume(num_messages)``;
   offsets are committed explicitly after outputs are flushed (at-least-once).
 * :class:`KafkaWindowReader` -- reads a topic from a timestamp (``offsets_for_times``) to its
@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import KafkaSettings
 from driftline.errors import ConfigError, DriftlineError
-from driftline.transport import Record
+from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
 
 __all__ = [
     "KafkaSink",
@@ -45,36 +45,88 @@ _CONSUMER_DEFAULTS = {
 }
 
 
+# Retriable produce errors (a leader moving, NOT_ENOUGH_REPLICAS, a timeout, a broker restart) are
+# retried by librdkafka itself, in order and without duplicates: the producer is idempotent, so a retried
+# batch keeps its sequence numbers and the broker discards a copy it already has. A retry from Python
+# would be a new message (a possible duplicate, out of order) that could only start once librdkafka
+# gave up after delivery.timeout.ms -- so there is none. librdkafka's defaults, spelled out:
+_PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "retries": 2_147_483_647,  # bounded by delivery.timeout.ms, not by a count
+    "retry.backoff.ms": 100,  # doubled per retry of a batch (with jitter) up to retry.backoff.max.ms
+    "retry.backoff.max.ms": 1000,
+    "delivery.timeout.ms": 300_000,  # then the record fails: a delivery report with an error
+    "linger.ms": 5,
+    "compression.type": "lz4",
+}
+
+
 class KafkaSink:
-    """Idempotent producer. ``block=False`` (the SDK's request path): when librdkafka's queue stays
-    full for ~0.3 s the record is dropped and counted, never raising or stalling the caller.
-    ``block=True`` (processors, workers): wait for room instead -- an output is never dropped; after
-    ``block_timeout`` s a :class:`DriftlineError` stops the component, which then resumes from its
-    last committed offsets."""
+    """Idempotent producer with asynchronous delivery reports.
+
+    ``block=False`` (the SDK's request path): with librdkafka's queue full it serves delivery reports
+    once (``poll(0)`` frees what was delivered), tries once more, else raises
+    :class:`~driftline.transport.Dropped` at once -- it never sleeps. ``block=True`` (processors,
+    workers): it waits for room, so an output is never dropped; after ``block_timeout`` s a
+    :class:`DriftlineError` stops the component, which resumes from its last committed offsets.
+    A record that can never be sent (over ``message.max.bytes``, unknown topic, invalid argument)
+    raises :class:`~driftline.transport.RecordRejected` (topic, size, limit) in both modes, never a raw
+    ``KafkaException``, so a processor can dead-letter it. A delivery that fails later is counted in
+    ``failed`` and per librdkafka error name in ``failures_by_reason``, and told to listeners
+    (:meth:`add_failure_listener`); reports are served every 1,000 sends, on a full queue and by flush.
+    """
 
     def __init__(
         self, settings: KafkaSettings, *, block: bool = False, block_timeout: float = 60.0, **overrides: Any
     ) -> None:
-        conf = {
-            **settings.client_config(),
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            **overrides,
-        }
+        conf = {**settings.client_config(), **_PRODUCER_DEFAULTS, **overrides}
+        if "message.timeout.ms" in overrides:  # an alias: the caller's spelling wins
+            conf.pop("delivery.timeout.ms", None)
         self._p = Producer(conf)
         self.block, self.block_timeout = block, block_timeout
+        self.max_bytes = int(conf.get("message.max.bytes", 1_000_000))  # librdkafka's default
         self.delivered = 0
         self.failed = 0
+        self.failures_by_reason: dict[str, int] = {}
         self.dropped = 0
         self._sends = 0
+        self._listeners: list[DeliveryFailureListener] = []
+        self._listener_failed = False
+
+    def add_failure_listener(self, listener: DeliveryFailureListener) -> None:
+        """Call ``listener(topic, key, value, reason)`` for each delivery that fails from now on
+        (on the thread that serves delivery reports: one calling ``send`` or ``flush``)."""
+        self._listeners.append(listener)
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             self.delivered += 1
-        else:
-            self.failed += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
+            return
+        self.failed += 1
+        reason = err.name()
+        n = self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
+        if str(n).rstrip("0") == "1":  # the 1st, 10th, 100th ...: a dead broker must not flood the log
+            log.error("delivery to %s failed: %s (%d such failures so far)", msg.topic(), err, n)
+        for listener in self._listeners:
+            try:
+                listener(msg.topic() or "", msg.key(), msg.value(), reason)
+            except Exception:  # a listener never breaks the sink
+                if not self._listener_failed:
+                    self._listener_failed = True
+                    log.exception("a delivery failure listener raised (logged once)")
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, ts: int) -> None:
+        try:
+            self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
+        except KafkaException as exc:  # BufferError (queue full) is not one of these
+            err: KafkaError = exc.args[0]
+            if err.fatal():
+                raise DriftlineError(f"the producer for {topic} failed fatally: {err}; restart it") from None
+            size, reason = len(value) + len(key or b""), err.name()
+            hint = "dead-letter it, or raise message.max.bytes (and the topic's max.message.bytes)"
+            if "SIZE" not in reason:
+                hint = "create the topic or check its name" if "TOPIC" in reason else ""
+            raise RecordRejected(topic, size, self.max_bytes, reason, hint) from None
 
     def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
         ts = int(timestamp * 1000) if timestamp is not None else 0
@@ -82,27 +134,30 @@ class KafkaSink:
         if self._sends % 1000 == 0:
             self._p.poll(0)  # serve delivery reports now and then: they hold queue space
         try:
-            self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
-            return
+            return self._produce(topic, key, value, ts)
         except BufferError:
             pass
-        deadline = time.monotonic() + (self.block_timeout if self.block else 0.3)
-        while time.monotonic() < deadline:  # queue full: serve delivery reports to free space
+        self._p.poll(0)  # queue full: serve delivery reports once, freeing what was delivered
+        try:
+            return self._produce(topic, key, value, ts)
+        except BufferError:
+            pass
+        if not self.block:
+            self.dropped += 1
+            raise Dropped(topic, "queue_full", "the producer's queue is full: is the broker reachable?")
+        deadline = time.monotonic() + self.block_timeout
+        while time.monotonic() < deadline:  # blocking: wait for room, never drop
             self._p.poll(0.05)
             try:
-                self._p.produce(topic, value, key, on_delivery=self._on_delivery, timestamp=ts)
-                return
+                return self._produce(topic, key, value, ts)
             except BufferError:
                 continue
-        if self.block:
-            raise DriftlineError(
-                f"producer queue to {topic} stayed full for {self.block_timeout:.0f} s: "
-                "is the broker reachable?"
-            )
-        self.dropped += 1
-        log.error("producer queue full: dropped a record for %s", topic)
+        raise DriftlineError(
+            f"producer queue to {topic} stayed full for {self.block_timeout:.0f} s: is the broker reachable?"
+        )
 
     def flush(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` s for queued records; returns how many are still queued."""
         return int(self._p.flush(timeout))
 
 

@@ -7,6 +7,9 @@
 
 Components only see :class:`Sink` (send bytes to a topic) and :class:`Source` (poll batches of
 :class:`Record`), so the processor core and the retrain worker never know which one runs them.
+A sink that cannot take a record says so with a typed error: :class:`Dropped` (a non-blocking sink's
+queue is full: the record is lost, the caller counts it) or :class:`RecordRejected` (the record can
+never be sent as it is: the caller dead-letters it).
 
 >>> bus = InMemoryBus()
 >>> sink = bus.sink()
@@ -21,11 +24,23 @@ Components only see :class:`Sink` (send bytes to a topic) and :class:`Source` (p
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["InMemoryBus", "Record", "Sink", "Source", "WindowReader"]
+from driftline.errors import DriftlineError
+
+__all__ = [
+    "DeliveryFailureListener",
+    "Dropped",
+    "InMemoryBus",
+    "Record",
+    "RecordRejected",
+    "ReportsDeliveryFailures",
+    "Sink",
+    "Source",
+    "WindowReader",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +55,55 @@ class Record:
     timestamp: float = 0.0
 
 
+class Dropped(DriftlineError):
+    """A non-blocking sink did not take the record and never will: it is lost. Raised at once, so a
+    request path never waits; the caller counts it (the SDK's ``stats["dropped"]``).
+
+    ``reason`` is ``"queue_full"``: the producer's local queue is full (the broker is slow or away).
+    """
+
+    def __init__(self, topic: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"dropped a record for {topic}: {reason}" + (f" ({detail})" if detail else ""))
+        self.topic, self.reason = topic, reason
+
+
+class RecordRejected(DriftlineError):
+    """The record can never be sent as it is -- retrying the same bytes fails the same way (larger
+    than the producer's ``message.max.bytes``, a topic that does not exist, an invalid argument).
+    Raised by blocking and non-blocking sinks alike: a processor dead-letters the record (a prefix,
+    its size and a hash) and goes on; the SDK counts it as dropped with reason ``"rejected"``.
+
+    >>> str(RecordRejected("driftline.scored", 2_000_000, 1_000_000, "MSG_SIZE_TOO_LARGE"))[:68]
+    'driftline.scored: a record of 2,000,000 bytes (limit 1,000,000) was '
+    """
+
+    def __init__(self, topic: str, size: int, limit: int, reason: str, hint: str = "") -> None:
+        super().__init__(
+            f"{topic}: a record of {size:,} bytes (limit {limit:,}) was rejected by the producer: {reason}"
+            + (f"; {hint}" if hint else "")
+        )
+        self.topic, self.size, self.limit, self.reason = topic, size, limit, reason
+
+
 class Sink(Protocol):
+    """Sends bytes to a topic. ``send`` either takes the record (a Kafka sink delivers it later and
+    counts a failed delivery), or raises :class:`Dropped` (non-blocking sinks only: queue full) or
+    :class:`RecordRejected` (never sendable as it is). ``flush`` returns how many are still queued."""
+
     def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None: ...
 
     def flush(self, timeout: float = 10.0) -> int: ...
+
+
+DeliveryFailureListener = Callable[[str, bytes | None, bytes | None, str], None]
+"""Told ``(topic, key, value, reason)`` of a record whose delivery failed after ``send`` returned."""
+
+
+@runtime_checkable
+class ReportsDeliveryFailures(Protocol):
+    """A sink that learns of failed deliveries later (Kafka's delivery reports) and tells listeners."""
+
+    def add_failure_listener(self, listener: DeliveryFailureListener) -> None: ...
 
 
 class Source(Protocol):
@@ -98,6 +158,8 @@ class InMemoryBus:
 
 
 class _MemorySink:
+    """Appends at once: never drops, never rejects, nothing ever stays queued."""
+
     def __init__(self, bus: InMemoryBus) -> None:
         self._bus = bus
 

@@ -1,8 +1,21 @@
 """The client a production service calls to log predictions and labels.
 
-It never raises into, and never blocks, the caller's request path: encoding or transport
-errors are counted and logged, not thrown. With Kafka it uses an idempotent producer with
-asynchronous delivery callbacks (:class:`driftline.kafka.KafkaSink`); ``close()`` flushes.
+Every call returns at once and never raises into the caller's request path. An event that cannot
+be sent is dropped, and every drop is counted truthfully -- in ``stats["dropped"]`` and per reason:
+
+* ``queue_full`` -- the transport's queue is full (the broker is slow or away); the sink says so at
+  once instead of waiting (:class:`driftline.transport.Dropped`);
+* ``encode_error`` -- the event cannot be built or encoded (a feature value JSON cannot hold);
+* ``rejected`` -- the transport can never send it (too large, unknown topic:
+  :class:`driftline.transport.RecordRejected`);
+* ``delivery_failed`` -- the transport took it but its delivery failed later (Kafka: after librdkafka's
+  own retries, ``delivery.timeout.ms``); learned from the sink's delivery reports, so it moves the
+  event from ``predictions`` / ``labels`` to ``dropped``.
+
+So ``predictions + labels + dropped`` always equals the events logged. An optional
+``on_drop(event, reason)`` callback hears of each drop (``event`` is None when no event could be
+built); its own exceptions are swallowed and logged once. With Kafka the client uses
+:class:`driftline.kafka.KafkaSink` (idempotent, asynchronous delivery reports); ``close()`` flushes.
 Both topics are keyed by model, so one processor instance holds all state of a model.
 
 >>> from driftline.transport import InMemoryBus
@@ -13,36 +26,78 @@ Both topics are keyed by model, so one processor instance holds all state of a m
 >>> [r.topic for r in bus.log("driftline.predictions") + bus.log("driftline.labels")]
 ['driftline.predictions', 'driftline.labels']
 >>> client.log_prediction({"age": object()}, prediction=1)  # cannot be encoded: dropped, not raised
->>> client.stats["dropped"]
-1
+>>> client.stats["dropped"], client.stats["dropped_by_reason"]["encode_error"]
+(1, 1)
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Literal, TypedDict
 
 from driftline.config import Topics
-from driftline.contracts import FeatureValue, Label, LabelValue, Prediction, encode
-from driftline.transport import Sink
+from driftline.contracts import FeatureValue, Label, LabelValue, Prediction, decode, encode
+from driftline.errors import InvalidEvent
+from driftline.transport import Dropped, ReportsDeliveryFailures, Sink
 
-__all__ = ["DriftlineClient"]
+__all__ = ["DROP_REASONS", "ClientStats", "DriftlineClient", "DropReason", "OnDrop"]
 
 log = logging.getLogger(__name__)
 
+DropReason = Literal["queue_full", "encode_error", "rejected", "delivery_failed"]
+DROP_REASONS: tuple[DropReason, ...] = ("queue_full", "encode_error", "rejected", "delivery_failed")
+OnDrop = Callable[[Prediction | Label | None, DropReason], None]
+
+
+class ClientStats(TypedDict):
+    """A snapshot: events taken by the transport and not known lost, and drops (total, per reason)."""
+
+    predictions: int
+    labels: int
+    dropped: int
+    dropped_by_reason: dict[str, int]
+
 
 class DriftlineClient:
-    def __init__(self, sink: Sink, *, model: str, model_version: str, topics: Topics | None = None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        model: str,
+        model_version: str,
+        topics: Topics | None = None,
+        on_drop: OnDrop | None = None,
+    ) -> None:
         if not model:
             raise ValueError("model must be a non-empty model name")
         self.sink = sink
         self.model = model
         self.model_version = model_version
         self.topics = topics or Topics()
+        self.on_drop = on_drop
         self._key = model.encode()
-        self.stats = {"predictions": 0, "labels": 0, "dropped": 0}
+        self._lock = threading.Lock()  # services log from many threads; counts must add up
+        self._counts = {"predictions": 0, "labels": 0, "dropped": 0}
+        self._by_reason: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._callback_failed = False
+        if isinstance(sink, ReportsDeliveryFailures):
+            sink.add_failure_listener(self._delivery_failed)
+
+    @property
+    def stats(self) -> ClientStats:
+        """A fresh copy each time: changing it changes nothing in the client."""
+        with self._lock:
+            c = self._counts
+            return ClientStats(
+                predictions=c["predictions"],
+                labels=c["labels"],
+                dropped=c["dropped"],
+                dropped_by_reason=dict(self._by_reason),
+            )
 
     def log_prediction(
         self,
@@ -65,44 +120,79 @@ class DriftlineClient:
                 prediction=prediction,
                 score=score,
             )
-            return pid if self.emit(event) else None
         except Exception as exc:  # never break the caller
-            self._drop("prediction", exc)
+            self._drop(None, "encode_error", exc)
             return None
+        return pid if self.emit(event) else None
 
     def log_label(self, prediction_id: str, label: LabelValue, *, event_time: float | None = None) -> None:
+        """Log the ground truth for a prediction logged earlier (dropped and counted if it cannot be sent)."""
         try:
-            self.emit(
-                Label(
-                    prediction_id=prediction_id,
-                    model=self.model,
-                    label=label,
-                    event_time=time.time() if event_time is None else event_time,
-                )
+            event = Label(
+                prediction_id=prediction_id,
+                model=self.model,
+                label=label,
+                event_time=time.time() if event_time is None else event_time,
             )
         except Exception as exc:
-            self._drop("label", exc)
+            self._drop(None, "encode_error", exc)
+            return
+        self.emit(event)
 
     def emit(self, event: Prediction | Label) -> bool:
         """Send a ready-made event (the simulator's path). Returns False if it was dropped."""
         try:
             value = encode(event)
-            if isinstance(event, Prediction):
-                self.sink.send(self.topics.predictions, self._key, value, event.event_time)
-                self.stats["predictions"] += 1
-            else:
-                self.sink.send(self.topics.labels, self._key, value, event.event_time)
-                self.stats["labels"] += 1
-            return True
+            is_prediction = isinstance(event, Prediction)
+            topic = self.topics.predictions if is_prediction else self.topics.labels
+            timestamp = event.event_time
         except Exception as exc:
-            self._drop(type(event).__name__.lower(), exc)
+            self._drop(event, "encode_error", exc)
             return False
+        try:
+            self.sink.send(topic, self._key, value, timestamp)
+        except Dropped as exc:
+            self._drop(event, "queue_full", exc)
+            return False
+        except Exception as exc:  # RecordRejected, or anything else a sink raises: it did not take it
+            self._drop(event, "rejected", exc)
+            return False
+        with self._lock:
+            self._counts["predictions" if is_prediction else "labels"] += 1
+        return True
 
-    def _drop(self, what: str, exc: Exception) -> None:
-        self.stats["dropped"] += 1
-        log.warning("driftline: dropped a %s event: %s", what, exc)
+    def _delivery_failed(self, topic: str, key: bytes | None, value: bytes | None, reason: str) -> None:
+        """The sink's delivery report: an event it had taken is lost after all. Records of other
+        models on a shared sink are not ours to count (give each client of one model its own sink)."""
+        if key != self._key or topic not in (self.topics.predictions, self.topics.labels):
+            return
+        kind: type[Prediction] | type[Label] = Prediction if topic == self.topics.predictions else Label
+        try:
+            event: Prediction | Label | None = decode(kind, value or b"")
+        except InvalidEvent:
+            event = None
+        with self._lock:
+            self._counts["predictions" if kind is Prediction else "labels"] -= 1
+        self._drop(event, "delivery_failed", RuntimeError(reason))
+
+    def _drop(self, event: Prediction | Label | None, reason: DropReason, exc: BaseException) -> None:
+        with self._lock:
+            self._counts["dropped"] += 1
+            n = self._by_reason[reason] = self._by_reason[reason] + 1
+        if n in (1, 10, 100, 1000) or n % 10_000 == 0:  # a dead broker must not flood the service's log
+            kind = "event" if event is None else type(event).__name__.lower()
+            log.warning("driftline: dropped a %s (%s; %d so far for this reason): %s", kind, reason, n, exc)
+        if self.on_drop is None:
+            return
+        try:
+            self.on_drop(event, reason)
+        except Exception:  # the callback is the service's code: it never breaks the caller either
+            if not self._callback_failed:
+                self._callback_failed = True
+                log.exception("driftline: the on_drop callback raised (logged once, then ignored)")
 
     def flush(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` s for queued events; returns how many are still queued (-1: failed)."""
         try:
             return self.sink.flush(timeout)
         except Exception as exc:

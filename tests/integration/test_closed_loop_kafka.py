@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 from closed_loop import check_closed_loop
@@ -27,6 +28,7 @@ from driftline.contracts import (
     encode,
 )
 from driftline.kafka import KafkaSink
+from driftline.transport import RecordRejected
 from producers.simulator import Scenario
 
 pytestmark = pytest.mark.kafka
@@ -156,7 +158,7 @@ def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_settings) -> No
 
     settings = kafka_settings()
     prepare_kafka(settings)
-    client = DriftlineClient(KafkaSink(settings.kafka), model="m", model_version="1", topics=settings.topics)  # type: ignore[arg-type]
+    client = DriftlineClient(KafkaSink(settings.kafka), model="m", model_version="1", topics=settings.topics)
     ids = [client.log_prediction({"x": float(i), "c": "a"}, prediction=1, score=0.6) for i in range(1000)]
     for pid in ids[:500]:
         client.log_label(pid, 1)  # type: ignore[arg-type]
@@ -164,15 +166,45 @@ def test_sdk_delivers_to_kafka_and_never_blocks_the_caller(kafka_settings) -> No
     preds = [decode(Prediction, v) for v in collect_topic(settings, settings.topics.predictions)]
     assert sorted(p.prediction_id for p in preds) == sorted(ids)  # type: ignore[type-var]
     assert len(collect_topic(settings, settings.topics.labels)) == 500
-    assert client.stats == {"predictions": 1000, "labels": 500, "dropped": 0}
+    assert (client.stats["predictions"], client.stats["labels"], client.stats["dropped"]) == (1000, 500, 0)
 
-    # a broker that is not there: logging never raises into the request path
+    # a record over the producer's message.max.bytes: typed, never a raw KafkaException
+    small: dict[str, Any] = {"message.max.bytes": 2000}
+    topic = settings.topics.predictions
+    with pytest.raises(RecordRejected) as caught:
+        KafkaSink(settings.kafka, block=True, **small).send(topic, b"m", b"x" * 5000)
+    assert (caught.value.topic, caught.value.size, caught.value.limit) == (topic, 5001, 2000)
+    drops: list[tuple[str, str]] = []
+    sized = DriftlineClient(
+        KafkaSink(settings.kafka, **small),
+        model="m",
+        model_version="1",
+        topics=settings.topics,
+        on_drop=lambda e, reason: drops.append((getattr(e, "prediction_id", ""), reason)),
+    )
+    assert sized.log_prediction({"blob": "x" * 5000}, prediction=1, prediction_id="big") is None
+    assert sized.log_prediction({"x": 1.0}, prediction=1, prediction_id="fits") == "fits"
+    sized.close()
+    assert drops == [("big", "rejected")]
+    assert (sized.stats["predictions"], sized.stats["dropped"]) == (1, 1)
+    assert sized.stats["dropped_by_reason"]["rejected"] == 1
+    arrived = {decode(Prediction, v).prediction_id for v in collect_topic(settings, topic)}
+    assert "fits" in arrived and "big" not in arrived
+
+    # a broker that is not there and a 100-message queue: every call returns, and what was lost is
+    # counted as lost (how long a call takes is measured by benchmarks/sdk.py, not asserted here)
     dead = KafkaSettings(bootstrap_servers="127.0.0.1:9")  # nothing listens on the discard port
-    offline = DriftlineClient(KafkaSink(dead, **{"message.timeout.ms": 2000}), model="m", model_version="1")
-    for i in range(1000):  # how long a call takes is measured by benchmarks, not asserted here
-        assert offline.log_prediction({"x": float(i)}, prediction=0) is not None
-    assert offline.flush(timeout=10) == 0  # returns once the messages time out; nothing raised
-    assert offline.sink.failed == 1000  # type: ignore[attr-defined]  # every loss is counted
+    tiny: dict[str, Any] = {"queue.buffering.max.messages": 100, "message.timeout.ms": 2000}
+    sink = KafkaSink(dead, **tiny)
+    offline = DriftlineClient(sink, model="m", model_version="1")
+    returned = [offline.log_prediction({"x": float(i)}, prediction=0) for i in range(1000)]
+    stats = offline.stats
+    assert stats["dropped"] + stats["predictions"] == 1000 and stats["dropped"] >= 900
+    assert stats["predictions"] == sum(pid is not None for pid in returned)
+    assert offline.flush(timeout=10) == 0  # returns once the queued messages time out; nothing raised
+    after = offline.stats  # their delivery reports moved them from sent to dropped
+    assert (after["predictions"], after["dropped"], sink.failed) == (0, 1000, 1000 - sink.dropped)
+    assert after["dropped_by_reason"]["queue_full"] + after["dropped_by_reason"]["delivery_failed"] == 1000
 
 
 def _stream(n: int, shift_at: int, now: float) -> list[tuple[str, bytes, float]]:
