@@ -66,7 +66,7 @@ def bench_core(stream: list[tuple[str, bytes]], repeat: int) -> float:
     from stream_processors.core.processor import ProcessorCore
 
     t = Topics()
-    recs = [Record(topic=t.predictions if k == "p" else t.labels, value=v) for k, v in stream]
+    recs = [Record(topic=t.predictions if k == "p" else t.labels, value=v, key=b"m") for k, v in stream]
     rates = []
     for _ in range(repeat):
         core = ProcessorCore(MonitorSettings(), t)

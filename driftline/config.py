@@ -200,6 +200,18 @@ class MonitorSettings(_Frozen):
     label_lateness_s: float = Field(
         default=3600.0, gt=0, description="how long a prediction waits for its label"
     )
+    max_future_skew_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="an event time further ahead of its record's timestamp (or, without one, of the "
+        "model's newest event time) is dead-lettered: it could otherwise move the join's watermark",
+    )
+    max_output_bytes: int = Field(
+        default=900_000,
+        ge=100_000,
+        description="largest scored event sent (under Kafka's 1 MB message limit); a larger one is "
+        "sent without its prediction's features, flagged features_dropped",
+    )
     max_pending: int = Field(default=1_000_000, ge=1000)
     max_versions: int = Field(default=4, ge=1, description="versions per model whose state is kept")
 

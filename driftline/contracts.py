@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from driftline.transport import Record
 
 __all__ = [
+    "MAX_DEAD_LETTER_BYTES",
     "MAX_FEATURES",
     "SAFE_NAME_PATTERN",
     "SCHEMA_VERSION",
@@ -62,6 +63,9 @@ or ``-``, no ``..`` -- safe as a path component, a Kafka key, a metric label."""
 SafeName = Annotated[str, msgspec.Meta(pattern=SAFE_NAME_PATTERN)]
 MAX_FEATURES = 1000
 MAX_STRING = 1024
+MAX_DEAD_LETTER_BYTES = 64 * 1024  # of a record's value kept in its dead letter
+MAX_DEAD_LETTER_KEY = 1024  # of a record's key kept in its dead letter
+MAX_REASON = 2000  # characters of a dead letter's reason
 FeatureValue = float | Annotated[str, msgspec.Meta(max_length=MAX_STRING)] | bool | None
 Features = Annotated[dict[str, FeatureValue], msgspec.Meta(max_length=MAX_FEATURES)]
 _SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
@@ -141,6 +145,7 @@ class Scored(_Event, frozen=True, kw_only=True):
     label: LabelValue
     label_time: float
     index: int = -1  # the prediction's arrival index at the processor, per model
+    features_dropped: bool = False  # the prediction's features were left out to keep the event small
 
 
 class Window(msgspec.Struct, frozen=True, kw_only=True):
@@ -209,7 +214,14 @@ class ModelUpdate(_Event, frozen=True, kw_only=True):
 
 
 class DeadLetter(_Event, frozen=True, kw_only=True):
-    """A record that could not be processed, with the reason and its original bytes (base64)."""
+    """A record that could not be processed: where it came from, why, and its original bytes.
+
+    Bounded whatever the record: ``original_b64`` holds at most the first
+    :data:`MAX_DEAD_LETTER_BYTES` of the value (``truncated`` says when it is only a prefix;
+    ``original_size`` and ``original_sha256`` are the whole value's, to find or match it), the key
+    at most its first :data:`MAX_DEAD_LETTER_KEY` bytes, the reason at most :data:`MAX_REASON`
+    characters -- so a dead letter of a 1 MB record is about 90 KB, never over a topic's limit.
+    """
 
     stage: str
     reason: str
@@ -219,6 +231,9 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
     offset: int
     original_b64: str
     key_b64: str | None = None
+    original_size: int = -1  # bytes of the whole value (-1: a dead letter from before this field)
+    original_sha256: str = ""
+    truncated: bool = False  # original_b64 (or key_b64) holds a prefix only
 
     @classmethod
     def of(
@@ -231,26 +246,40 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
         partition: int = -1,
         offset: int = -1,
         key: bytes | None = None,
+        reason: str | None = None,
     ) -> DeadLetter:
+        """``reason``: instead of ``str(exc)`` (which, when empty, becomes the exception's type)."""
+        why = reason if reason is not None else (str(exc) or type(exc).__name__)
+        if len(why) > MAX_REASON:
+            why = why[: MAX_REASON - 1] + "\u2026"
+        cut = len(value) > MAX_DEAD_LETTER_BYTES or (key is not None and len(key) > MAX_DEAD_LETTER_KEY)
         return cls(
             stage=stage,
-            reason=str(exc),
+            reason=why,
             error_type=type(exc).__name__,
-            topic=topic,
+            topic=topic[:MAX_STRING],
             partition=partition,
             offset=offset,
-            original_b64=base64.b64encode(value).decode("ascii"),
-            key_b64=None if key is None else base64.b64encode(key).decode("ascii"),
+            original_b64=base64.b64encode(value[:MAX_DEAD_LETTER_BYTES]).decode("ascii"),
+            key_b64=None if key is None else base64.b64encode(key[:MAX_DEAD_LETTER_KEY]).decode("ascii"),
+            original_size=len(value),
+            original_sha256=hashlib.sha256(value).hexdigest(),
+            truncated=cut,
         )
 
     @classmethod
-    def of_record(cls, record: Record, exc: BaseException, stage: str) -> DeadLetter:
+    def of_record(
+        cls, record: Record, exc: BaseException, stage: str, reason: str | None = None
+    ) -> DeadLetter:
         """The dead letter for a record that failed at ``stage``: where it came from, why, its bytes.
 
         >>> from driftline.transport import Record
         >>> d = DeadLetter.of_record(Record("t", b"{", key=b"m", offset=4), InvalidEvent("bad"), "decode")
-        >>> d.topic, d.partition, d.offset, d.reason, d.error_type, d.original
-        ('t', 0, 4, 'bad', 'InvalidEvent', b'{')
+        >>> d.topic, d.partition, d.offset, d.reason, d.error_type, d.original, d.truncated
+        ('t', 0, 4, 'bad', 'InvalidEvent', b'{', False)
+        >>> big = DeadLetter.of_record(Record("t", b"x" * 2**20), InvalidEvent("too big"), "decode")
+        >>> big.original_size, len(big.original), big.truncated, len(encode(big)) < 100_000
+        (1048576, 65536, True, True)
         """
         return cls.of(
             stage=stage,
@@ -260,6 +289,7 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
             partition=record.partition,
             offset=record.offset,
             key=record.key,
+            reason=reason,
         )
 
     @property

@@ -67,6 +67,7 @@ class RetrainWorker:
         self.task = task or get_task("binary")  # whose validation metric compares the models
         self.pending: dict[str, RetrainRequest] = {}
         self.outcomes: list[RetrainOutcome] = []
+        self.skipped_rows: dict[str, int] = {}  # reason -> scored events read but not trained on
         self._last_retrain: dict[str, float] = {}
 
     def submit(self, req: RetrainRequest) -> RetrainOutcome | None:
@@ -117,6 +118,9 @@ class RetrainWorker:
             except InvalidEvent:
                 continue
             if s.prediction.model == req.model and s.prediction.event_time >= since:
+                if s.features_dropped:  # sent without its features (too large): nothing to fit on
+                    self.skipped_rows["features_dropped"] = self.skipped_rows.get("features_dropped", 0) + 1
+                    continue
                 rows.append(s)
         rows.sort(key=lambda s: s.prediction.event_time)
         return rows[-self.settings.train_window :]

@@ -4,6 +4,12 @@ Everything here is pure: batches of decoded events in, scored events, metrics an
 All state for one model lives in one :class:`ModelMonitor`, so partitioning topics by model
 keeps each model's state in one processor instance.
 
+A prediction reaches the statistics only if it is new (not a replay: see the join's clock in
+:mod:`~stream_processors.core.join`) and fits its version's schema: every feature of the version
+present (``null`` for a missing value), numbers where the version has numbers, and no number larger
+in magnitude than :data:`MAX_ABS_NUMBER` (one such value would swamp a window's mean and variance).
+Any other prediction is rejected with a reason and leaves no trace in the state.
+
 >>> from driftline.config import MonitorSettings
 >>> from driftline.contracts import Label, Prediction
 >>> monitor = ModelMonitor("churn", MonitorSettings())
@@ -27,10 +33,13 @@ from detectors import get_task
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Label, Metric, Prediction, Scored
 from stream_processors.core.join import LabelJoiner
-from stream_processors.core.schema import columns, infer_kinds
+from stream_processors.core.schema import Kind, columns, infer_kinds
 from stream_processors.core.version import VersionMonitor
 
-__all__ = ["ModelMonitor", "MonitorOutput"]
+__all__ = ["MAX_ABS_NUMBER", "ModelMonitor", "MonitorOutput"]
+
+MAX_ABS_NUMBER = 1e100
+"""Largest magnitude of a numeric feature: far beyond any measurement, far below float overflow."""
 
 
 @dataclass
@@ -42,6 +51,8 @@ class MonitorOutput:
 
 
 class ModelMonitor:
+    newest_event_time = float("-inf")  # newest admitted event time (a class default: old checkpoints)
+
     def __init__(self, model: str, settings: MonitorSettings) -> None:
         self.model = model
         self.settings = settings
@@ -56,7 +67,9 @@ class ModelMonitor:
         accepted: list[tuple[Prediction, int]] = []
         for version, positions in self._new_by_version(preds).items():
             vm = self._version(version, preds[positions[0]])
-            cols, bad = columns([preds[i] for i in positions], vm.kinds)
+            batch = [preds[i] for i in positions]
+            cols, bad = columns(batch, vm.kinds)
+            bad = _unfit(batch, vm.kinds, cols, bad)
             good = positions
             if bad:
                 out.rejected += [(positions[j], reason) for j, reason in bad]
@@ -76,11 +89,14 @@ class ModelMonitor:
     def _new_by_version(self, preds: list[Prediction]) -> dict[str, list[int]]:
         """Positions of the predictions not seen before, by version; replays never reach the statistics."""
         by_version: dict[str, list[int]] = {}
-        is_new, seen = self.joiner.is_new, set()
+        is_new, seen, horizon, counts = self.joiner.is_new, set(), self.joiner.horizon, self.joiner.counts
         for pos, p in enumerate(preds):
             pid = p.prediction_id
             if not is_new(pid) or pid in seen:
-                self.joiner.counts["duplicate_predictions"] += 1
+                counts["duplicate_predictions"] += 1
+                continue
+            if p.event_time < horizon:  # settled time: its id may be forgotten, it may be a replay
+                counts["late_predictions"] += 1
                 continue
             seen.add(pid)
             by_version.setdefault(p.model_version, []).append(pos)
@@ -119,3 +135,25 @@ class ModelMonitor:
             alerts, metrics = vm.on_scored(scored, self.joiner)
             out.alerts += alerts
             out.metrics += metrics
+
+
+def _unfit(
+    preds: list[Prediction], kinds: dict[str, Kind], cols: dict[str, np.ndarray], bad: list[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """``bad`` (from :func:`columns`) plus the rows missing a feature of the version or holding a
+    number out of range; one reason per row, in row order."""
+    why = dict(bad)
+    names = kinds.keys()
+    for j, p in enumerate(preds):
+        if j not in why and not p.features.keys() >= names:
+            missing = sorted(names - p.features.keys())
+            why[j] = (
+                f"missing feature(s) {missing[:10]} of this model version (send null for a missing value)"
+            )
+    for name, kind in kinds.items():
+        if kind == "numeric":
+            for j in np.flatnonzero(np.abs(cols[name]) > MAX_ABS_NUMBER).tolist():
+                why.setdefault(
+                    j, f"feature {name!r} is out of range: |{cols[name][j]:.3g}| > {MAX_ABS_NUMBER:g}"
+                )
+    return sorted(why.items())

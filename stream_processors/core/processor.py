@@ -8,9 +8,12 @@ that fails validation goes through one error callback whose default turns it int
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import msgspec
 
 from detectors import get_detector
 from driftline.config import MonitorSettings, Topics
@@ -27,6 +30,7 @@ from driftline.contracts import (
 )
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
+from stream_processors.core.admission import refusal
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 from stream_processors.core.version import error_detector_choice
 
@@ -53,16 +57,31 @@ def dead_letter_all(exc: Exception, record: Record, stage: str) -> ErrorAction:
 
 @dataclass
 class CoreOutput:
+    """What one call of the core produced. Every message it makes is bounded: a scored event larger
+    than ``max_output_bytes`` is sent without its prediction's features (flagged
+    ``features_dropped``), and a dead letter keeps a prefix of its record (:class:`DeadLetter`)."""
+
     scored: list[Scored] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    max_output_bytes: int = 900_000
+
+    def extend(self, other: CoreOutput) -> None:
+        self.scored += other.scored
+        self.metrics += other.metrics
+        self.alerts += other.alerts
+        self.dead_letters += other.dead_letters
 
     def messages(self, topics: Topics) -> list[tuple[str, bytes | None, bytes, float | None]]:
         """(topic, key, value, timestamp) to send, keyed by model so a model's events stay ordered."""
         out: list[tuple[str, bytes | None, bytes, float | None]] = []
+        limit = self.max_output_bytes
         for s in self.scored:
-            out.append((topics.scored, s.prediction.model.encode(), encode(s), s.prediction.event_time))
+            value = encode(s)
+            if len(value) > limit:
+                value = encode(_without_features(s))
+            out.append((topics.scored, s.prediction.model.encode(), value, s.prediction.event_time))
         for m in self.metrics:
             out.append((topics.metrics, m.model.encode(), encode(m), m.window.end_time))
         for a in self.alerts:
@@ -70,6 +89,12 @@ class CoreOutput:
         for d in self.dead_letters:
             out.append((topics.dlq, None, encode(d), None))
         return out
+
+
+def _without_features(s: Scored) -> Scored:
+    """``s`` small enough to send: every other field is bounded by the contracts and admission."""
+    bare = msgspec.structs.replace(s.prediction, features={})
+    return msgspec.structs.replace(s, prediction=bare, features_dropped=True)
 
 
 class ProcessorCore:
@@ -90,28 +115,9 @@ class ProcessorCore:
         self.records_seen = 0
 
     def process(self, records: Sequence[Record]) -> CoreOutput:
-        out = CoreOutput()
-        preds: dict[str, list[tuple[Prediction, Record]]] = {}
-        labels: dict[str, list[Label]] = {}
-        t_pred, t_label = self.topics.predictions, self.topics.labels
-        for rec in records:
-            self.records_seen += 1
-            try:
-                if rec.topic == t_pred:
-                    p = decode(Prediction, rec.value)
-                    preds.setdefault(p.model, []).append((p, rec))
-                    self.partition_of[p.model] = rec.partition
-                elif rec.topic == t_label:
-                    lab = decode(Label, rec.value)
-                    labels.setdefault(lab.model, []).append(lab)
-                    self.partition_of[lab.model] = rec.partition
-                else:
-                    raise InvalidEvent(
-                        f"topic {rec.topic!r} is not an input of the processor "
-                        f"(inputs: {t_pred!r}, {t_label!r})"
-                    )
-            except InvalidEvent as exc:
-                self._fail(exc, rec, "decode", out)
+        """Every record either reaches the monitors or is handed to ``on_error`` with a reason."""
+        out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
+        preds, labels, newest = self._admit(records, out)
         for model, items in preds.items():
             unsafe = unsafe_feature_names([p for p, _ in items])
             if unsafe:
@@ -125,7 +131,74 @@ class ProcessorCore:
             self._collect(res, out)
         for model, labs in labels.items():
             self._collect(self._monitor(model).on_labels(labs), out)
+        for model, t in newest.items():  # the clock of models that have state (see _admit)
+            mon = self.models.get(model)
+            if mon is not None and t > mon.newest_event_time:
+                mon.newest_event_time = t
         return out
+
+    def process_each(self, records: Sequence[Record]) -> CoreOutput:
+        """Process ``records`` one at a time; one that raises goes to ``on_error`` (stage "process").
+
+        For a runner whose :meth:`process` of a whole batch raised -- a bug, not bad input, since
+        bad input is dead-lettered inside :meth:`process` -- so that one record cannot stop a
+        partition. It runs on the same state, without rolling back what the failed call had already
+        applied: records that call had absorbed are then duplicates (dropped and counted, so never
+        counted twice) and the outputs they made in it are lost. Rolling back would need a copy of
+        every model's state before each batch, on the hot path, for a case that should not happen.
+        """
+        out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
+        for rec in records:
+            try:
+                out.extend(self.process([rec]))
+            except InvalidEvent:
+                raise  # on_error said "raise"
+            except Exception as exc:
+                self._fail(exc, rec, "process", out, f"processing raised {type(exc).__name__}: {exc}")
+        return out
+
+    def _admit(
+        self, records: Sequence[Record], out: CoreOutput
+    ) -> tuple[dict[str, list[tuple[Prediction, Record]]], dict[str, list[Label]], dict[str, float]]:
+        """Decode each record and check it (:func:`~.admission.refusal`): the admitted predictions
+        and labels by model, and each model's newest admitted event time."""
+        preds: dict[str, list[tuple[Prediction, Record]]] = {}
+        labels: dict[str, list[Label]] = {}
+        newest: dict[str, float] = {}  # newest admitted event time per model, this batch included
+        t_pred, t_label, skew = self.topics.predictions, self.topics.labels, self.settings.max_future_skew_s
+        for rec in records:
+            self.records_seen += 1
+            event: Prediction | Label
+            try:
+                if rec.topic == t_pred:
+                    event = decode(Prediction, rec.value)
+                elif rec.topic == t_label:
+                    event = decode(Label, rec.value)
+                else:
+                    raise InvalidEvent(
+                        f"topic {rec.topic!r} is not an input of the processor "
+                        f"(inputs: {t_pred!r}, {t_label!r})"
+                    )
+            except InvalidEvent as exc:
+                self._fail(exc, rec, "decode", out)
+                continue
+            model = event.model
+            known = newest.get(model)
+            if known is None:
+                mon = self.models.get(model)
+                known = newest[model] = -math.inf if mon is None else mon.newest_event_time
+            why = refusal(event, rec, known, skew)
+            if why:
+                self._fail(InvalidEvent(f"{type(event).__name__}: {why}"), rec, "validate", out)
+                continue
+            if event.event_time > known:
+                newest[model] = event.event_time
+            self.partition_of[model] = rec.partition
+            if isinstance(event, Prediction):
+                preds.setdefault(model, []).append((event, rec))
+            else:
+                labels.setdefault(model, []).append(event)
+        return preds, labels, newest
 
     # -- state by input partition (for checkpoints and rebalances) -----------------------------
     def models_in(self, partition: int) -> dict[str, ModelMonitor]:
@@ -155,9 +228,11 @@ class ProcessorCore:
         out.metrics += res.metrics
         out.alerts += res.alerts
 
-    def _fail(self, exc: Exception, rec: Record, stage: str, out: CoreOutput) -> None:
+    def _fail(
+        self, exc: Exception, rec: Record, stage: str, out: CoreOutput, reason: str | None = None
+    ) -> None:
         action = self.on_error(exc, rec, stage)
         if action == "raise":
             raise exc
         if action == "dead_letter":
-            out.dead_letters.append(DeadLetter.of_record(rec, exc, stage))
+            out.dead_letters.append(DeadLetter.of_record(rec, exc, stage, reason))

@@ -3,16 +3,20 @@ checkpoint now and then. What a checkpoint commits, and how, is the :class:`Chec
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from driftline.errors import InvalidEvent
 from driftline.transport import Record, Sink
-from stream_processors.core.processor import ProcessorCore
+from stream_processors.core.processor import CoreOutput, ProcessorCore
 from stream_processors.runners.checkpoint import Checkpoint
 from stream_processors.runners.exceptions import RunnerFailed
 
 __all__ = ["BatchRunner", "Poller"]
+
+log = logging.getLogger(__name__)
 
 
 class Poller(Protocol):
@@ -55,7 +59,7 @@ class BatchRunner:
         try:
             records = self.source.poll(self.batch_size, timeout)
             if records:
-                out = self.core.process(records)
+                out = self._process(records)
                 send = self.sink.send
                 for topic, key, value, ts in out.messages(self.core.topics):
                     send(topic, key, value, ts)
@@ -69,6 +73,21 @@ class BatchRunner:
             self.failed = True
             raise
         return len(records)
+
+    def _process(self, records: list[Record]) -> CoreOutput:
+        """The core's outputs for ``records``. If the core raises on the batch (a bug: bad input is
+        dead-lettered inside it), the batch is retried once record by record, on the same state
+        (:meth:`ProcessorCore.process_each` says what that costs), and each record that raises again
+        is dead-lettered at stage "process": a poison pill never stops a partition."""
+        try:
+            return self.core.process(records)
+        except InvalidEvent:
+            raise  # the core's error policy said "raise"
+        except Exception:
+            log.exception(
+                "the processor core failed on a batch of %d records; retrying one by one", len(records)
+            )
+            return self.core.process_each(records)
 
     def checkpoint(self, *, force: bool = False) -> None:
         """Deliver every output, save state (``force``: now), then commit the inputs (at-least-once)."""

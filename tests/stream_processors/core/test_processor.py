@@ -4,6 +4,7 @@ bounded delay, nothing before it, bad input dead-lettered while processing goes 
 from __future__ import annotations
 
 import pytest
+from events import record
 from sklearn.metrics import roc_auc_score
 
 from detectors import get_task
@@ -92,6 +93,7 @@ def test_malformed_events_go_to_dead_letter_and_processing_continues(drifting_st
         # valid JSON, but a numeric feature of this model arrives as text
         Record(
             topic=TOPICS.predictions,
+            key=b"m",
             value=b'{"prediction_id": "w", "model": "m", "model_version": "1", '
             b'"event_time": 1.0, "features": {"x0": "high", "x1": 0.1, "c0": "a"}, "prediction": 1}',
         ),
@@ -149,8 +151,8 @@ def test_state_of_old_versions_is_evicted(make_prediction, make_label) -> None:
     recs = []
     for v in range(5):  # five retrains: v0..v4
         for i in range(v * 100, v * 100 + 100):
-            recs.append(Record(topic=TOPICS.predictions, value=encode(make_prediction(i, version=str(v)))))
-    recs.append(Record(topic=TOPICS.labels, value=encode(make_label(5))))  # a late label for v0
+            recs.append(record(make_prediction(i, version=str(v))))
+    recs.append(record(make_label(5)))  # a late label for v0
     out = core.process(recs)
     assert list(core.models["m"].versions) == ["3", "4"]
     assert len(out.scored) == 1 and out.dead_letters == []  # still joined and published, nothing lost
