@@ -43,6 +43,7 @@ __all__ = [
     "Metric",
     "ModelUpdate",
     "Prediction",
+    "RetrainOutcome",
     "RetrainRequest",
     "Scored",
     "Window",
@@ -198,6 +199,23 @@ class RetrainRequest(_Event, frozen=True, kw_only=True):
     alert: Alert
 
 
+class RetrainOutcome(_Event, frozen=True, kw_only=True):
+    """What became of one retrain request. The retrain worker records every outcome in the model
+    registry (a replayed request is skipped) and publishes the ones on-call must act on -- a request
+    that can never succeed, a training that kept failing -- on ``topics.notifications``, where routed
+    alerts go: a reader of that topic tells the two apart by decoding (an outcome has ``status``)."""
+
+    request_id: str
+    model: str
+    status: Literal["promoted", "rejected", "skipped", "failed"]
+    reason: str
+    version: str | None = None
+    metrics: dict[str, float] = {}
+    detected_at_index: int = -1
+    detected_at_time: float = 0.0  # the alert's: the per-model cooldown is measured from it
+    trained_through_index: int = -1
+
+
 class ModelUpdate(_Event, frozen=True, kw_only=True):
     """A new model version was registered and promoted."""
 
@@ -297,7 +315,9 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
         return base64.b64decode(self.original_b64)
 
 
-Event = Prediction | Label | Scored | Metric | Alert | RetrainRequest | ModelUpdate | DeadLetter
+Event = (
+    Prediction | Label | Scored | Metric | Alert | RetrainRequest | RetrainOutcome | ModelUpdate | DeadLetter
+)
 E = TypeVar("E", bound=_Event)
 
 _ENCODER = msgspec.json.Encoder()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import KafkaSettings
 from driftline.errors import ConfigError, DriftlineError
+from driftline.kafka_retry import Backoff
 from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
 
 __all__ = [
@@ -262,54 +263,91 @@ class KafkaSource:
 
 
 class KafkaWindowReader:
-    """Reads ``topic`` from the first record at or after ``since`` to the end, all partitions."""
+    """Reads ``topic`` from the first record at or after ``since`` to the end, all partitions.
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    Finding where to start (metadata, ``offsets_for_times``, end offsets) is retried with a bounded
+    exponential backoff (:class:`~driftline.kafka_retry.Backoff`) while Kafka answers with a passing
+    error -- a leader moving (``NOT_LEADER_FOR_PARTITION``), a timeout, a broker restarting; any other
+    error, or one that outlasts the attempts, raises a :class:`DriftlineError` that says what to check.
+    ``consumer`` makes the consumer from its configuration (a fake one in tests)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        backoff: Backoff | None = None,
+        consumer: Callable[[dict[str, Any]], Any] = Consumer,
+    ) -> None:
         self.settings = settings
+        self.backoff = backoff or Backoff()
+        self._consumer = consumer
 
     def read_since(self, topic: str, since: float, limit: int) -> list[Record]:
-        c = Consumer(
+        c = self._consumer(
             {
                 **self.settings.client_config(),
                 **_CONSUMER_DEFAULTS,
                 "group.id": f"driftline-reader-{uuid.uuid4().hex[:8]}",
+                "enable.partition.eof": True,  # the end of a partition is an event: no waiting for it
             }
         )
         try:
-            meta = c.list_topics(topic, timeout=10)
-            parts = sorted(meta.topics[topic].partitions)
-            wanted = c.offsets_for_times(
-                [TopicPartition(topic, p, int(since * 1000)) for p in parts], timeout=10
-            )
-            ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-            assign = [tp for tp in wanted if tp.offset >= 0 and tp.offset < ends[tp.partition]]
+            what = f"reading {topic} at {self.settings.bootstrap_servers}"
+            assign, ends = self.backoff.call(lambda: _start_offsets(c, topic, since), what)
             if not assign:
                 return []
             c.assign(assign)
-            remaining = {tp.partition for tp in assign}
-            out: list[Record] = []
-            deadline = time.monotonic() + 30
-            while remaining and time.monotonic() < deadline:
-                for m in c.consume(num_messages=5000, timeout=0.5):
-                    if m.error() is not None:
-                        continue
-                    p = m.partition()
-                    if p in remaining:
-                        out.append(
-                            Record(
-                                topic=topic,
-                                value=m.value() or b"",
-                                key=m.key(),
-                                partition=p,
-                                offset=_offset(m),
-                                timestamp=m.timestamp()[1] / 1000.0,
-                            )
-                        )
-                        if _offset(m) >= ends[p] - 1:
-                            remaining.discard(p)
+            out = _drain(c, topic, {tp.partition for tp in assign}, ends)
             return out if limit < 0 else out[-limit:]
         finally:
             c.close()
+
+
+def _start_offsets(c: Any, topic: str, since: float) -> tuple[list[TopicPartition], dict[int, int]]:
+    """The partitions of ``topic`` holding records at or after ``since``, each at the first such
+    offset, and every partition's end offset. An error of the topic or of one partition is raised as
+    a :class:`KafkaException`, so that a passing one is retried."""
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    if meta.error is not None and meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+        raise KafkaException(meta.error)
+    parts = sorted(meta.partitions)
+    if not parts:
+        return [], {}  # no such topic: nothing to read
+    wanted = c.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in parts], timeout=10)
+    for tp in wanted:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    return [tp for tp in wanted if 0 <= tp.offset < ends[tp.partition]], ends
+
+
+def _drain(c: Any, topic: str, remaining: set[int], ends: dict[int, int]) -> list[Record]:
+    """Consume the assigned partitions up to the end offsets read before (at most 30 s)."""
+    out: list[Record] = []
+    deadline = time.monotonic() + 30
+    while remaining and time.monotonic() < deadline:
+        for m in c.consume(num_messages=5000, timeout=0.5):
+            p, err = m.partition(), m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(p)  # the end (a transaction marker may follow the last record)
+                continue
+            if p in remaining:
+                off = _offset(m)
+                ts = m.timestamp()[1] / 1000.0
+                out.append(
+                    Record(
+                        topic=topic,
+                        value=m.value() or b"",
+                        key=m.key(),
+                        partition=p,
+                        offset=off,
+                        timestamp=ts,
+                    )
+                )
+                if off >= ends[p] - 1:
+                    remaining.discard(p)
+    return out
 
 
 def _partitions(parts: list[TopicPartition]) -> list[int]:

@@ -19,6 +19,10 @@ Traceback (most recent call last):
 ...
 driftline.registry.RegistryError: model name '../escaped' is not a safe name: ...
 
+Beside the index, ``outcomes.json`` records what became of each retrain request about the model
+(by request id; the first decision stands), so a retrain worker that restarts skips what it
+already decided.
+
 Artifacts are loaded by (model, version), never by a path from a message: the path comes from the
 registry's own index, must resolve inside the registry root, and the file's SHA-256 must match the
 digest recorded when it was registered (and the one a model update announced, when given).
@@ -32,6 +36,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,6 +118,15 @@ class ModelRegistry(Protocol):
     ) -> ModelVersion: ...
 
     def promote(self, model: str, version: str) -> ModelVersion: ...
+
+    def outcomes(self, model: str) -> dict[str, dict[str, Any]]:
+        """The recorded outcome of each retrain request about ``model``, by request id."""
+        ...
+
+    def record_outcome(self, model: str, request_id: str, outcome: Mapping[str, Any]) -> bool:
+        """Record what became of ``request_id`` durably unless it is recorded already (the first
+        decision stands); True if this call recorded it."""
+        ...
 
 
 class LocalModelRegistry:
@@ -216,13 +230,34 @@ class LocalModelRegistry:
         self._write(model, out)
         return self.get(model, version)
 
+    # -- retrain outcomes ----------------------------------------------------------------------
+    def outcomes(self, model: str) -> dict[str, dict[str, Any]]:
+        path = self._index(model).with_name("outcomes.json")
+        return dict(json.loads(path.read_text())["outcomes"]) if path.exists() else {}
+
+    def record_outcome(self, model: str, request_id: str, outcome: Mapping[str, Any]) -> bool:
+        """Written like the index (a whole new file, then an atomic rename): a reader or a kill
+        mid-write sees the old log or the new one, never half of one."""
+        known = self.outcomes(model)
+        if request_id in known:
+            return False
+        known[request_id] = dict(outcome)
+        _write_json(self._index(model).with_name("outcomes.json"), {"model": model, "outcomes": known})
+        return True
+
     def _index(self, model: str) -> Path:
         return self.root / check_name("model name", model) / "index.json"
 
     def _write(self, model: str, versions: list[ModelVersion]) -> None:
-        path = self._index(model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"model": model, "versions": [asdict(v) for v in versions]}, fh, indent=1)
-        os.replace(tmp, path)
+        _write_json(self._index(model), {"model": model, "versions": [asdict(v) for v in versions]})
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with ``content``, flushed to disk before the rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(content, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

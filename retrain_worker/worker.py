@@ -1,57 +1,73 @@
 """The retraining worker: retrain requests in, validated model versions and model updates out.
 
 For each request (one per alert id, at most once -- the registry remembers which alert trained
-which version): wait until enough labelled events newer than the alert's window exist, refit a
-clone of the champion on the older part of the most recent window, validate challenger against
-champion on the newest part (time-ordered holdout), register the challenger with its metrics
-and windows, and -- if it wins by ``min_improvement`` -- promote it and publish a
-:class:`~driftline.contracts.ModelUpdate`. Requests about a version already replaced, or within
-the per-model cooldown, are skipped.
+which version and what became of every request): wait until enough labelled events newer than the
+alert's window exist, refit a clone of the champion on the older part of the most recent window,
+validate challenger against champion on the newest part (time-ordered holdout), register the
+challenger with its metrics and windows, and -- if it wins by ``min_improvement`` -- promote it and
+publish a :class:`~driftline.contracts.ModelUpdate`. Requests about a version already replaced, or
+within the per-model cooldown, are skipped.
+
+Nothing is lost and nothing crashes the worker:
+
+* every outcome is recorded in the registry (:meth:`ModelRegistry.record_outcome`) before its
+  request may be committed (:class:`~retrain_worker.runner.RetrainRunner` commits only up to the
+  oldest undecided request); a request read again after a restart is skipped if it was decided;
+* a version registered but not announced before a crash is announced when its request is read
+  again (unless the models topic already holds its update, or a newer champion replaced it);
+* a request that can never succeed (invalid bytes, unknown model, no champion) becomes a dead letter
+  on ``topics.dlq`` and a ``failed`` :class:`~driftline.contracts.RetrainOutcome` on
+  ``topics.notifications``; a training that raises is retried, then recorded and notified as
+  ``failed`` after ``max_attempts``. Registry or broker trouble leaves the request pending: it is
+  tried again at the next :meth:`RetrainWorker.step`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
-from sklearn.base import clone
+import msgspec
 
 from detectors.tasks import Task, get_task
 from driftline.config import RetrainSettings, Topics
-from driftline.contracts import ModelUpdate, RetrainRequest, Scored, Window, decode, encode
-from driftline.errors import InvalidEvent
-from driftline.registry import ModelRegistry
-from driftline.transport import Sink, WindowReader
+from driftline.contracts import (
+    DeadLetter,
+    ModelUpdate,
+    RetrainOutcome,
+    RetrainRequest,
+    Scored,
+    Window,
+    decode,
+    encode,
+)
+from driftline.errors import DriftlineError, InvalidEvent
+from driftline.registry import ModelRegistry, ModelVersion, RegistryError
+from driftline.transport import Record, Sink, WindowReader
+from retrain_worker.training import Trainer, fit_and_validate, refit_clone
 
-__all__ = ["RetrainOutcome", "RetrainWorker"]
+__all__ = ["STAGE", "RetrainOutcome", "RetrainWorker", "refit_clone"]
 
 log = logging.getLogger(__name__)
 
-Trainer = Callable[[Any, pd.DataFrame, np.ndarray], Any]
+STAGE = "retrain"  # the dead letters' stage
+Status = Literal["promoted", "rejected", "skipped", "failed"]
+_BEGAN = ("promoted", "rejected", "failed")  # outcomes of requests whose retrain began (cooldown)
 
 
-def refit_clone(champion: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
-    """Default trainer: an unfitted clone of the champion, fitted on the new window."""
-    return clone(champion).fit(X, y)
-
-
-@dataclass(frozen=True)
-class RetrainOutcome:
-    request_id: str
-    model: str
-    status: Literal["promoted", "rejected", "skipped"]
-    reason: str
-    version: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    detected_at_index: int = -1
-    trained_through_index: int = -1
+class RetrainRefused(DriftlineError):
+    """A request that can never succeed as it is (unknown model, no champion); it is dead-lettered."""
 
 
 class RetrainWorker:
+    """Decides retrain requests; see the module docstring for what survives what.
+
+    ``submit_record`` / ``submit`` decide at once (a skip, a refusal) or queue the request in
+    :attr:`pending`; :meth:`step` tries every pending request. :attr:`positions` says where each
+    pending request was read, so a runner commits no further than the oldest of them.
+    """
+
     def __init__(
         self,
         settings: RetrainSettings,
@@ -61,48 +77,116 @@ class RetrainWorker:
         sink: Sink,
         trainer: Trainer = refit_clone,
         task: Task | None = None,
+        *,
+        max_attempts: int = 3,
     ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.settings, self.topics, self.registry = settings, topics, registry
         self.reader, self.sink, self.trainer = reader, sink, trainer
         self.task = task or get_task("binary")  # whose validation metric compares the models
+        self.max_attempts = max_attempts
         self.pending: dict[str, RetrainRequest] = {}
+        self.positions: dict[str, tuple[str, int, int]] = {}  # request id -> (topic, partition, offset)
+        self.attempts: dict[str, int] = {}  # request id -> trainings that raised
         self.outcomes: list[RetrainOutcome] = []
         self.skipped_rows: dict[str, int] = {}  # reason -> scored events read but not trained on
-        self._last_retrain: dict[str, float] = {}
+        self._began: dict[str, list[float]] = {}  # model -> alert times of retrains begun here
 
-    def submit(self, req: RetrainRequest) -> RetrainOutcome | None:
-        """Queue a request; returns an outcome at once if it is skipped."""
-        if req.request_id in self.pending or self.registry.find_triggered_by(req.model, req.request_id):
-            return self._done(req, "skipped", "already handled (idempotent on alert id)")
+    # -- deciding at once, or queueing -----------------------------------------------------------
+    def submit_record(self, record: Record) -> RetrainOutcome | None:
+        """A request as read from the retrain topic; invalid bytes are refused, never raised."""
+        try:
+            req = decode(RetrainRequest, record.value)
+        except InvalidEvent as exc:
+            return self._refuse(record, exc, None)
+        return self.submit(req, record)
+
+    def submit(self, req: RetrainRequest, record: Record | None = None) -> RetrainOutcome | None:
+        """Decide ``req`` at once if possible (skipped or refused) and return the outcome; else queue
+        it and return None."""
+        record = record or Record(self.topics.retrain, encode(req), req.model.encode())
+        problem = self._cannot_succeed(req)
+        if problem:
+            return self._refuse(record, RetrainRefused(problem), req)
+        recorded = self.registry.outcomes(req.model)
+        prior = recorded.get(req.request_id)
+        if prior is not None or req.request_id in self.pending:
+            why = f"; it was {prior['status']}" if prior else "; it is pending"
+            return self._done(req, "skipped", f"already handled (idempotent on alert id){why}", record=False)
+        if self.registry.find_triggered_by(req.model, req.request_id) is not None:
+            self._queue(req, record)  # registered before a restart: step() finishes it
+            return None
         champion = self.registry.champion(req.model)
         if req.model_version != champion.version:
             return self._done(
                 req, "skipped", f"stale: version {req.model_version} already replaced by {champion.version}"
             )
-        last = self._last_retrain.get(req.model)
         t = req.alert.detected_at_time
+        last = self._last_retrain(req.model, t, recorded.values())
         if last is not None and t - last < self.settings.cooldown_s:
             return self._done(
                 req, "skipped", f"cooldown: a retrain of {req.model} began {t - last:.0f} s earlier"
             )
-        self._last_retrain[req.model] = t
-        self.pending[req.request_id] = req
+        self._began.setdefault(req.model, []).append(t)
+        self._queue(req, record)
         return None
 
-    def submit_raw(self, value: bytes) -> RetrainOutcome | None:
-        try:
-            return self.submit(decode(RetrainRequest, value))
-        except InvalidEvent as exc:
-            log.error("retrain worker: dropping invalid request: %s", exc)
-            return None
+    def _queue(self, req: RetrainRequest, record: Record) -> None:
+        self.pending[req.request_id] = req
+        self.positions[req.request_id] = (record.topic, record.partition, record.offset)
+        log.info(
+            "retrain %s for %s: waiting for %d labelled events",
+            req.request_id,
+            req.model,
+            self.settings.min_samples,
+        )
 
+    def _cannot_succeed(self, req: RetrainRequest) -> str:
+        try:
+            if not self.registry.versions(req.model):
+                return f"unknown model {req.model!r}: the registry has no version of it; register a champion"
+            self.registry.champion(req.model)
+        except (RegistryError, ValueError, KeyError, TypeError) as exc:  # no champion, unsafe name, bad index
+            return str(exc)
+        return ""
+
+    def _last_retrain(self, model: str, t: float, recorded: Iterable[dict[str, Any]]) -> float | None:
+        """When the latest retrain of ``model`` began: this process's (in arrival order) or a
+        recorded one that began no later than ``t`` -- a recorded later one is a request re-read
+        after a restart, not one this request comes after."""
+        began = self._began.get(model, [])
+        durable = [o.get("detected_at_time", 0.0) for o in recorded if o.get("status") in _BEGAN]
+        times = [*began, *(d for d in durable if d <= t)]
+        return max(times) if times else None
+
+    def forget(self, partitions: list[int]) -> list[str]:
+        """Drop the pending requests read from ``partitions`` (taken away by a rebalance: their new
+        owner reads them again from the committed offset); returns their ids."""
+        gone = set(partitions)
+        ids = [rid for rid, (_, p, _) in self.positions.items() if p in gone]
+        for rid in ids:
+            self._forget(rid)
+        return ids
+
+    def _forget(self, rid: str) -> None:
+        self.pending.pop(rid, None)
+        self.positions.pop(rid, None)
+        self.attempts.pop(rid, None)
+
+    # -- trying the pending requests -------------------------------------------------------------
     def step(self) -> list[RetrainOutcome]:
         """Try every pending request whose data is ready; return what completed."""
         done = []
         for rid in list(self.pending):
-            out = self._try(self.pending[rid])
+            req = self.pending[rid]
+            try:
+                out = self._try(req)
+            except Exception as exc:  # registry or broker trouble: the request stays, tried again
+                log.error("retrain %s for %s: %s; trying again later", rid, req.model, exc, exc_info=True)
+                continue
             if out is not None:
-                del self.pending[rid]
+                self._forget(rid)
                 done.append(out)
         return done
 
@@ -126,89 +210,166 @@ class RetrainWorker:
         return rows[-self.settings.train_window :]
 
     def _try(self, req: RetrainRequest) -> RetrainOutcome | None:
-        s = self.settings
+        registered = self.registry.find_triggered_by(req.model, req.request_id)
+        if registered is not None:  # registered before a restart or a failed publish
+            return self._resume(req, registered)
         rows = self._gather(req)
-        if len(rows) < s.min_samples:
+        if len(rows) < self.settings.min_samples:
             return None  # not enough labelled data yet: wait for more
-        X = pd.DataFrame([r.prediction.features for r in rows])
-        y = np.array([r.label for r in rows])
-        cut = int(len(rows) * (1 - s.holdout_fraction))
         champion_mv = self.registry.champion(req.model)
-        champion = self.registry.load(req.model, champion_mv.version)
-        challenger = self.trainer(champion, X.iloc[:cut], y[:cut])
-        X_val, y_val = X.iloc[cut:], y[cut:]
-        task = self.task
-        new = task.validation_score(y_val, challenger.predict(X_val))
-        old = task.validation_score(y_val, champion.predict(X_val))
-        metrics = {
-            f"challenger_{task.metric}": new,
-            f"champion_{task.metric}": old,
-            "n_train": float(cut),
-            "n_validation": float(len(rows) - cut),
-        }
-        trained_on, validated_on = _window(rows[:cut]), _window(rows[cut:])
-        if task.higher_is_better:
-            wins = new >= old + s.min_improvement
-        else:
-            wins = new <= old - s.min_improvement
+        try:
+            champion = self.registry.load(req.model, champion_mv.version)
+            fit = fit_and_validate(champion, rows, self.settings, self.task, self.trainer)
+        except Exception as exc:  # a trainer bug, data it cannot fit
+            return self._attempt_failed(req, exc, rows)
         mv = self.registry.register(
             req.model,
-            challenger,
-            metrics=metrics,
-            trained_on=trained_on,
-            validated_on=validated_on,
+            fit.challenger,
+            metrics=fit.metrics,
+            trained_on=fit.trained_on,
+            validated_on=fit.validated_on,
             triggered_by=req.request_id,
-            promote=wins,
-            stage="candidate" if wins else "rejected",
+            promote=fit.wins,
+            stage="candidate" if fit.wins else "rejected",
         )
-        if not wins:
-            return self._done(req, "rejected", "challenger did not beat champion", mv.version, metrics, rows)
+        if not fit.wins:
+            return self._done(
+                req, "rejected", "challenger did not beat champion", mv.version, fit.metrics, rows
+            )
+        self._publish(mv, champion_mv.version, rows[-1].label_time)
+        return self._done(req, "promoted", "challenger beat champion", mv.version, fit.metrics, rows)
+
+    def _publish(self, mv: ModelVersion, previous: str | None, created_at: float) -> None:
+        """Announce the promoted version on the models topic (serving hot-reloads it)."""
         update = ModelUpdate(
-            model=req.model,
+            model=mv.model,
             version=mv.version,
-            previous_version=champion_mv.version,
+            previous_version=previous,
             artifact_uri=mv.artifact_uri,
             artifact_sha256=mv.sha256,
-            metrics=metrics,
-            trained_on=Window(**trained_on),
-            validated_on=Window(**validated_on),
-            triggered_by=req.request_id,
-            created_at=rows[-1].label_time,
+            metrics=mv.metrics,
+            trained_on=Window(**mv.trained_on) if mv.trained_on else None,
+            validated_on=Window(**mv.validated_on) if mv.validated_on else None,
+            triggered_by=mv.triggered_by,
+            created_at=created_at,
         )
-        self.sink.send(self.topics.models, req.model.encode(), encode(update), rows[-1].label_time)
-        self.sink.flush()
-        return self._done(req, "promoted", "challenger beat champion", mv.version, metrics, rows)
+        self.sink.send(self.topics.models, mv.model.encode(), encode(update), created_at)
+        self._flush(f"the model update for {mv.model} v{mv.version}")
+
+    def _resume(self, req: RetrainRequest, mv: ModelVersion) -> RetrainOutcome:
+        """Finish a request whose version was registered but whose outcome was not recorded."""
+        end = int(mv.validated_on["end_index"]) - 1 if mv.validated_on else -1
+        if mv.stage == "rejected":
+            return self._done(
+                req, "rejected", "challenger did not beat champion", mv.version, mv.metrics, through=end
+            )
+        if self._announced(mv):
+            why = "its model update was already on the models topic"
+        elif self.registry.champion(mv.model).version != mv.version:
+            why = "not announced: a newer champion replaced it"
+        else:
+            created = float(mv.validated_on["end_time"]) if mv.validated_on else mv.created_at
+            self._publish(mv, _previous_champion(self.registry.versions(mv.model), mv), created)
+            why = "announced after a restart"
+        log.warning(
+            "retrain %s for %s: v%s was registered before a restart; %s",
+            req.request_id,
+            req.model,
+            mv.version,
+            why,
+        )
+        return self._done(
+            req, "promoted", f"challenger beat champion ({why})", mv.version, mv.metrics, through=end
+        )
+
+    def _announced(self, mv: ModelVersion) -> bool:
+        for rec in self.reader.read_since(self.topics.models, 0.0, -1):
+            try:
+                u = decode(ModelUpdate, rec.value)
+            except InvalidEvent:
+                continue
+            if (u.model, u.version, getattr(u, "kind", "promoted")) == (mv.model, mv.version, "promoted"):
+                return True
+        return False
+
+    def _attempt_failed(
+        self, req: RetrainRequest, exc: Exception, rows: list[Scored]
+    ) -> RetrainOutcome | None:
+        n = self.attempts[req.request_id] = self.attempts.get(req.request_id, 0) + 1
+        log.warning(
+            "retrain %s for %s: training failed (attempt %d of %d): %r",
+            req.request_id,
+            req.model,
+            n,
+            self.max_attempts,
+            exc,
+        )
+        if n < self.max_attempts:
+            return None  # tried again at the next step, on the data there is by then
+        reason = f"training failed {n} times; last error: {type(exc).__name__}: {str(exc)[:300]}"
+        return self._done(req, "failed", reason, rows=rows, notify=True)
+
+    # -- outcomes --------------------------------------------------------------------------------
+    def _refuse(self, record: Record, exc: Exception, req: RetrainRequest | None) -> RetrainOutcome:
+        """A request that can never succeed: a dead letter, a notification, nothing recorded in the
+        registry (its model may not be there, or not be a name at all)."""
+        out = RetrainOutcome(
+            request_id=req.request_id if req else "",
+            model=req.model if req else "",
+            status="failed",
+            reason=f"refused: {exc}",
+            detected_at_index=req.alert.detected_at_index if req else -1,
+            detected_at_time=req.alert.detected_at_time if req else 0.0,
+        )
+        self.sink.send(self.topics.dlq, record.key, encode(DeadLetter.of_record(record, exc, STAGE)), None)
+        self.sink.send(self.topics.notifications, record.key, encode(out), None)
+        self._flush("a refused request's dead letter and notification")
+        log.error(
+            "retrain request at %s[%d]@%d refused: %s", record.topic, record.partition, record.offset, exc
+        )
+        self.outcomes.append(out)
+        return out
 
     def _done(
         self,
         req: RetrainRequest,
-        status: Literal["promoted", "rejected", "skipped"],
+        status: Status,
         reason: str,
         version: str | None = None,
         metrics: dict[str, float] | None = None,
         rows: list[Scored] | None = None,
+        *,
+        through: int = -1,
+        record: bool = True,
+        notify: bool = False,
     ) -> RetrainOutcome:
         out = RetrainOutcome(
-            req.request_id,
-            req.model,
-            status,
-            reason,
-            version,
-            metrics or {},
-            req.alert.detected_at_index,
-            max((r.index for r in rows), default=-1) if rows else -1,
+            request_id=req.request_id,
+            model=req.model,
+            status=status,
+            reason=reason,
+            version=version,
+            metrics=metrics or {},
+            detected_at_index=req.alert.detected_at_index,
+            detected_at_time=req.alert.detected_at_time,
+            trained_through_index=max((r.index for r in rows), default=-1) if rows else through,
         )
+        if notify:  # before recording: a kill in between repeats the notification, never loses it
+            self.sink.send(self.topics.notifications, req.model.encode(), encode(out), None)
+            self._flush(f"the notification of retrain {req.request_id}")
+        if record:
+            self.registry.record_outcome(req.model, req.request_id, msgspec.to_builtins(out))
         log.info("retrain %s for %s: %s (%s)", req.request_id, req.model, status, reason)
         self.outcomes.append(out)
         return out
 
+    def _flush(self, what: str) -> None:
+        left = self.sink.flush()
+        if left:
+            raise DriftlineError(f"{what}: {left} message(s) not delivered; is the broker reachable?")
 
-def _window(rows: list[Scored]) -> dict[str, Any]:
-    idx = [r.index for r in rows]
-    return {
-        "start_index": min(idx),
-        "end_index": max(idx) + 1,
-        "start_time": rows[0].prediction.event_time,
-        "end_time": rows[-1].prediction.event_time,
-        "n": len(rows),
-    }
+
+def _previous_champion(versions: list[ModelVersion], mv: ModelVersion) -> str | None:
+    """The champion ``mv`` replaced: the newest archived version registered before it."""
+    older = [v for v in versions if int(v.version) < int(mv.version) and v.stage == "archived"]
+    return older[-1].version if older else None

@@ -121,7 +121,7 @@ class EmbeddedLoop:
 
     def _retrain(self) -> None:
         for rec in self.requests.poll(100):
-            _say_outcome(self.worker.submit_raw(rec.value), self.say)
+            _say_outcome(self.worker.submit_record(rec), self.say)
         self.requests.commit()
         for out in self.worker.step():
             _say_outcome(out, self.say)

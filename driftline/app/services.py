@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from detectors.tasks import get_task
 from driftline.config import DriftlineSettings, KafkaSettings
@@ -22,6 +23,7 @@ from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
+from retrain_worker.runner import RetrainRunner
 from retrain_worker.worker import RetrainWorker
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.checkpoint import CheckpointStore
@@ -107,18 +109,14 @@ def run_retrain_worker(
         KafkaSink(kafka, block=True),
         task=get_task(settings.monitor.task),
     )
-    source = KafkaSource(kafka, [topics.retrain], group)
-    last_try = 0.0
-    try:
-        while not stop():
-            for rec in source.poll(100, timeout=0.5):
-                worker.submit_raw(rec.value)
-            source.commit()
-            if worker.pending and time.monotonic() - last_try > 1.0:  # data window grows; retry each second
-                last_try = time.monotonic()
-                worker.step()
-    finally:
-        source.close()
+    # a request is committed once its outcome is recorded: a kill loses no pending request. A short
+    # session lets a restarted worker take over a killed one's partitions after 10 s, not 45 s
+    # (heartbeats run on librdkafka's thread: a long refit does not end the session).
+    session: dict[str, Any] = {"session.timeout.ms": 10_000}
+    source = KafkaSource(kafka, [topics.retrain], group, **session)
+    runner = RetrainRunner(worker, source, retry_interval=1.0)  # data windows grow: retry each second
+    source.listen(runner)
+    runner.run(stop)
     return worker
 
 

@@ -1,0 +1,150 @@
+"""The retrain worker's runner: reads requests, steps the worker, commits what is decided.
+
+A request is committed only once its outcome is recorded: per partition the runner commits the
+offset of the oldest request still pending (or, with none pending, the offset after the last one
+read). A kill therefore loses nothing -- the next start reads the pending requests again (and the
+decided ones after them, which the worker skips as already handled).
+
+>>> from driftline.transport import Record
+>>> class Worker:  # decides the request at offset 1 at once, keeps the one at offset 0 pending
+...     pending, positions = {"r0": None}, {"r0": ("retrain", 0, 0)}
+...     def submit_record(self, record): return None if record.offset == 0 else "skipped"
+...     def step(self): return []
+>>> class Source:
+...     committed = None
+...     def poll(self, n, timeout=0.0): return [Record("retrain", b"", offset=i) for i in (0, 1)]
+...     def commit(self, offsets=None): self.committed = dict(offsets or {})
+...     def close(self): pass
+>>> runner = RetrainRunner(Worker(), source := Source(), retry_interval=0.0)
+>>> _ = runner.run_once()
+>>> source.committed  # not past the pending request at offset 0
+{('retrain', 0): 0}
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from driftline.contracts import RetrainOutcome
+from driftline.transport import Record
+
+__all__ = ["CommitSource", "RetrainRunner"]
+
+log = logging.getLogger(__name__)
+TopicPartition = tuple[str, int]
+
+
+class CommitSource(Protocol):
+    """A consumer of the retrain topic that commits the offsets it is given (``KafkaSource``)."""
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]: ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Decider(Protocol):
+    """What the runner needs of :class:`~retrain_worker.worker.RetrainWorker`."""
+
+    @property
+    def pending(self) -> Mapping[str, Any]: ...
+
+    @property
+    def positions(self) -> Mapping[str, tuple[str, int, int]]:
+        """Where each pending request was read: (topic, partition, offset)."""
+        ...
+
+    def submit_record(self, record: Record) -> Any: ...
+
+    def step(self) -> list[RetrainOutcome]: ...
+
+    def forget(self, partitions: list[int]) -> list[str]: ...
+
+
+class RetrainRunner:
+    """Drives a worker from a :class:`CommitSource`; also its rebalance listener (``on_assign`` /
+    ``on_revoke`` / ``on_lost``), so a partition taken away is committed up to its oldest pending
+    request and its pending requests are left to the new owner.
+
+    ``retry_interval``: seconds between two tries of the pending requests (their data window grows
+    while they wait)."""
+
+    def __init__(
+        self,
+        worker: Decider,
+        source: CommitSource,
+        *,
+        retry_interval: float = 1.0,
+        batch: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.worker, self.source = worker, source
+        self.retry_interval, self.batch, self.clock = retry_interval, batch, clock
+        self._read_to: dict[TopicPartition, int] = {}  # offset after the last record decided or queued
+        self._committed: dict[TopicPartition, int] = {}
+        self._last_try = float("-inf")
+
+    def run(self, stop: Callable[[], bool], timeout: float = 0.5) -> None:
+        """Until ``stop()``; then leave the group (which commits what is decided)."""
+        try:
+            while not stop():
+                self.run_once(timeout)
+        finally:
+            self.source.close()
+
+    def run_once(self, timeout: float = 0.0) -> list[RetrainOutcome]:
+        """Read what is there, try the pending requests if it is time, commit; returns the outcomes
+        the worker's step decided."""
+        for rec in self.source.poll(self.batch, timeout):
+            self.worker.submit_record(rec)  # raises only on registry / broker trouble: nothing advances
+            tp = (rec.topic, rec.partition)
+            self._read_to[tp] = max(self._read_to.get(tp, 0), rec.offset + 1)
+        done: list[RetrainOutcome] = []
+        if self.worker.pending and self.clock() - self._last_try >= self.retry_interval:
+            self._last_try = self.clock()
+            done = self.worker.step()
+        self.commit()
+        return done
+
+    def committable(self, partitions: set[int] | None = None) -> dict[TopicPartition, int]:
+        """Per partition read: the offset of its oldest pending request, else the next to read."""
+        out = dict(self._read_to)
+        for topic, part, offset in self.worker.positions.values():
+            if (topic, part) in out and offset >= 0:
+                out[(topic, part)] = min(out[(topic, part)], offset)
+        return {tp: off for tp, off in out.items() if partitions is None or tp[1] in partitions}
+
+    def commit(self, partitions: set[int] | None = None) -> None:
+        """Commit what changed since the last commit; a failed commit is tried again next time."""
+        due = {tp: off for tp, off in self.committable(partitions).items() if self._committed.get(tp) != off}
+        if not due:
+            return
+        try:
+            self.source.commit(due)
+        except Exception as exc:  # a rebalance in progress, the broker away: commit again later
+            log.warning("retrain worker: committing %s failed (%s); will try again", due, exc)
+            return
+        self._committed.update(due)
+
+    # -- rebalance listener ----------------------------------------------------------------------
+    def on_assign(self, partitions: list[int]) -> Mapping[TopicPartition, int]:
+        return {}  # start from the committed offsets
+
+    def on_revoke(self, partitions: list[int]) -> None:
+        self.commit(set(partitions))
+        self._drop(partitions)
+
+    def on_lost(self, partitions: list[int]) -> None:
+        self._drop(partitions)  # no commit: the partitions may already be someone else's
+
+    def _drop(self, partitions: list[int]) -> None:
+        gone = self.worker.forget(partitions)
+        if gone:
+            log.info("retrain worker: partitions %s revoked; left pending requests %s", partitions, gone)
+        for tp in [tp for tp in self._read_to if tp[1] in set(partitions)]:
+            del self._read_to[tp]
+            self._committed.pop(tp, None)
