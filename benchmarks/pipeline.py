@@ -80,7 +80,7 @@ def bench_core(stream: list[tuple[str, bytes]], repeat: int) -> float:
 def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) -> tuple[float, float]:
     from confluent_kafka import Consumer
 
-    from driftline.app.services import prepare_kafka, run_processor
+    from driftline.app.services import announce_on_kafka, prepare_kafka, run_processor
     from driftline.kafka import KafkaSink
 
     run = uuid.uuid4().hex[:8]
@@ -89,6 +89,7 @@ def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) ->
         kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=1), topics=topics
     )
     prepare_kafka(settings)
+    announce_on_kafka(settings, "m", "1")  # else the processor dead-letters every prediction
     sink = KafkaSink(settings.kafka, block=True)  # type: ignore[arg-type]
     for kind, v in stream:
         sink.send(topics.predictions if kind == "p" else topics.labels, b"m", v)

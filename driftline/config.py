@@ -214,6 +214,12 @@ class MonitorSettings(_Frozen):
     )
     max_pending: int = Field(default=1_000_000, ge=1000)
     max_versions: int = Field(default=4, ge=1, description="versions per model whose state is kept")
+    require_announcement: bool = Field(
+        default=True,
+        description="monitor only the (model, version) pairs announced on the models topic; predictions "
+        "for others are dead-lettered. False accepts every version, and a stream of invented versions "
+        "can then evict the live version's state (max_versions)",
+    )
 
 
 class RoutingSettings(_Frozen):

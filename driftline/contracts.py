@@ -217,10 +217,17 @@ class RetrainOutcome(_Event, frozen=True, kw_only=True):
 
 
 class ModelUpdate(_Event, frozen=True, kw_only=True):
-    """A new model version was registered and promoted."""
+    """A model version on the models topic (keyed by model): ``kind="promoted"`` -- it is the new
+    champion, serving hot-reloads it; ``kind="registered"`` -- it exists and may serve predictions,
+    but serving keeps its version. The processor monitors only versions announced either way.
+
+    One event with a ``kind`` rather than a second event type: every reader of the topic keeps
+    decoding one contract, and an update from before ``kind`` existed reads as "promoted".
+    """
 
     model: str
     version: str
+    kind: Literal["registered", "promoted"] = "promoted"
     previous_version: str | None
     artifact_uri: str  # informational: serving loads by (model, version) from its registry
     artifact_sha256: str = ""  # the artifact's digest; serving refuses bytes that do not match

@@ -42,8 +42,9 @@ class ModelServer:
         return prediction, score
 
     def apply(self, update: ModelUpdate) -> bool:
-        """Load the update's version if it is for this model and differs from the one served."""
-        if update.model != self.model or update.version == self.version:
+        """Load the update's version if it was promoted, is for this model and differs from the one
+        served (a "registered" announcement only tells the processor the version exists)."""
+        if update.kind != "promoted" or update.model != self.model or update.version == self.version:
             return False
         try:  # by (model, version) from our registry, digest-checked: never a path from the message
             estimator = self.registry.load(update.model, update.version, sha256=update.artifact_sha256)

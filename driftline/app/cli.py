@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (print a table; --json for one JSON line).")
 app.add_typer(bench_app, name="bench")
+models_app = typer.Typer(no_args_is_help=True, help="Models and versions the processor monitors.")
+app.add_typer(models_app, name="models")
 
 Bootstrap = Annotated[
     str | None,
@@ -174,6 +176,28 @@ def retrain_worker(
     prepare_kafka(settings)
     stop = _stop_flag()
     run_retrain_worker(settings, lambda: stop[0], registry_dir=registry_dir, group=group)
+
+
+@models_app.command("announce")
+def models_announce(
+    name: Annotated[str, typer.Argument(help="Model name, as predictions carry it.")],
+    version: Annotated[str, typer.Argument(help="Model version, as predictions carry it.")],
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Announce a model version registered outside Driftline: the processor monitors only announced
+    versions (predictions for others are dead-lettered). Serving does not switch to it."""
+    import re
+
+    from driftline.app.services import announce_on_kafka, prepare_kafka
+    from driftline.contracts import SAFE_NAME_PATTERN
+
+    for what, value in (("NAME", name), ("VERSION", version)):
+        if not re.match(SAFE_NAME_PATTERN, value) or "\n" in value:
+            raise typer.BadParameter(f"{value!r}: 1-128 of A-Z a-z 0-9 . _ -, no '..'", param_hint=what)
+    settings = _settings(bootstrap_servers)
+    prepare_kafka(settings)
+    announce_on_kafka(settings, name, version)
+    typer.echo(f"announced {name} v{version} on {settings.topics.models}")
 
 
 @bench_app.command("detection", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

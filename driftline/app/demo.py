@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from detectors.tasks import Task, get_task
-from driftline.config import DriftlineSettings
-from driftline.contracts import Alert, Metric, ModelUpdate, Scored, decode
+from driftline.config import DriftlineSettings, Topics
+from driftline.contracts import Alert, Metric, ModelUpdate, Scored, decode, encode
+from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry, ModelRegistry
-from driftline.transport import InMemoryBus
+from driftline.transport import InMemoryBus, Sink
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator, train_initial_model
@@ -30,10 +31,12 @@ from stream_processors.control.handler import AlertHandler
 from stream_processors.control.inprocess import AlertRoutingRunner
 from stream_processors.control.routing import AlertRouter
 from stream_processors.control.sinks import build_sinks
+from stream_processors.core.announcements import Announcements
 from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.announced import SourceTable
 from stream_processors.runners.inprocess import ProcessorRunner
 
-__all__ = ["DemoResult", "build_report", "bootstrap_registry", "run_embedded"]
+__all__ = ["DemoResult", "announce_version", "build_report", "bootstrap_registry", "run_embedded"]
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
@@ -55,6 +58,27 @@ def bootstrap_registry(scenario: Scenario, registry: ModelRegistry) -> str:
         return registry.register(scenario.model, model, metrics={}, triggered_by="bootstrap").version
 
 
+def announce_version(
+    sink: Sink, topics: Topics, model: str, version: str, *, sha256: str = "", created_at: float = 0.0
+) -> None:
+    """Tell the processor that ``model`` ``version`` exists (a "registered" :class:`ModelUpdate` on the
+    models topic: serving does not switch on it); returns once the broker has it, so predictions
+    produced afterwards are monitored."""
+    update = ModelUpdate(
+        model=model,
+        version=version,
+        kind="registered",
+        previous_version=None,
+        artifact_uri="",
+        artifact_sha256=sha256,
+        created_at=created_at,
+    )
+    failed = getattr(sink, "failed", 0)
+    sink.send(topics.models, model.encode(), encode(update), None)
+    if sink.flush(30.0) or getattr(sink, "failed", 0) > failed:
+        raise DriftlineError(f"the announcement of {model} v{version} on {topics.models!r} was not delivered")
+
+
 class EmbeddedLoop:
     """Every component of the closed loop over one :class:`InMemoryBus`, stepped in turn: the
     simulated service, the processor, alert routing, the retrain worker and serving's hot reload."""
@@ -70,14 +94,21 @@ class EmbeddedLoop:
         self.registry = LocalModelRegistry(registry_dir)
         bootstrap_registry(scenario, self.registry)
         self.server = ModelServer(scenario.model, self.registry, self.task)
+        announce_version(bus.sink(), topics, scenario.model, self.server.version)  # before the stream
         self.sim = Simulator(scenario, self.server)
         self.client = DriftlineClient(
             bus.sink(), model=scenario.model, model_version=self.server.version, topics=topics
         )
+        announced = settings.monitor.require_announcement
         self.processor = ProcessorRunner(
-            ProcessorCore(settings.monitor, topics),
+            ProcessorCore(
+                settings.monitor, topics, announcements=Announcements(topics.models) if announced else None
+            ),
             bus.source([topics.predictions, topics.labels], "processor"),
             bus.sink(),
+            announcements=SourceTable(bus.source([topics.models], "processor-announcements"))
+            if announced
+            else None,
         )
         handler = AlertHandler(AlertRouter(settings.routing), topics)
         self.routing = AlertRoutingRunner(handler, bus.source([topics.alerts], "routing"), bus.sink(), sinks)
@@ -231,7 +262,7 @@ def build_report(
     idx = np.array([s.index for s in scored])
     ok = task.correct([s.label for s in scored], [s.prediction.prediction for s in scored])
     version = np.array([s.prediction.model_version for s in scored])
-    promoted = [u for u in updates if u.model == scenario.model]
+    promoted = [u for u in updates if u.model == scenario.model and u.kind == "promoted"]
     last = promoted[-1].version if promoted else None
     first_version = scored[0].prediction.model_version if scored else "1"
 

@@ -208,6 +208,8 @@ def _say_summary(settings: DriftlineSettings, report: dict[str, Any], say: Calla
     for a in sorted(delivered, key=lambda a: a.detected_at_index):
         say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
     for u in (decode(ModelUpdate, v) for v in collect_topic(settings, settings.topics.models)):
+        if u.kind != "promoted":
+            continue  # an announcement of the served version, not an update
         say(
             f"          model update: {u.model} v{u.version} (was v{u.previous_version}), "
             f"challenger acc {u.metrics.get('challenger_accuracy', float('nan')):.3f} vs champion "

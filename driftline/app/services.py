@@ -15,21 +15,25 @@ from collections.abc import Callable
 from typing import Any
 
 from detectors.tasks import get_task
+from driftline.app.demo import announce_version
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource, KafkaWindowReader, ensure_topics, wait_for_broker
+from driftline.kafka_table import KafkaTableReader
 from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
 from retrain_worker.runner import RetrainRunner
 from retrain_worker.worker import RetrainWorker
+from stream_processors.core.announcements import Announcements
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.checkpoint import CheckpointStore
 from stream_processors.runners.kafka import KafkaRunner
 
 __all__ = [
+    "announce_on_kafka",
     "collect_topic",
     "prepare_kafka",
     "run_processor",
@@ -72,7 +76,10 @@ def run_processor(
     stop) and restored when the partition is assigned (restart, rebalance). A checkpoint of one model
     is ~2 MB, ~13 ms."""
     kafka, topics = _kafka(settings), settings.topics
-    core = ProcessorCore(settings.monitor, topics)
+    announced = settings.monitor.require_announcement  # else every version is monitored (and can evict)
+    core = ProcessorCore(
+        settings.monitor, topics, announcements=Announcements(topics.models) if announced else None
+    )
     key = settings.state.checkpoint_key
     store = (
         CheckpointStore(state_dir, group, key.get_secret_value().encode() if key else None)
@@ -87,6 +94,7 @@ def run_processor(
         batch_size=batch_size,
         commit_interval=1.0,
         save_interval=checkpoint_interval,
+        announcements=KafkaTableReader(kafka, topics.models) if announced else None,
     )
     runner.run(stop)
     return runner
@@ -141,6 +149,7 @@ def run_simulation(
     client = DriftlineClient(
         KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics
     )
+    announce_on_kafka(settings, scenario.model, server.version)  # the version served, before its predictions
     updates = KafkaSource(kafka, [topics.models], f"driftline-serving-{uuid.uuid4().hex[:8]}")
     sim = Simulator(scenario, server)
     started = time.monotonic()
@@ -164,6 +173,12 @@ def run_simulation(
         client.close()
         updates.close()
     return server
+
+
+def announce_on_kafka(settings: DriftlineSettings, model: str, version: str) -> None:
+    """Announce ``model`` ``version`` on the models topic; returns once the broker acknowledged it."""
+    sink = KafkaSink(_kafka(settings), block=True)
+    announce_version(sink, settings.topics, model, version, created_at=time.time())
 
 
 def collect_topic(settings: DriftlineSettings, topic: str) -> list[bytes]:

@@ -22,6 +22,7 @@ from driftline.contracts import (
     DeadLetter,
     Label,
     Metric,
+    ModelUpdate,
     Prediction,
     Scored,
     decode,
@@ -31,6 +32,7 @@ from driftline.contracts import (
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
 from stream_processors.core.admission import refusal
+from stream_processors.core.announcements import Announcements
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 from stream_processors.core.version import error_detector_choice
 
@@ -105,11 +107,15 @@ class ProcessorCore:
         settings: MonitorSettings,
         topics: Topics,
         on_error: ErrorHandler = dead_letter_all,
+        announcements: Announcements | None = None,
     ) -> None:
+        """``announcements``: the versions to monitor (the runner feeds it :meth:`announce`); None
+        monitors every version, for a core driven without a models topic (tests, benchmarks)."""
         _check_detector(settings)
         self.settings = settings
         self.topics = topics
         self.on_error = on_error
+        self.announcements = announcements
         self.models: dict[str, ModelMonitor] = {}
         self.partition_of: dict[str, int] = {}  # input partition each model arrives on
         self.records_seen = 0
@@ -119,6 +125,8 @@ class ProcessorCore:
         out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
         preds, labels, newest = self._admit(records, out)
         for model, items in preds.items():
+            if self.announcements is not None and not (items := self._announced(model, items, out)):
+                continue
             unsafe = unsafe_feature_names([p for p, _ in items])
             if unsafe:
                 for pos, reason in unsafe:
@@ -199,6 +207,25 @@ class ProcessorCore:
             else:
                 labels.setdefault(model, []).append(event)
         return preds, labels, newest
+
+    def announce(self, update: ModelUpdate) -> None:
+        """Monitor ``update``'s (model, version) from now on (a no-op without announcements)."""
+        if self.announcements is not None:
+            self.announcements.announce(update)
+
+    def _announced(
+        self, model: str, items: list[tuple[Prediction, Record]], out: CoreOutput
+    ) -> list[tuple[Prediction, Record]]:
+        """The predictions of announced versions; the others are dead-lettered (the reason says how to
+        announce them) before they can create state -- invented versions never evict a live one."""
+        assert self.announcements is not None
+        missing = self.announcements.unannounced(model, {p.model_version for p, _ in items})
+        if not missing:
+            return items
+        for p, rec in items:
+            if p.model_version in missing:
+                self._fail(InvalidEvent(f"Prediction: {missing[p.model_version]}"), rec, "validate", out)
+        return [item for item in items if item[0].model_version not in missing]
 
     # -- state by input partition (for checkpoints and rebalances) -----------------------------
     def models_in(self, partition: int) -> dict[str, ModelMonitor]:

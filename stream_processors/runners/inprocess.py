@@ -3,8 +3,11 @@
 
 Delivery is at-least-once: outputs are sent and flushed before offsets are committed; replays are
 absorbed downstream (deterministic alert ids, dedup by prediction id in the join, retrains
-idempotent on alert id). The Kafka runner (:mod:`stream_processors.runners.kafka`) shares the same
-batching loop, :class:`~stream_processors.runners.base.BatchRunner`.
+idempotent on alert id). With ``announcements`` (the models topic as a
+:class:`~stream_processors.runners.announced.Table`), the core learns every announcement appended
+before a batch's predictions ahead of processing them. The Kafka runner
+(:mod:`stream_processors.runners.kafka`) shares the same batching loop,
+:class:`~stream_processors.runners.base.BatchRunner`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 
 from driftline.transport import Sink, Source
 from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.announced import AnnouncedPoller, Table
 from stream_processors.runners.base import BatchRunner
 from stream_processors.runners.checkpoint import SourceCheckpoint
 
@@ -32,10 +36,11 @@ class ProcessorRunner(BatchRunner):
         batch_size: int = 5000,
         commit_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        announcements: Table | None = None,
     ) -> None:
         super().__init__(
             core,
-            source,
+            source if announcements is None else AnnouncedPoller(source, announcements, core),
             sink,
             SourceCheckpoint(sink, source),
             batch_size=batch_size,

@@ -7,6 +7,10 @@ protocol -- what to do when input partitions are assigned, revoked or lost.
   partitions' state -- unless the runner failed mid-batch: then its state is never saved.
 * lost: drop the partitions' state without a checkpoint -- they may already belong to someone else.
 
+With ``announcements`` (the models topic as a table: :class:`driftline.kafka_table.KafkaTableReader`),
+each polled batch is processed only once the table was read up to its high watermarks, so every
+announcement acknowledged before the batch's predictions were produced is known to the core.
+
 The consumer is anything that satisfies :class:`Consumer` (:class:`driftline.kafka.KafkaSource`, or
 a fake one in tests, which drives assign / revoke / lost / consume without a broker).
 """
@@ -21,6 +25,7 @@ from typing import Protocol
 from driftline.kafka import RebalanceListener
 from driftline.transport import Record, Sink
 from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.announced import AnnouncedPoller, Table
 from stream_processors.runners.base import BatchRunner
 from stream_processors.runners.checkpoint import CheckpointStore, PartitionCheckpoint
 
@@ -67,6 +72,7 @@ class KafkaRunner(BatchRunner):
         save_interval: float = 10.0,
         flush_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        announcements: Table | None = None,
     ) -> None:
         self._partitions = PartitionCheckpoint(
             sink,
@@ -77,9 +83,11 @@ class KafkaRunner(BatchRunner):
             flush_timeout=flush_timeout,
             clock=clock,
         )
+        self.announcements = announcements
+        self._announced = None if announcements is None else AnnouncedPoller(consumer, announcements, core)
         super().__init__(
             core,
-            consumer,
+            consumer if self._announced is None else self._announced,
             sink,
             self._partitions,
             batch_size=batch_size,
@@ -125,8 +133,12 @@ class KafkaRunner(BatchRunner):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool], timeout: float = 0.5) -> None:
-        """Process batches until ``stop()``; then :meth:`close` (also when an error stops the loop)."""
+        """Process batches until ``stop()``; then :meth:`close` (also when an error stops the loop).
+        The models topic is read once before the first poll: its start-up (~1 s: assignment, first
+        fetch) is not paid by a batch, and what was announced before the start is known at once."""
         try:
+            if self._announced is not None:
+                self._announced.catch_up()
             while not stop():
                 self.run_once(timeout)
         finally:
@@ -146,4 +158,8 @@ class KafkaRunner(BatchRunner):
                 if self.failed:
                     self.sink.flush(self.flush_timeout)  # best effort: replays are absorbed downstream
             finally:
-                self.consumer.close()
+                try:
+                    self.consumer.close()
+                finally:
+                    if self.announcements is not None:
+                        self.announcements.close()

@@ -14,7 +14,7 @@ import pytest
 from closed_loop import check_closed_loop
 
 from driftline.app.kafka_demo import run_kafka_demo
-from driftline.app.services import collect_topic, prepare_kafka, run_processor, wait_until
+from driftline.app.services import announce_on_kafka, collect_topic, prepare_kafka, run_processor, wait_until
 from driftline.config import KafkaSettings, RoutingSettings
 from driftline.contracts import (
     Alert,
@@ -50,6 +50,7 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
     settings = kafka_settings()
     t = settings.topics
     prepare_kafka(settings)
+    announce_on_kafka(settings, "m", "1")  # the processor monitors announced versions only
     sink = KafkaSink(settings.kafka)  # type: ignore[arg-type]
     bad = [
         b"{not json",
@@ -239,6 +240,7 @@ def test_processor_restart_resumes_from_its_checkpoint(kafka_settings, tmp_path)
     settings = kafka_settings(monitor=MonitorSettings(reference_size=2000, window_size=500))
     t = settings.topics
     prepare_kafka(settings)
+    announce_on_kafka(settings, "m", "1")  # the processor monitors announced versions only
     stream = _stream(6000, shift_at=4000, now=time.time())
     sink = KafkaSink(settings.kafka, block=True)  # type: ignore[arg-type]
 

@@ -1,0 +1,69 @@
+"""Both runners keep the core's announcements current: after polling a batch and before the core
+processes it, they read the models topic up to its end, so an announcement written before a
+prediction was produced is known when that prediction is processed.
+
+The models topic is read as a :class:`Table` -- all of it, by every instance, whatever input
+partitions it owns (:class:`driftline.kafka_table.KafkaTableReader` on Kafka, :class:`SourceTable`
+over the in-memory bus) -- and never checkpointed: a restarted runner reads it again from the start.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from driftline.transport import Record
+from stream_processors.core.announcements import updates_in
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.base import Poller
+
+__all__ = ["AnnouncedPoller", "SourceTable", "Table"]
+
+
+class Table(Protocol):
+    """A topic read in full: :meth:`catch_up` returns what was added since its last call, up to the
+    topic's end at the moment of the call."""
+
+    def catch_up(self) -> list[Record]: ...
+
+    def close(self) -> None: ...
+
+
+class SourceTable:
+    """A :class:`Table` over a source that reads a topic from its start (an in-memory bus source of
+    a group that never commits): :meth:`catch_up` polls it dry."""
+
+    def __init__(self, source: Poller, batch: int = 10_000) -> None:
+        self.source, self.batch = source, batch
+
+    def catch_up(self) -> list[Record]:
+        out: list[Record] = []
+        while chunk := self.source.poll(self.batch):
+            out += chunk
+        return out
+
+    def close(self) -> None:
+        """Nothing to release (and no position to commit: a table is read from its start)."""
+
+
+class AnnouncedPoller:
+    """A :class:`~stream_processors.runners.base.Poller` that, whenever it returns records, first brings
+    ``core``'s announcements up to the current end of ``table`` (read after the batch was fetched:
+    whatever was acknowledged on the models topic before those records were produced is in it)."""
+
+    def __init__(self, source: Poller, table: Table, core: ProcessorCore) -> None:
+        self.source, self.table, self.core = source, table, core
+        self.announced = 0  # model updates read off the table so far
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        records = self.source.poll(max_records, timeout)
+        if records:
+            self.catch_up()
+        return records
+
+    def catch_up(self) -> int:
+        """Announce what the table gained since the last call; returns how many updates that was."""
+        updates = updates_in(self.table.catch_up())
+        for update in updates:
+            self.core.announce(update)
+        self.announced += len(updates)
+        return len(updates)
