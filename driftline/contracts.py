@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -48,6 +48,8 @@ __all__ = [
     "Scored",
     "Window",
     "alert_id_for",
+    "alerts_in",
+    "decode_notification",
     "unsafe_feature_names",
     "decode",
     "encode",
@@ -347,6 +349,27 @@ def decode(kind: type[E], raw: bytes) -> E:
         raise InvalidEvent(f"{kind.__name__}: {exc}") from None
     except Exception as exc:  # whatever else a payload can cause (deep nesting: RecursionError)
         raise InvalidEvent(f"{kind.__name__}: undecodable ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def decode_notification(raw: bytes) -> Alert | RetrainOutcome:
+    """One record of ``topics.notifications``: a routed alert, or a retrain outcome on-call must see.
+
+    >>> o = RetrainOutcome(request_id="r", model="m", status="failed", reason="trainer raised")
+    >>> type(decode_notification(encode(o))).__name__
+    'RetrainOutcome'
+    """
+    try:
+        return decode(Alert, raw)
+    except InvalidEvent as as_alert:
+        try:
+            return decode(RetrainOutcome, raw)
+        except InvalidEvent:
+            raise as_alert from None
+
+
+def alerts_in(values: Iterable[bytes]) -> list[Alert]:
+    """The alerts among notifications (retrain outcomes are skipped; anything else raises)."""
+    return [n for n in map(decode_notification, values) if isinstance(n, Alert)]
 
 
 def alert_id_for(*parts: object) -> str:

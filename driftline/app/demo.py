@@ -19,7 +19,7 @@ import numpy as np
 
 from detectors.tasks import Task, get_task
 from driftline.config import DriftlineSettings, Topics
-from driftline.contracts import Alert, Metric, ModelUpdate, Scored, decode, encode
+from driftline.contracts import Alert, Metric, ModelUpdate, Scored, alerts_in, decode, encode
 from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry, ModelRegistry
 from driftline.transport import InMemoryBus, Sink
@@ -132,8 +132,7 @@ class EmbeddedLoop:
             while self.processor.run_once():
                 pass
             self.routing.run_once()
-            for rec in self.notified.poll(1000):
-                a = decode(Alert, rec.value)
+            for a in alerts_in(r.value for r in self.notified.poll(1000)):
                 self.say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
             self._retrain()
             self._hot_reload()
@@ -181,7 +180,7 @@ class EmbeddedLoop:
         return build_report(
             self.scenario,
             [decode(Scored, r.value) for r in log_of(topics.scored)],
-            [decode(Alert, r.value) for r in log_of(topics.notifications)],
+            alerts_in(r.value for r in log_of(topics.notifications)),
             [decode(ModelUpdate, r.value) for r in log_of(topics.models)],
             self.worker.outcomes,
             events=len(log_of(topics.predictions)) + len(log_of(topics.labels)),

@@ -27,7 +27,7 @@ from detectors.tasks import get_task
 from driftline.app.demo import DemoResult, bootstrap_registry, build_report
 from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
-from driftline.contracts import Alert, ModelUpdate, Scored, decode
+from driftline.contracts import ModelUpdate, Scored, alerts_in, decode
 from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry
 from producers.simulator import Scenario
@@ -194,7 +194,7 @@ def _report_from_topics(
     return build_report(
         scenario,
         [decode(Scored, v) for v in collect_topic(settings, topics.scored)],
-        [decode(Alert, v) for v in collect_topic(settings, topics.notifications)],
+        alerts_in(collect_topic(settings, topics.notifications)),
         [decode(ModelUpdate, v) for v in collect_topic(settings, topics.models)],
         outcomes,
         events=len(collect_topic(settings, topics.predictions)) + labels,
@@ -204,7 +204,7 @@ def _report_from_topics(
 
 
 def _say_summary(settings: DriftlineSettings, report: dict[str, Any], say: Callable[[str], None]) -> None:
-    delivered = [decode(Alert, v) for v in collect_topic(settings, settings.topics.notifications)]
+    delivered = alerts_in(collect_topic(settings, settings.topics.notifications))
     for a in sorted(delivered, key=lambda a: a.detected_at_index):
         say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
     for u in (decode(ModelUpdate, v) for v in collect_topic(settings, settings.topics.models)):
