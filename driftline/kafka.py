@@ -5,8 +5,8 @@
   (processors: never drops); a record that can never be sent raises ``RecordRejected``.
 * :class:`KafkaSource` -- a consumer-group member reading batches with ``consume(num_messages)``;
   offsets are committed explicitly after outputs are flushed (at-least-once).
-* :class:`KafkaWindowReader` -- reads a topic from a timestamp (``offsets_for_times``) to its
-  current end: the retrain worker gathers its data window straight from the log.
+* :mod:`driftline.kafka_readers` -- topics read outside a consumer group (a window since a time,
+  a whole table).
 * :func:`ensure_topics` -- creates Driftline's topics with the partition count you mean.
 """
 
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -23,15 +22,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import KafkaSettings
 from driftline.errors import ConfigError, DriftlineError
-from driftline.kafka_retry import Backoff
 from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
 
 __all__ = [
     "KafkaSink",
     "KafkaSource",
-    "KafkaWindowReader",
     "RebalanceListener",
     "ensure_topics",
+    "to_record",
     "wait_for_broker",
 ]
 
@@ -39,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # librdkafka's default fetch.queue.backoff.ms (1000) stalls a consumer slower than its fetcher
 # for ~0.9 s each time the prefetch queue fills; 50 ms removes the stalls.
-_CONSUMER_DEFAULTS = {
+CONSUMER_DEFAULTS = {
     "fetch.queue.backoff.ms": 50,
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
@@ -192,7 +190,7 @@ class KafkaSource:
         listener: RebalanceListener | None = None,
         **overrides: Any,
     ) -> None:
-        conf = {**settings.client_config(), **_CONSUMER_DEFAULTS, "group.id": group, **overrides}
+        conf = {**settings.client_config(), **CONSUMER_DEFAULTS, "group.id": group, **overrides}
         self._c = Consumer(conf)
         self._listener = listener
         self._c.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
@@ -228,17 +226,7 @@ class KafkaSource:
                     self.errors += 1
                     log.error("consumer error: %s", err)
                 continue
-            ts_type, ts = m.timestamp()
-            out.append(
-                Record(
-                    topic=m.topic() or "",
-                    value=m.value() or b"",
-                    key=m.key(),
-                    partition=m.partition() or 0,
-                    offset=_offset(m),
-                    timestamp=ts / 1000.0 if ts_type else 0.0,
-                )
-            )
+            out.append(to_record(m))
         return out
 
     def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
@@ -262,101 +250,22 @@ class KafkaSource:
             self._listener = None
 
 
-class KafkaWindowReader:
-    """Reads ``topic`` from the first record at or after ``since`` to the end, all partitions.
-
-    Finding where to start (metadata, ``offsets_for_times``, end offsets) is retried with a bounded
-    exponential backoff (:class:`~driftline.kafka_retry.Backoff`) while Kafka answers with a passing
-    error -- a leader moving (``NOT_LEADER_FOR_PARTITION``), a timeout, a broker restarting; any other
-    error, or one that outlasts the attempts, raises a :class:`DriftlineError` that says what to check.
-    ``consumer`` makes the consumer from its configuration (a fake one in tests)."""
-
-    def __init__(
-        self,
-        settings: KafkaSettings,
-        *,
-        backoff: Backoff | None = None,
-        consumer: Callable[[dict[str, Any]], Any] = Consumer,
-    ) -> None:
-        self.settings = settings
-        self.backoff = backoff or Backoff()
-        self._consumer = consumer
-
-    def read_since(self, topic: str, since: float, limit: int) -> list[Record]:
-        c = self._consumer(
-            {
-                **self.settings.client_config(),
-                **_CONSUMER_DEFAULTS,
-                "group.id": f"driftline-reader-{uuid.uuid4().hex[:8]}",
-                "enable.partition.eof": True,  # the end of a partition is an event: no waiting for it
-            }
-        )
-        try:
-            what = f"reading {topic} at {self.settings.bootstrap_servers}"
-            assign, ends = self.backoff.call(lambda: _start_offsets(c, topic, since), what)
-            if not assign:
-                return []
-            c.assign(assign)
-            out = _drain(c, topic, {tp.partition for tp in assign}, ends)
-            return out if limit < 0 else out[-limit:]
-        finally:
-            c.close()
-
-
-def _start_offsets(c: Any, topic: str, since: float) -> tuple[list[TopicPartition], dict[int, int]]:
-    """The partitions of ``topic`` holding records at or after ``since``, each at the first such
-    offset, and every partition's end offset. An error of the topic or of one partition is raised as
-    a :class:`KafkaException`, so that a passing one is retried."""
-    meta = c.list_topics(topic, timeout=10).topics[topic]
-    if meta.error is not None and meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-        raise KafkaException(meta.error)
-    parts = sorted(meta.partitions)
-    if not parts:
-        return [], {}  # no such topic: nothing to read
-    wanted = c.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in parts], timeout=10)
-    for tp in wanted:
-        if tp.error is not None:
-            raise KafkaException(tp.error)
-    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    return [tp for tp in wanted if 0 <= tp.offset < ends[tp.partition]], ends
-
-
-def _drain(c: Any, topic: str, remaining: set[int], ends: dict[int, int]) -> list[Record]:
-    """Consume the assigned partitions up to the end offsets read before (at most 30 s)."""
-    out: list[Record] = []
-    deadline = time.monotonic() + 30
-    while remaining and time.monotonic() < deadline:
-        for m in c.consume(num_messages=5000, timeout=0.5):
-            p, err = m.partition(), m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(p)  # the end (a transaction marker may follow the last record)
-                continue
-            if p in remaining:
-                off = _offset(m)
-                ts = m.timestamp()[1] / 1000.0
-                out.append(
-                    Record(
-                        topic=topic,
-                        value=m.value() or b"",
-                        key=m.key(),
-                        partition=p,
-                        offset=off,
-                        timestamp=ts,
-                    )
-                )
-                if off >= ends[p] - 1:
-                    remaining.discard(p)
-    return out
-
-
 def _partitions(parts: list[TopicPartition]) -> list[int]:
     return sorted({tp.partition for tp in parts})
 
 
-def _offset(m: Any) -> int:
+def to_record(m: Any, topic: str | None = None) -> Record:
+    """A consumed confluent-kafka message as a :class:`Record` (timestamps in seconds; 0.0 if none)."""
     off = m.offset()
-    return -1 if off is None else int(off)
+    ts_type, ts = m.timestamp()
+    return Record(
+        topic=topic or m.topic() or "",
+        value=m.value() or b"",
+        key=m.key(),
+        partition=m.partition() or 0,
+        offset=-1 if off is None else int(off),
+        timestamp=ts / 1000.0 if ts_type else 0.0,
+    )
 
 
 def wait_for_broker(settings: KafkaSettings, timeout: float = 30.0) -> None:
@@ -375,13 +284,23 @@ def wait_for_broker(settings: KafkaSettings, timeout: float = 30.0) -> None:
                 ) from None
 
 
-def ensure_topics(settings: KafkaSettings, topics: Iterable[str], partitions: int | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns those created."""
+def ensure_topics(
+    settings: KafkaSettings,
+    topics: Iterable[str],
+    partitions: int | None = None,
+    configs: Mapping[str, dict[str, str]] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet (``configs``: settings per topic); returns those created."""
     admin = AdminClient(settings.client_config())
     existing = set(admin.list_topics(timeout=10).topics)
     n = partitions or settings.partitions
     rf = settings.replication_factor
-    new = [NewTopic(t, num_partitions=n, replication_factor=rf) for t in topics if t not in existing]
+    conf = configs or {}
+    new = [
+        NewTopic(t, num_partitions=n, replication_factor=rf, config=conf.get(t, {}))
+        for t in topics
+        if t not in existing
+    ]
     if not new:
         return []
     created = []

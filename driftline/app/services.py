@@ -19,8 +19,8 @@ from driftline.app.demo import announce_version
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
-from driftline.kafka import KafkaSink, KafkaSource, KafkaWindowReader, ensure_topics, wait_for_broker
-from driftline.kafka_table import KafkaTableReader
+from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_broker
+from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader
 from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
@@ -56,10 +56,13 @@ def _kafka(settings: DriftlineSettings) -> KafkaSettings:
 
 
 def prepare_kafka(settings: DriftlineSettings, timeout: float = 30.0) -> list[str]:
-    """Wait for the broker and create Driftline's topics; returns the topics created."""
+    """Wait for the broker and create Driftline's topics; returns the topics created. The models topic
+    keeps its records forever: a processor started months later must still learn every announced
+    version from it (it is small: one record per registered or promoted version)."""
     kafka = _kafka(settings)
     wait_for_broker(kafka, timeout)
-    return ensure_topics(kafka, settings.topics.all())
+    keep_forever = {settings.topics.models: {"retention.ms": "-1", "retention.bytes": "-1"}}
+    return ensure_topics(kafka, settings.topics.all(), configs=keep_forever)
 
 
 def run_processor(

@@ -3,7 +3,7 @@ processes it, they read the models topic up to its end, so an announcement writt
 prediction was produced is known when that prediction is processed.
 
 The models topic is read as a :class:`Table` -- all of it, by every instance, whatever input
-partitions it owns (:class:`driftline.kafka_table.KafkaTableReader` on Kafka, :class:`SourceTable`
+partitions it owns (:class:`driftline.kafka_readers.KafkaTableReader` on Kafka, :class:`SourceTable`
 over the in-memory bus) -- and never checkpointed: a restarted runner reads it again from the start.
 """
 

@@ -7,7 +7,7 @@ protocol -- what to do when input partitions are assigned, revoked or lost.
   partitions' state -- unless the runner failed mid-batch: then its state is never saved.
 * lost: drop the partitions' state without a checkpoint -- they may already belong to someone else.
 
-With ``announcements`` (the models topic as a table: :class:`driftline.kafka_table.KafkaTableReader`),
+With ``announcements`` (the models topic as a table: :class:`driftline.kafka_readers.KafkaTableReader`),
 each polled batch is processed only once the table was read up to its high watermarks, so every
 announcement acknowledged before the batch's predictions were produced is known to the core.
 

@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from driftline.config import KafkaSettings
 from driftline.errors import DriftlineError
-from driftline.kafka import KafkaWindowReader
+from driftline.kafka_readers import KafkaWindowReader
 from driftline.kafka_retry import Backoff, is_retriable
 
 TOPIC = "driftline.scored"

@@ -10,7 +10,7 @@ from driftline.app.services import prepare_kafka
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import DriftlineError
 from driftline.kafka import KafkaSink
-from driftline.kafka_table import KafkaTableReader
+from driftline.kafka_readers import KafkaTableReader
 
 pytestmark = pytest.mark.kafka
 

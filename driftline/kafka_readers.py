@@ -1,12 +1,15 @@
-"""A topic read as a table: every partition, from the beginning, by every instance.
+"""Topics read outside a consumer group: nothing is committed, no rebalance moves the reader.
+
+* :class:`KafkaWindowReader` -- a topic from a time (``offsets_for_times``) to its current end: the
+  retrain worker gathers its data window straight from the log.
+* :class:`KafkaTableReader` -- a topic read as a table: every partition, from the beginning, by every
+  instance.
 
 :class:`KafkaTableReader` is for small topics that every instance of a component must know in full,
 whatever input partitions it owns -- the models topic, whose announcements say which model
 versions the processor monitors. It joins no consumer group (nothing is committed, no rebalance
 moves it) and :meth:`KafkaTableReader.catch_up` reads up to the high watermarks of the moment it is
 called: a record acknowledged before the call is returned by it (or by an earlier call).
-
-(Its own module rather than a class in :mod:`driftline.kafka`, which is at the size limit.)
 """
 
 from __future__ import annotations
@@ -14,27 +17,98 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftline.config import KafkaSettings
 from driftline.errors import DriftlineError
+from driftline.kafka import CONSUMER_DEFAULTS, to_record
+from driftline.kafka_retry import Backoff, is_retriable
 from driftline.transport import Record
 
-__all__ = ["KafkaTableReader"]
+__all__ = ["KafkaTableReader", "KafkaWindowReader"]
 
 log = logging.getLogger(__name__)
 
-# transient while a topic is new or a leader moves (librdkafka does not always flag them retriable)
-_RETRIABLE = {
-    KafkaError._TIMED_OUT,
-    KafkaError._TRANSPORT,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-}
+
+class KafkaWindowReader:
+    """Reads ``topic`` from the first record at or after ``since`` to the end, all partitions.
+
+    Finding where to start (metadata, ``offsets_for_times``, end offsets) is retried with a bounded
+    exponential backoff (:class:`~driftline.kafka_retry.Backoff`) while Kafka answers with a passing
+    error -- a leader moving (``NOT_LEADER_FOR_PARTITION``), a timeout, a broker restarting; any other
+    error, or one that outlasts the attempts, raises a :class:`DriftlineError` that says what to check.
+    ``consumer`` makes the consumer from its configuration (a fake one in tests)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        backoff: Backoff | None = None,
+        consumer: Callable[[dict[str, Any]], Any] = Consumer,
+    ) -> None:
+        self.settings = settings
+        self.backoff = backoff or Backoff()
+        self._consumer = consumer
+
+    def read_since(self, topic: str, since: float, limit: int) -> list[Record]:
+        c = self._consumer(
+            {
+                **self.settings.client_config(),
+                **CONSUMER_DEFAULTS,
+                "group.id": f"driftline-reader-{uuid.uuid4().hex[:8]}",
+                "enable.partition.eof": True,  # the end of a partition is an event: no waiting for it
+            }
+        )
+        try:
+            what = f"reading {topic} at {self.settings.bootstrap_servers}"
+            assign, ends = self.backoff.call(lambda: _start_offsets(c, topic, since), what)
+            if not assign:
+                return []
+            c.assign(assign)
+            out = _drain(c, topic, {tp.partition for tp in assign}, ends)
+            return out if limit < 0 else out[-limit:]
+        finally:
+            c.close()
+
+
+def _start_offsets(c: Any, topic: str, since: float) -> tuple[list[TopicPartition], dict[int, int]]:
+    """The partitions of ``topic`` holding records at or after ``since``, each at the first such
+    offset, and every partition's end offset. An error of the topic or of one partition is raised as
+    a :class:`KafkaException`, so that a passing one is retried."""
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    if meta.error is not None and meta.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+        raise KafkaException(meta.error)
+    parts = sorted(meta.partitions)
+    if not parts:
+        return [], {}  # no such topic: nothing to read
+    wanted = c.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in parts], timeout=10)
+    for tp in wanted:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    return [tp for tp in wanted if 0 <= tp.offset < ends[tp.partition]], ends
+
+
+def _drain(c: Any, topic: str, remaining: set[int], ends: dict[int, int]) -> list[Record]:
+    """Consume the assigned partitions up to the end offsets read before (at most 30 s)."""
+    out: list[Record] = []
+    deadline = time.monotonic() + 30
+    while remaining and time.monotonic() < deadline:
+        for m in c.consume(num_messages=5000, timeout=0.5):
+            p, err = m.partition(), m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(p)  # the end (a transaction marker may follow the last record)
+                continue
+            if p in remaining:
+                rec = to_record(m, topic)
+                out.append(rec)
+                if rec.offset >= ends[p] - 1:
+                    remaining.discard(p)
+    return out
 
 
 class KafkaTableReader:
@@ -103,12 +177,9 @@ class KafkaTableReader:
                     if err.code() != KafkaError._PARTITION_EOF:
                         log.warning("table %s: consumer error (retried): %s", self.topic, err)
                     continue
-                p, off = m.partition() or 0, int(m.offset() or 0)
-                self._next[p] = off + 1
-                ts_type, ts = m.timestamp()
-                out.append(
-                    Record(self.topic, m.value() or b"", m.key(), p, off, ts / 1000.0 if ts_type else 0.0)
-                )
+                rec = to_record(m, self.topic)
+                self._next[rec.partition] = rec.offset + 1
+                out.append(rec)
             for tp in self._c.position([TopicPartition(self.topic, p) for p in behind]):
                 if tp.offset >= 0:  # past control records (transaction markers) too
                     self._next[tp.partition] = max(self._next[tp.partition], tp.offset)
@@ -149,8 +220,7 @@ class KafkaTableReader:
                 return call()
             except KafkaException as exc:
                 err = exc.args[0]
-                retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in _RETRIABLE)
-                if not retriable or time.monotonic() + backoff > deadline:
+                if not is_retriable(exc) or time.monotonic() + backoff > deadline:
                     raise DriftlineError(
                         f"reading topic {self.topic!r}: {err} (does it exist? driftline.kafka.ensure_topics "
                         "creates it; is the broker reachable?)"
