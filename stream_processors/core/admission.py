@@ -18,11 +18,14 @@ Pure and cheap: a few comparisons per event, no allocation unless the event is r
 >>> from driftline.contracts import Label
 >>> from driftline.transport import Record
 >>> lab = Label(prediction_id="p1", model="churn", event_time=1_000.0, label=1)
->>> refusal(lab, Record("driftline.labels", b"", key=b"churn", timestamp=990.0), float("-inf"), 300.0)
+>>> def check(key, timestamp=0.0):
+...     record = Record("driftline.labels", b"", key, timestamp=timestamp)
+...     return refusal(lab, lab.label, record, -math.inf, 300)
+>>> check(b"churn", timestamp=990.0)
 ''
->>> refusal(lab, Record("driftline.labels", b"", key=None), float("-inf"), 300.0)[:40]
+>>> check(None)[:40]
 'unkeyed record: the key must be the even'
->>> refusal(lab, Record("driftline.labels", b"", key=b"churn", timestamp=500.0), float("-inf"), 300.0)
+>>> check(b"churn", timestamp=500.0)
 "event_time 1000.0 is 500 s ahead of the record's timestamp 500.0 (monitor.max_future_skew_s = 300)"
 """
 
@@ -38,10 +41,11 @@ __all__ = ["refusal"]
 _INF = math.inf
 
 
-def refusal(event: Prediction | Label, record: Record, newest: float, max_skew: float) -> str:
+def refusal(event: Prediction | Label, value: object, record: Record, newest: float, max_skew: float) -> str:
     """Why ``event`` (decoded from ``record``) may not be processed, or ``""`` if it may.
 
-    ``newest``: the newest event time admitted so far for the event's model (``-inf``: none yet).
+    ``value``: its predicted or true class; ``newest``: the newest event time admitted so far for
+    the event's model (``-inf``: none yet).
     """
     key, model = record.key, event.model
     if not key:
@@ -63,7 +67,6 @@ def refusal(event: Prediction | Label, record: Record, newest: float, max_skew: 
             f"event_time {t!r} is {t - newest:.0f} s ahead of the newest event time of model {model!r} "
             f"({newest!r}) and the record has no timestamp (monitor.max_future_skew_s = {max_skew:g})"
         )
-    value = event.prediction if isinstance(event, Prediction) else event.label
     if type(value) is str and len(value) > MAX_STRING:
         what = "prediction" if isinstance(event, Prediction) else "label"
         return f"{what} value is {len(value):,} characters long (at most {MAX_STRING:,})"

@@ -44,12 +44,16 @@ counted as one when the horizon passes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import islice
+from typing import Any, TypeVar
 
 from driftline.contracts import Label, Prediction, Scored
 
 __all__ = ["LabelJoiner"]
+
+_V = TypeVar("_V")
 
 _COUNTERS = (
     "predictions",
@@ -75,17 +79,20 @@ class LabelJoiner:
         self.max_pending = max_pending
         self._pending: dict[str, tuple[Prediction, int]] = {}
         self._orphans: dict[str, Label] = {}
-        # id -> (event time it closed at, joined?), in the order closed; forgotten past the horizon
-        self._closed: dict[str, tuple[float, bool]] = {}
+        self._closed: dict[str, bool] = {}  # id -> joined? (else expired), in the order closed
+        # runs of consecutive closings at one watermark: [watermark, how many], oldest first; an
+        # id is remembered until the horizon passes its run's watermark (at or after its event time)
+        self._closed_at: deque[list[float]] = deque()
         self.watermark = float("-inf")
         self.counts = dict.fromkeys(_COUNTERS, 0)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint, including one written before closed ids carried their event time."""
-        closed = state.get("_closed", {})
-        if closed and isinstance(next(iter(closed.values())), bool):
-            wm = state.get("watermark", float("-inf"))
-            state["_closed"] = {pid: (wm, joined) for pid, joined in closed.items()}
+        if "_closed_at" not in state:  # closed ids of unknown age: forgotten lateness_s from now
+            closed = state.get("_closed", {})
+            state["_closed_at"] = deque(
+                [[state.get("watermark", float("-inf")), len(closed)]] if closed else []
+            )
         state["counts"] = {**dict.fromkeys(_COUNTERS, 0), **state.get("counts", {})}
         self.__dict__.update(state)
 
@@ -142,7 +149,7 @@ class LabelJoiner:
             if hit is not None:
                 out.append(self._join(hit[0], hit[1], lab))
             elif pid in closed:
-                counts["duplicate_labels" if closed[pid][1] else "late_labels"] += 1
+                counts["duplicate_labels" if closed[pid] else "late_labels"] += 1
             elif pid in orphans:
                 counts["duplicate_labels"] += 1
             elif lab.event_time < horizon:
@@ -158,32 +165,56 @@ class LabelJoiner:
         return Scored(prediction=p, label=lab.label, label_time=lab.event_time, index=index)
 
     def _close(self, p: Prediction, joined: bool) -> None:
-        closed = self._closed
-        closed[p.prediction_id] = (self.watermark, joined)  # at or after p's event time
-        if len(closed) > 2 * self.max_pending:
-            del closed[next(iter(closed))]
+        self._closed[p.prediction_id] = joined
+        runs, wm = self._closed_at, self.watermark
+        if runs and runs[-1][0] == wm:
+            runs[-1][1] += 1
+        else:
+            runs.append([wm, 1])
 
     def _expire(self) -> None:
-        horizon = self.horizon
-        pending, counts = self._pending, self.counts
-        while pending:
-            pid = next(iter(pending))
-            p = pending[pid][0]
-            if p.event_time >= horizon and len(pending) <= self.max_pending:
-                break
-            del pending[pid]
+        """Settle everything the horizon has passed, and keep each buffer within its bound.
+
+        Each buffer is in arrival order, so what goes is a prefix: it is found in one pass and then
+        deleted (taking the first key again after each deletion would rescan the deleted slots at a
+        dict's front: quadratic in a large buffer)."""
+        horizon, counts, cap = self.horizon, self.counts, self.max_pending
+        pending = self._pending
+        gone = _prefix(pending, lambda item: item[0].event_time >= horizon, len(pending) - cap)
+        for pid in gone:
+            p = pending.pop(pid)[0]
             counts["expired_unlabelled" if p.event_time < horizon else "evicted"] += 1
             self._close(p, False)
         orphans = self._orphans
-        while orphans:
-            pid = next(iter(orphans))
-            if orphans[pid].event_time >= horizon and len(orphans) <= self.max_pending:
-                break
+        gone = _prefix(orphans, lambda lab: lab.event_time >= horizon, len(orphans) - cap)
+        for pid in gone:
             del orphans[pid]
-            counts["orphan_labels"] += 1
-        closed = self._closed
-        while closed:  # in the order closed, so in the order of the times they closed at
-            pid = next(iter(closed))
-            if closed[pid][0] >= horizon:
-                break
-            del closed[pid]
+        counts["orphan_labels"] += len(gone)
+        self._forget(horizon)
+
+    def _forget(self, horizon: float) -> None:
+        """Forget the closed ids whose run the horizon passed, and the oldest beyond ``2 * max_pending``."""
+        runs, closed = self._closed_at, self._closed
+        drop = 0
+        while runs and runs[0][0] < horizon:
+            drop += int(runs.popleft()[1])
+        excess = len(closed) - drop - 2 * self.max_pending
+        while excess > 0 and runs:
+            take = min(excess, int(runs[0][1]))
+            runs[0][1] -= take
+            drop, excess = drop + take, excess - take
+            if not runs[0][1]:
+                runs.popleft()
+        if drop:
+            for pid in list(islice(closed, drop)):
+                del closed[pid]
+
+
+def _prefix(buffer: dict[str, _V], keep: Callable[[_V], bool], excess: int) -> list[str]:
+    """The keys at the front of ``buffer`` up to the first value to ``keep``, and at least ``excess``."""
+    out: list[str] = []
+    for key, value in buffer.items():
+        if len(out) >= excess and keep(value):
+            break
+        out.append(key)
+    return out

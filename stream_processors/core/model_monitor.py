@@ -141,19 +141,26 @@ def _unfit(
     preds: list[Prediction], kinds: dict[str, Kind], cols: dict[str, np.ndarray], bad: list[tuple[int, str]]
 ) -> list[tuple[int, str]]:
     """``bad`` (from :func:`columns`) plus the rows missing a feature of the version or holding a
-    number out of range; one reason per row, in row order."""
+    number out of range; one reason per row, in row order.
+
+    Columnar: a missing feature is an empty cell (NaN or None) in ``cols``, so only rows with an
+    empty cell -- none in a stream without nulls -- have their feature names looked at."""
     why = dict(bad)
+    empty = np.zeros(len(preds), dtype=bool)
+    for name, kind in kinds.items():
+        col = cols[name]
+        if kind == "numeric":
+            empty |= np.isnan(col)
+            for j in np.flatnonzero(np.abs(col) > MAX_ABS_NUMBER).tolist():
+                why.setdefault(j, f"feature {name!r} is out of range: |{col[j]:.3g}| > {MAX_ABS_NUMBER:g}")
+        else:
+            empty |= col == None  # noqa: E711 (elementwise: the cells holding None)
     names = kinds.keys()
-    for j, p in enumerate(preds):
-        if j not in why and not p.features.keys() >= names:
-            missing = sorted(names - p.features.keys())
+    for j in np.flatnonzero(empty).tolist():
+        features = preds[j].features
+        if j not in why and not features.keys() >= names:
+            missing = sorted(names - features.keys())
             why[j] = (
                 f"missing feature(s) {missing[:10]} of this model version (send null for a missing value)"
             )
-    for name, kind in kinds.items():
-        if kind == "numeric":
-            for j in np.flatnonzero(np.abs(cols[name]) > MAX_ABS_NUMBER).tolist():
-                why.setdefault(
-                    j, f"feature {name!r} is out of range: |{cols[name][j]:.3g}| > {MAX_ABS_NUMBER:g}"
-                )
     return sorted(why.items())

@@ -174,14 +174,19 @@ class ProcessorCore:
         labels: dict[str, list[Label]] = {}
         newest: dict[str, float] = {}  # newest admitted event time per model, this batch included
         t_pred, t_label, skew = self.topics.predictions, self.topics.labels, self.settings.max_future_skew_s
+        self.records_seen += len(records)
         for rec in records:
-            self.records_seen += 1
             event: Prediction | Label
+            pred: Prediction | None = None
+            lab: Label | None = None
+            value: object  # the predicted or true class: bounded text, like feature values
             try:
                 if rec.topic == t_pred:
-                    event = decode(Prediction, rec.value)
+                    event = pred = decode(Prediction, rec.value)
+                    value = pred.prediction
                 elif rec.topic == t_label:
-                    event = decode(Label, rec.value)
+                    event = lab = decode(Label, rec.value)
+                    value = lab.label
                 else:
                     raise InvalidEvent(
                         f"topic {rec.topic!r} is not an input of the processor "
@@ -195,17 +200,17 @@ class ProcessorCore:
             if known is None:
                 mon = self.models.get(model)
                 known = newest[model] = -math.inf if mon is None else mon.newest_event_time
-            why = refusal(event, rec, known, skew)
+            why = refusal(event, value, rec, known, skew)
             if why:
                 self._fail(InvalidEvent(f"{type(event).__name__}: {why}"), rec, "validate", out)
                 continue
             if event.event_time > known:
                 newest[model] = event.event_time
             self.partition_of[model] = rec.partition
-            if isinstance(event, Prediction):
-                preds.setdefault(model, []).append((event, rec))
-            else:
-                labels.setdefault(model, []).append(event)
+            if pred is not None:  # (not isinstance: ~100 ns for a label, per record)
+                preds.setdefault(model, []).append((pred, rec))
+            elif lab is not None:
+                labels.setdefault(model, []).append(lab)
         return preds, labels, newest
 
     def announce(self, update: ModelUpdate) -> None:

@@ -73,9 +73,8 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
             sink.send(t.predictions, b"m", bad[0])
             sink.send(t.predictions, b"m", bad[1])
             sink.send(t.labels, b"m", bad[2])
-        sink.send(
-            t.labels, b"m", encode(Label(prediction_id=f"p{i}", model="m", event_time=now + i + 0.5, label=1))
-        )
+        label = Label(prediction_id=f"p{i}", model="m", event_time=now + i + 0.5, label=1)
+        sink.send(t.labels, b"m", encode(label), now + i + 0.5)  # stamped as the SDK does: not "future"
     sink.flush()
     stop = threading.Event()
     worker = threading.Thread(

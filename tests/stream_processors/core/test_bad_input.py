@@ -312,7 +312,7 @@ def test_every_category_at_once_through_the_runner(good) -> None:
 
 
 def through_runner(
-    batches: list[list[Record]], batch_size: int = 100_000
+    batches: list[list[Record]], batch_size: int = 100_000, core: ProcessorCore | None = None
 ) -> tuple[InMemoryBus, dict[int, int]]:
     """The bus after the in-process runner read every record (by default in one batch, so that
     bad records do not move the good ones' batch boundaries), and each record's offset on the bus
@@ -324,31 +324,44 @@ def through_runner(
         offsets[r.offset] = len(bus.log(r.topic))
         sink.send(r.topic, r.key, r.value, r.timestamp)
     source = bus.source([P, L, "driftline.elsewhere"], "processor")
-    runner = ProcessorRunner(ProcessorCore(SETTINGS, TOPICS), source, bus.sink(), batch_size=batch_size)
+    core = core or ProcessorCore(SETTINGS, TOPICS)
+    runner = ProcessorRunner(core, source, bus.sink(), batch_size=batch_size)
     while runner.run_once():
         pass
     assert not runner.failed
     return bus, offsets
 
 
-def test_a_poison_pill_is_dead_lettered_and_the_partition_goes_on(good, monkeypatch) -> None:
+def poisoned_core() -> ProcessorCore:
+    """A core with a bug: its model monitors raise on a prediction with id "poison"."""
+    core = ProcessorCore(SETTINGS, TOPICS)
+    monitor = core._monitor
+
+    def poisoned(model: str) -> Any:
+        mon = monitor(model)
+        if "on_predictions" not in vars(mon):
+            on_predictions = mon.on_predictions
+
+            def raising(preds: list[Prediction]) -> Any:
+                if any(p.prediction_id == "poison" for p in preds):
+                    raise ZeroDivisionError("a bug that only this record triggers")
+                return on_predictions(preds)
+
+            mon.on_predictions = raising  # type: ignore[method-assign]
+        return mon
+
+    core._monitor = poisoned  # type: ignore[method-assign]
+    return core
+
+
+def test_a_poison_pill_is_dead_lettered_and_the_partition_goes_on(good) -> None:
     """A record the core raises on (a bug, not bad input): its batch is retried record by record,
     the record is dead-lettered at stage "process" with the exception, everything else is processed
     and committed as usual."""
-    from stream_processors.core.model_monitor import ModelMonitor
-
-    original = ModelMonitor.on_predictions
-
-    def on_predictions(self: ModelMonitor, preds: list[Prediction]) -> Any:
-        if any(p.prediction_id == "poison" for p in preds):
-            raise ZeroDivisionError("a bug that only this record triggers")
-        return original(self, preds)
-
-    monkeypatch.setattr(ModelMonitor, "on_predictions", on_predictions)
     poison = _rec(P, _pred(0, 1000.0, prediction_id="poison"))
     batches = [good[:2000] + [replace(poison, offset=1_000_000)] + good[2000:]]
     clean, _ = through_runner([good], batch_size=700)
-    bus, offsets = through_runner(batches, batch_size=700)
+    bus, offsets = through_runner(batches, batch_size=700, core=poisoned_core())
     assert [r.value for r in bus.log(TOPICS.scored)] == [r.value for r in clean.log(TOPICS.scored)]
     # (not the metrics: they are emitted where batches end, and the retry ran that batch record by record)
     assert [decode(Alert, r.value).alert_id for r in bus.log(TOPICS.alerts)] == [
