@@ -24,6 +24,7 @@ from driftline.contracts import (
     RetrainRequest,
     Scored,
     Window,
+    alerts_in,
     decode,
     encode,
 )
@@ -145,7 +146,7 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_pat
             await asyncio.wait_for(app.stop(), timeout=30)
 
     asyncio.run(asyncio.wait_for(run(), timeout=120))
-    delivered = [decode(Alert, v).alert_id for v in collect_topic(settings, t.notifications)]
+    delivered = [a.alert_id for a in alerts_in(collect_topic(settings, t.notifications))]
     retrain = [decode(RetrainRequest, v).request_id for v in collect_topic(settings, t.retrain)]
     dead = [decode(DeadLetter, v) for v in collect_topic(settings, t.dlq)]
     assert sorted(delivered) == ["a1", "d1"]
