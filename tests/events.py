@@ -104,12 +104,13 @@ def alert(
     kind: str = "concept_drift",
     version: str = "1",
     feature: str | None = None,
+    model: str = "churn",
 ) -> Alert:
     w = Window(start_index=0, end_index=10, start_time=t - 10, end_time=t, n=10)
     return Alert(
         alert_id=i,
         type=kind,
-        model="churn",
+        model=model,
         model_version=version,
         feature=feature,  # type: ignore[arg-type]
         statistic="s",

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from closed_loop import check_closed_loop
+from events import alert as make_alert
 
 from driftline.app.kafka_demo import run_kafka_demo
 from driftline.app.services import announce_on_kafka, collect_topic, prepare_kafka, run_processor, wait_until
@@ -23,7 +24,6 @@ from driftline.contracts import (
     Prediction,
     RetrainRequest,
     Scored,
-    Window,
     alerts_in,
     decode,
     encode,
@@ -100,23 +100,10 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_pat
     settings = kafka_settings(routing=RoutingSettings(cooldown_s=60))
     t = settings.topics
     prepare_kafka(settings)
-    w = Window(start_index=0, end_index=10, start_time=0.0, end_time=1.0, n=10)
 
     def alert(i: str, kind: str, at: float) -> bytes:
         return encode(
-            Alert(
-                alert_id=i,
-                type=kind,
-                model="m",
-                model_version="1",  # type: ignore[arg-type]
-                feature=None if kind != "data_drift" else "x",
-                statistic="s",
-                value=1.0,
-                threshold=0.5,
-                window=w,
-                detected_at_index=10,
-                detected_at_time=at,
-            )
+            make_alert(i, t=at, kind=kind, feature="x" if kind == "data_drift" else None, model="m")
         )
 
     sink = KafkaSink(settings.kafka)  # type: ignore[arg-type]

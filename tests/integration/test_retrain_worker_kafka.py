@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from events import alert
 
 from driftline.app.services import collect_topic, prepare_kafka, wait_until
 from driftline.config import RetrainSettings
-from driftline.contracts import Alert, ModelUpdate, Prediction, RetrainRequest, Scored, Window, decode, encode
+from driftline.contracts import ModelUpdate, Prediction, RetrainRequest, Scored, decode, encode
 from driftline.kafka import KafkaSink
 from driftline.registry import LocalModelRegistry
 from producers.simulator import Scenario, World, make_model
@@ -26,21 +27,7 @@ SC = Scenario(n_events=10_000, covariate_shift_at=2000, concept_change_at=4000, 
 
 
 def _request(now: float) -> RetrainRequest:
-    w = Window(start_index=0, end_index=10, start_time=now - 10, end_time=now, n=10)
-    alert = Alert(
-        alert_id="a1",
-        type="concept_drift",
-        model="churn",
-        model_version="1",
-        feature=None,
-        statistic="s",
-        value=1.0,
-        threshold=0.5,
-        window=w,
-        detected_at_index=10,
-        detected_at_time=now,
-    )
-    return RetrainRequest(request_id="a1", model="churn", model_version="1", alert=alert)
+    return RetrainRequest(request_id="a1", model="churn", model_version="1", alert=alert("a1", t=now))
 
 
 def _send_scored(sink: KafkaSink, topic: str, now: float, n: int) -> None:
