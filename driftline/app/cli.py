@@ -132,6 +132,10 @@ def process(
             help="Checkpoint directory, state per partition survives restarts ('' = none; default state.dir)."
         ),
     ] = None,
+    checkpoint_interval: Annotated[
+        float,
+        typer.Option(min=0.0, help="Seconds between checkpoints (also on a rebalance and a clean stop)."),
+    ] = 10.0,
 ) -> None:
     """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
     from driftline.app.services import prepare_kafka, run_processor
@@ -140,7 +144,14 @@ def process(
     prepare_kafka(settings)
     stop = _stop_flag()
     state_dir = settings.state.dir if state_dir is None else state_dir
-    run_processor(settings, lambda: stop[0], group=group, batch_size=batch_size, state_dir=state_dir or None)
+    run_processor(
+        settings,
+        lambda: stop[0],
+        group=group,
+        batch_size=batch_size,
+        state_dir=state_dir or None,
+        checkpoint_interval=checkpoint_interval,
+    )
 
 
 @app.command("control-plane")

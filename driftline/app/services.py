@@ -89,9 +89,12 @@ def run_processor(
         if state_dir
         else None
     )
+    # a short session: a processor restarted after a crash (or its peer in the group) takes the dead
+    # one's partitions after 10 s, not librdkafka's default 45 s (heartbeats run on librdkafka's thread)
+    session: dict[str, Any] = {"session.timeout.ms": 10_000}
     runner = KafkaRunner(
         core,
-        KafkaSource(kafka, [topics.predictions, topics.labels], group),
+        KafkaSource(kafka, [topics.predictions, topics.labels], group, **session),
         KafkaSink(kafka, block=True),
         store=store,
         batch_size=batch_size,
