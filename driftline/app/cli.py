@@ -211,14 +211,24 @@ def models_announce(
     typer.echo(f"announced {name} v{version} on {settings.topics.models}")
 
 
-@bench_app.command("detection", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench_detection(ctx: typer.Context) -> None:
-    """Driftline's detectors next to river's defaults on seeded streams (args go to the script)."""
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "detection.py"
+def _run_benchmark(name: str, args: list[str]) -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not script.exists():
         raise DriftlineError(f"{script} not found: benchmarks ship with the source tree, run from a clone")
     main = runpy.run_path(str(script), run_name="driftline_bench")["main"]
-    raise typer.Exit(main(list(ctx.args)))
+    raise typer.Exit(main(args))
+
+
+@bench_app.command("detection", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_detection(ctx: typer.Context) -> None:
+    """Driftline's detectors next to river's defaults on seeded streams (args go to the script)."""
+    _run_benchmark("detection", list(ctx.args))
+
+
+@bench_app.command("faults", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_faults(ctx: typer.Context) -> None:
+    """kill -9, rebalance and broker restart of the processor vs a clean run (args go to the script)."""
+    _run_benchmark("faults", list(ctx.args))
 
 
 def main() -> None:
