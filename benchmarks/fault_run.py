@@ -129,6 +129,7 @@ class Run:
     group: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}")
     started: int = 0
     crashes: list[str] = field(default_factory=list)
+    procs: list[Processor] = field(default_factory=list)  # every one started, for close()
     points: list[str] = field(default_factory=list)  # where the faults hit (progress at the time)
 
     def __post_init__(self) -> None:
@@ -140,7 +141,8 @@ class Run:
     def start(self) -> Processor:
         self.started += 1
         logfile = self.dir / f"process-{self.started}.log"
-        return Processor(self.settings, self.group, self.state, logfile, self.options)
+        self.procs.append(Processor(self.settings, self.group, self.state, logfile, self.options))
+        return self.procs[-1]
 
     def progress(self) -> float:
         """The share of the stream's labelled predictions scored so far (distinct ids)."""
@@ -179,8 +181,14 @@ class Run:
         for p in procs:
             if (rc := p.stop()) != 0:
                 self.crashes.append(f"clean stop exited {rc}: {p.last_words()}")
-        self.watch.close()
+        self.close()
         return collect(self.settings)
+
+    def close(self) -> None:
+        """Kill what still runs (a run that failed half-way leaves no process behind)."""
+        for p in self.procs:
+            p.kill()
+        self.watch.close()
 
 
 class ScoredWatch:
@@ -210,6 +218,7 @@ class ScoredWatch:
         return len(self.ids)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._c.close()
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(10)
+            self._c.close()

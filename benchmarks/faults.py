@@ -188,7 +188,10 @@ def run_all(args: argparse.Namespace, bootstrap: str, tmp: Path) -> tuple[list[d
         where = tmp / name.replace(" ", "").replace("-", "")
         run = Run(name, own_outputs(inputs, inputs=name == "rebalance"), stream, ends, where)
         t0 = time.perf_counter()
-        out = SCENARIOS[name](run, rng, args)
+        try:
+            out = SCENARIOS[name](run, rng, args)
+        finally:
+            run.close()
         ref = ref or out
         rows.append(row(run, out, ref, time.perf_counter() - t0))
         log(f"{name}: {rows[-1]}")
