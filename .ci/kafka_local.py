@@ -164,8 +164,12 @@ def _free_port() -> int:
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid text form: URL-safe base64 of 16 bytes without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid text form: URL-safe base64 of 16 bytes without padding. One id in 64 would start
+    # with "-", which the storage tool's argument parser reads as an option: draw again.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _properties(workdir: Path, port: int, cport: int, secure: tuple[SaslSsl, int] | None = None) -> str:
