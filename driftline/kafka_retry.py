@@ -58,6 +58,7 @@ RETRIABLE_CODES = frozenset(
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.UNKNOWN_TOPIC_OR_PART,  # for a moment after a topic is created
+        KafkaError._UNKNOWN_PARTITION,  # while a restarted broker reloads its metadata
         # transport: a broker restarting, a slow or dropped connection
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
