@@ -50,6 +50,7 @@ __all__ = [
     "alert_id_for",
     "alerts_in",
     "decode_notification",
+    "is_safe_name",
     "unsafe_feature_names",
     "decode",
     "encode",
@@ -97,8 +98,13 @@ def unsafe_feature_names(predictions: Sequence[Prediction]) -> list[tuple[int, s
     ]
 
 
+def is_safe_name(name: object) -> bool:
+    """Whether ``name`` matches :data:`SAFE_NAME_PATTERN` (whose ``$`` would also accept a final newline)."""
+    return isinstance(name, str) and _SAFE_NAME.match(name) is not None and "\n" not in name
+
+
 def _name_problem(name: str) -> str:
-    if _SAFE_NAME.match(name) and "\n" not in name:
+    if is_safe_name(name):
         if len(_SAFE_SEEN) < 100_000:  # bounded: a stream of invented names cannot grow it forever
             _SAFE_SEEN.add(name)
         return ""

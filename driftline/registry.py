@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -43,7 +42,7 @@ from typing import Any, Protocol
 
 import joblib
 
-from driftline.contracts import SAFE_NAME_PATTERN
+from driftline.contracts import is_safe_name
 from driftline.errors import DriftlineError
 
 __all__ = ["LocalModelRegistry", "ModelRegistry", "ModelVersion", "RegistryError", "check_name"]
@@ -68,12 +67,9 @@ class ModelVersion:
     size: int = 0
 
 
-_SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
-
-
 def check_name(kind: str, value: str) -> str:
     """``value`` if it is safe as one path component (and a Kafka key, a metric label); else raise."""
-    if not isinstance(value, str) or not _SAFE_NAME.match(value) or "\n" in value:
+    if not is_safe_name(value):
         raise RegistryError(
             f"{kind} {value!r} is not a safe name: 1-128 of A-Z a-z 0-9 . _ - not starting with . or -, "
             "no '..'"
