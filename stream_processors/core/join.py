@@ -101,6 +101,11 @@ class LabelJoiner:
         return len(self._pending)
 
     @property
+    def waiting(self) -> int:
+        """Events held back until the other input topic is read past them."""
+        return 0
+
+    @property
     def horizon(self) -> float:
         """Event time before which everything is settled: older predictions are late."""
         return self.watermark - self.lateness_s

@@ -124,6 +124,12 @@ class ModelMonitor:
         self._on_scored(out)
         return out
 
+    def drain(self) -> MonitorOutput:
+        """Join what waits for the other input topic as if both had ended."""
+        out = MonitorOutput()
+        self._on_scored(out)
+        return out
+
     def _on_scored(self, out: MonitorOutput) -> None:
         by_version: dict[str, list[Scored]] = {}
         for s in out.scored:

@@ -145,6 +145,19 @@ class ProcessorCore:
                 mon.newest_event_time = t
         return out
 
+    @property
+    def waiting(self) -> int:
+        """Events held back by the join until the other input topic is read past them."""
+        return sum(mon.joiner.waiting for mon in self.models.values())
+
+    def drain(self) -> CoreOutput:
+        """Join what waits as if both input topics had ended (see :mod:`~.join`): for an input that
+        has ended (a replay, the demo) or that has been idle for a while (the runner decides)."""
+        out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
+        for mon in self.models.values():
+            self._collect(mon.drain(), out)
+        return out
+
     def process_each(self, records: Sequence[Record]) -> CoreOutput:
         """Process ``records`` one at a time; one that raises goes to ``on_error`` (stage "process").
 

@@ -41,6 +41,7 @@ class BatchRunner:
         *,
         batch_size: int = 5000,
         commit_interval: float = 0.0,
+        idle_drain_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if batch_size < 1:
@@ -53,18 +54,22 @@ class BatchRunner:
         self.processed = 0
         self.failed = False
         self._last_commit = clock()
+        if idle_drain_s is not None and idle_drain_s < 0:
+            raise ValueError(f"idle_drain_s must be >= 0 seconds or None, got {idle_drain_s}")
+        self.idle_drain_s = idle_drain_s
+        self._dry_since: float | None = None
 
     def run_once(self, timeout: float = 0.0) -> int:
         """Poll and process one batch; checkpoint if due. Returns the number of records processed."""
         try:
             records = self.source.poll(self.batch_size, timeout)
             if records:
-                out = self._process(records)
-                send = self.sink.send
-                for topic, key, value, ts in out.messages(self.core.topics):
-                    send(topic, key, value, ts)
+                self._dry_since = None
+                self._send(self._process(records))
                 self._checkpoint.track(records)
                 self.processed += len(records)
+            elif self._idle_long_enough():
+                self.drain()
             if self._checkpoint.pending and (
                 not records or self._clock() - self._last_commit >= self.commit_interval
             ):
@@ -73,6 +78,36 @@ class BatchRunner:
             self.failed = True
             raise
         return len(records)
+
+    def _send(self, out: CoreOutput) -> None:
+        send = self.sink.send
+        for topic, key, value, ts in out.messages(self.core.topics):
+            send(topic, key, value, ts)
+
+    def _idle_long_enough(self) -> bool:
+        """True once the source has been dry for ``idle_drain_s`` with events waiting in the core."""
+        if self.idle_drain_s is None or not self.core.waiting:
+            return False
+        now = self._clock()
+        if self._dry_since is None:
+            self._dry_since = now
+        return now - self._dry_since >= self.idle_drain_s
+
+    def drain(self) -> None:
+        """Process what waits in the core for the other input topic (:meth:`ProcessorCore.drain`),
+        then checkpoint at once: a drain happens at a wall-clock moment, not at an input position, so
+        the state saved right after it is the only one a restart may resume from past it.
+
+        Called when the inputs have been dry for ``idle_drain_s`` (the Kafka runner), or at the end
+        of a finite input (the embedded demo, a replay)."""
+        try:
+            self._send(self.core.drain())
+        except BaseException:
+            self.failed = True
+            raise
+        self._dry_since = None
+        self._checkpoint.changed()
+        self.checkpoint(force=True)
 
     def _process(self, records: list[Record]) -> CoreOutput:
         """The core's outputs for ``records``. If the core raises on the batch (a bug: bad input is

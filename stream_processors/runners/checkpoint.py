@@ -168,6 +168,10 @@ class Checkpoint(Protocol):
         """Deliver outputs, save state (``force``: ignore any throttle), commit input offsets."""
         ...
 
+    def changed(self) -> None:
+        """The state of every partition changed without new input (a drain): save it all next time."""
+        ...
+
 
 class PositionCommitter(Protocol):
     """A source that commits the positions it has read up to itself (the in-memory bus)."""
@@ -225,6 +229,9 @@ class SourceCheckpoint:
         self._delivery.flush()
         self._source.commit()
         self._pending = 0
+
+    def changed(self) -> None:
+        """Nothing to do: this checkpoint saves no state."""
 
 
 class PartitionCheckpoint:
@@ -287,6 +294,9 @@ class PartitionCheckpoint:
         self._dirty.discard(partition)
         for tp in [tp for tp in self._committed if tp[1] == partition]:
             del self._committed[tp]
+
+    def changed(self) -> None:
+        self._dirty |= set(self._next)
 
     def track(self, records: Sequence[Record]) -> None:
         nxt = self._next

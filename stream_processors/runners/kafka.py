@@ -57,7 +57,8 @@ class KafkaRunner(BatchRunner):
 
     Offsets are committed every ``commit_interval`` s and whenever the consumer runs dry; with a
     ``store``, each changed partition's state is saved with its offsets every ``save_interval`` s, on
-    a rebalance and on :meth:`close`.
+    a rebalance and on :meth:`close`. Once the inputs have been dry for ``idle_drain_s`` s, events
+    waiting in the core for the other input topic are processed (:meth:`BatchRunner.drain`).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class KafkaRunner(BatchRunner):
         batch_size: int = 5000,
         commit_interval: float = 1.0,
         save_interval: float = 10.0,
+        idle_drain_s: float | None = 5.0,
         flush_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         announcements: Table | None = None,
@@ -92,6 +94,7 @@ class KafkaRunner(BatchRunner):
             self._partitions,
             batch_size=batch_size,
             commit_interval=commit_interval,
+            idle_drain_s=idle_drain_s,
             clock=clock,
         )
         self.consumer = consumer
