@@ -1,9 +1,25 @@
 """The control plane on faust-streaming: alert routing with changelog-backed state.
 
-Alerts are few (per-event cost does not matter here), and their routing state -- alert ids
-already seen, when each (model, version, type, feature) last fired -- must survive restarts:
-faust Tables backed by changelog topics give exactly that. The data plane (predictions, labels)
-never goes through faust; it runs on the batched confluent-kafka runner.
+Alerts are few (per-event cost does not matter here), and their routing state -- per (model,
+version, type, feature): the alert ids decided, where each was read, when the key last fired --
+must survive restarts: a faust Table backed by a changelog topic gives that. The data plane
+(predictions, labels) never goes through faust; it runs on the batched confluent-kafka runner.
+
+What a kill -9 does (faust commits an alert's offset only after flushing the messages sent for it
+and the table's changelog, so nothing before a committed offset is lost): alerts after the last
+commit are read again, and the table may already hold their decisions (its changelog can reach the
+broker before the offset commit). Each table entry is written whole, once per alert, so it is a
+consistent prefix of its key's decisions; :class:`~stream_processors.control.routing.AlertRouter`
+gives a record read again from the same offset the decision it got the first time. A replay
+therefore repeats notifications and retrain requests (the same ids: the retrain worker acts once
+per request id; readers of the notifications drop copies by alert id) but never loses one, never
+lets a duplicate pass dedup and never restarts a cooldown. The alert sinks (log, webhook) are not
+called again on a replay; a webhook delivery cut off by the kill itself may arrive twice, with the
+same ``X-Driftline-Delivery`` id.
+
+The consumer reads ``read_committed``: alerts from an aborted transaction of the processor are
+never routed. The group session is 10 s, so a restarted control plane takes over after 10 s, not
+faust's default 60 s.
 
 The app is built by :func:`create_app` -- no import-time global app.
 """
@@ -14,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import ConfigError
@@ -25,6 +42,34 @@ from stream_processors.control.sinks import AlertSink, build_sinks, fan_out
 __all__ = ["create_app"]
 
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+ROUTING_TABLE = "driftline-alert-routing"
+READ_COMMITTED = "read_committed"
+
+
+class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    """faust sets ``read_committed`` only with its own exactly-once mode (transactional producers per
+    partition), which the control plane does not use; this consumer reads committed records anyway."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = READ_COMMITTED  # aiokafka hands it to its fetcher on start()
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> _ReadCommittedThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+    Consumer = _Consumer
+
+
+class _App(faust.App):  # type: ignore[misc]
+    """faust's app on a transport whose consumer reads ``read_committed``."""
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
 
 class _FaustTopics:
@@ -74,7 +119,7 @@ def create_app(
             "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
         )
     kafka, topics = settings.kafka, settings.topics
-    app = faust.App(
+    app = _App(
         app_id,
         broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
         datadir=datadir,
@@ -84,13 +129,14 @@ def create_app(
         topic_replication_factor=kafka.replication_factor,
         producer_acks=-1,
         broker_commit_every=10,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
         broker_credentials=_credentials(kafka),
     )
     out = _FaustTopics(app)
     alert_sinks = list(sinks) if sinks is not None else build_sinks(settings.routing, out)
-    seen = app.Table("driftline-alert-seen", default=float, partitions=kafka.partitions)
-    last_fired = app.Table("driftline-alert-last-fired", default=float, partitions=kafka.partitions)
-    handler = AlertHandler(AlertRouter(settings.routing, seen=seen, last_fired=last_fired), topics)
+    state = app.Table(ROUTING_TABLE, partitions=kafka.partitions)  # json values; no default: .get is None
+    handler = AlertHandler(AlertRouter(settings.routing, state), topics)
 
     @app.agent(out[topics.alerts])
     async def route(stream: Any) -> None:

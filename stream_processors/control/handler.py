@@ -9,9 +9,13 @@ send what it returns, so an alert is treated the same way under both:
 * delivered by the router -> the alert on ``topics.notifications`` (and to the alert sinks, which
   the runner calls with :attr:`Handled.delivered`);
 * an alert type that retrains -> a :class:`~driftline.contracts.RetrainRequest` on ``topics.retrain``;
-* a duplicate or an alert within its cooldown -> nothing.
+* a duplicate or an alert within its cooldown -> nothing;
+* the same record read again after a restart (its offset was not committed) -> the messages its first
+  reading sent, again (the same ids: readers drop copies by id), but not to the alert sinks, which were
+  called the first time (see :mod:`~stream_processors.control.routing`).
 
-The handler does no I/O; its only state is the router's (alert ids seen, last firing times).
+The handler does no I/O; its only state is the router's (per cooldown key: the alert ids decided,
+where they were read, when the key last fired).
 
 >>> from driftline.config import RoutingSettings, Topics
 >>> from driftline.transport import Record
@@ -55,8 +59,9 @@ class Handled:
 
     @property
     def delivered(self) -> Alert | None:
-        """The alert to hand to the alert sinks, if the router delivered it."""
-        return self.routed.alert if self.routed is not None and self.routed.deliver else None
+        """The alert to hand to the alert sinks, if the router delivered it (not again on a replay)."""
+        r = self.routed
+        return r.alert if r is not None and r.deliver and not r.replayed else None
 
 
 class AlertHandler:
@@ -71,7 +76,8 @@ class AlertHandler:
         except InvalidEvent as exc:
             dead = DeadLetter.of_record(record, exc, STAGE)
             return Handled([Output(self.topics.dlq, record.key, encode(dead), None)], dead_letter=dead)
-        routed = self.router.route(alert)
+        at = (record.partition, record.offset) if record.offset >= 0 else None  # None: read from nowhere
+        routed = self.router.route(alert, at=at)
         key, ts = alert.model.encode(), alert.detected_at_time  # keyed by model: one model's stay in order
         outputs = []
         if routed.deliver:
