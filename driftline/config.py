@@ -268,6 +268,18 @@ class StateSettings(_Frozen):
         default=None,
         description="HMAC key for checkpoints (>= 32 characters); default: a key file made in the directory",
     )
+    exactly_once: bool = Field(
+        default=True,
+        description="Kafka: outputs, input offsets and snapshots commit in one transaction "
+        "(false: at-least-once)",
+    )
+    transactional_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Kafka transactional.id of this processor instance: the same across its restarts, "
+        "its own per instance; default: <group>-<hostname>",
+    )
 
 
 class DriftlineSettings(BaseSettings):

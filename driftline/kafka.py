@@ -4,7 +4,8 @@
   at once with a typed :class:`~driftline.transport.Dropped` when the queue is full) or blocking
   (processors: never drops); a record that can never be sent raises ``RecordRejected``.
 * :class:`KafkaSource` -- a consumer-group member reading batches with ``consume(num_messages)``;
-  offsets are committed explicitly after outputs are flushed (at-least-once).
+  offsets are committed explicitly after outputs are flushed (at-least-once), or sent with them in a
+  transaction of a :class:`TransactionalSink` (:mod:`driftline.kafka_transactions`: exactly-once).
 * :mod:`driftline.kafka_readers` -- topics read outside a consumer group (a window since a time,
   a whole table).
 * :func:`ensure_topics` -- creates Driftline's topics with the partition count you mean.
@@ -22,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import KafkaSettings
 from driftline.errors import ConfigError, DriftlineError
+from driftline.kafka_retry import Backoff
 from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
 
 __all__ = [
@@ -121,6 +123,8 @@ class KafkaSink:
             err: KafkaError = exc.args[0]
             if err.fatal():
                 raise DriftlineError(f"the producer for {topic} failed fatally: {err}; restart it") from None
+            if err.txn_requires_abort() or err.code() == KafkaError._STATE:
+                raise  # a transaction's state, not the record's: TransactionalSink's to handle
             size, reason = len(value) + len(key or b""), err.name()
             hint = "dead-letter it, or raise message.max.bytes (and the topic's max.message.bytes)"
             if "SIZE" not in reason:
@@ -241,6 +245,27 @@ class KafkaSource:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
+
+    def committed(self, keys: Sequence[tuple[str, int]], timeout: float = 30.0) -> dict[tuple[str, int], int]:
+        """The group's committed next offsets of ``keys`` ((topic, partition)); those never committed
+        are left out. In ``read_committed`` (the default) the broker answers only once no transaction
+        holds uncommitted offsets of them (KIP-447): retried while it says to wait."""
+        if not keys:
+            return {}
+        parts = [TopicPartition(t, p) for t, p in keys]
+        found = Backoff(attempts=12, maximum=2.0).call(
+            lambda: self._c.committed(parts, timeout=timeout), "reading the committed offsets"
+        )
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
+    def group_metadata(self) -> object:
+        """The group member's identity and generation, for ``send_offsets_to_transaction``."""
+        return self._c.consumer_group_metadata()
+
+    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Read the assigned (topic, partition)s from these offsets on (a rewind after an abort)."""
+        for (t, p), off in offsets.items():
+            self._c.seek(TopicPartition(t, p, off))
 
     def close(self) -> None:
         """Leave the group (the listener is told of the revocation), then drop the listener."""

@@ -136,6 +136,13 @@ def process(
         float,
         typer.Option(min=0.0, help="Seconds between checkpoints (also on a rebalance and a clean stop)."),
     ] = 10.0,
+    transactional_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Kafka transactional.id: the same across this instance's restarts, its own per instance "
+            "(default: state.transactional_id, else <group>-<hostname>)."
+        ),
+    ] = None,
 ) -> None:
     """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
     from driftline.app.services import prepare_kafka, run_processor
@@ -151,6 +158,7 @@ def process(
         batch_size=batch_size,
         state_dir=state_dir or None,
         checkpoint_interval=checkpoint_interval,
+        transactional_id=transactional_id,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_broker
 from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader
+from driftline.kafka_transactions import TransactionalSink
 from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
@@ -73,11 +75,14 @@ def run_processor(
     batch_size: int = 5000,
     state_dir: str | None = None,
     checkpoint_interval: float = 10.0,
+    transactional_id: str | None = None,
 ) -> KafkaRunner:
     """The data plane on Kafka, until ``stop()``. With ``state_dir``, the state of each input partition
     is checkpointed with its offsets (every ``checkpoint_interval`` s, on a rebalance and on a clean
     stop) and restored when the partition is assigned (restart, rebalance). A checkpoint of one model
-    is ~2 MB, ~13 ms."""
+    is ~2 MB, ~13 ms. With ``settings.state.exactly_once`` (the default), outputs, input offsets and
+    snapshots commit in Kafka transactions under ``transactional_id`` (default: the setting, else
+    ``<group>-<hostname>``): stable across this instance's restarts, its own per instance."""
     kafka, topics = _kafka(settings), settings.topics
     announced = settings.monitor.require_announcement  # else every version is monitored (and can evict)
     core = ProcessorCore(
@@ -92,10 +97,13 @@ def run_processor(
     # a short session: a processor restarted after a crash (or its peer in the group) takes the dead
     # one's partitions after 10 s, not librdkafka's default 45 s (heartbeats run on librdkafka's thread)
     session: dict[str, Any] = {"session.timeout.ms": 10_000}
+    txn_id = transactional_id or settings.state.transactional_id or f"{group}-{socket.gethostname()}"
+    sink = TransactionalSink(kafka, txn_id) if settings.state.exactly_once else KafkaSink(kafka, block=True)
     runner = KafkaRunner(
         core,
         KafkaSource(kafka, [topics.predictions, topics.labels], group, **session),
-        KafkaSink(kafka, block=True),
+        sink,
+        transactions=sink if isinstance(sink, TransactionalSink) else None,
         store=store,
         batch_size=batch_size,
         commit_interval=1.0,

@@ -62,6 +62,7 @@ __all__ = [
     "OffsetCommitter",
     "PartitionCheckpoint",
     "PositionCommitter",
+    "SnapshotStore",
     "SourceCheckpoint",
 ]
 
@@ -77,9 +78,23 @@ _MAC_SIZE = 32
 log = logging.getLogger(__name__)
 
 
+class SnapshotStore(Protocol):
+    """Where partitions' snapshots live. ``in_transaction``: ``save`` writes into the open Kafka
+    transaction (it commits or aborts with the offsets: the changelog topic); else a transactional
+    checkpoint calls it only after the commit (the local directory)."""
+
+    in_transaction: bool
+
+    def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None: ...
+
+    def load(self, partition: int) -> tuple[dict[str, Any], dict[str, int]] | None: ...
+
+
 class CheckpointStore:
     """Per input partition: the state of its models and the next offsets of its input topics,
     authenticated with an HMAC so that nothing but this store's own bytes is ever unpickled."""
+
+    in_transaction = False  # a file: written after the transaction that commits its offsets
 
     def __init__(self, root: str | os.PathLike[str], group: str, key: bytes | None = None) -> None:
         self.dir = Path(root) / group
@@ -249,7 +264,7 @@ class PartitionCheckpoint:
         committer: OffsetCommitter,
         state: Callable[[int], Mapping[str, Any]],
         *,
-        store: CheckpointStore | None = None,
+        store: SnapshotStore | None = None,
         save_interval: float = 10.0,
         flush_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -323,7 +338,7 @@ class PartitionCheckpoint:
             self._committed.update(offsets)
         self._pending = 0
 
-    def _save(self, store: CheckpointStore, force: bool) -> None:
+    def _save(self, store: SnapshotStore, force: bool) -> None:
         due = force or self._clock() - self._last_save >= self.save_interval
         for p in sorted(self._dirty):
             offsets = self._next.get(p, {})

@@ -13,6 +13,16 @@ announcement acknowledged before the batch's predictions were produced is known 
 
 The consumer is anything that satisfies :class:`Consumer` (:class:`driftline.kafka.KafkaSource`, or
 a fake one in tests, which drives assign / revoke / lost / consume without a broker).
+
+With ``transactions`` (a :class:`~driftline.kafka_transactions.TransactionalSink`, exactly-once), the
+outputs, input offsets and changelog snapshots of each checkpoint commit in one transaction
+(:mod:`~stream_processors.runners.transactional`), and:
+
+* assigned: the snapshot is restored, the partition is read from the snapshot's offsets and replayed
+  up to the group's committed offsets with outputs discarded (:mod:`~stream_processors.runners.replay`);
+* a transaction that cannot commit -- a broker restarting, the group's generation changing under it
+  -- is aborted, and every owned partition is rewound as if it had just been assigned: no exit,
+  nothing lost, nothing twice. A fenced producer (another instance with the same id) stops the runner.
 """
 
 from __future__ import annotations
@@ -23,11 +33,14 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from driftline.kafka import RebalanceListener
+from driftline.kafka_transactions import TransactionAborted
 from driftline.transport import Record, Sink
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.announced import AnnouncedPoller, Table
-from stream_processors.runners.base import BatchRunner
-from stream_processors.runners.checkpoint import CheckpointStore, PartitionCheckpoint
+from stream_processors.runners.base import BatchRunner, Poller
+from stream_processors.runners.checkpoint import PartitionCheckpoint, SnapshotStore
+from stream_processors.runners.replay import ReplayPoller
+from stream_processors.runners.transactional import TransactionalCheckpoint, Transactions
 
 __all__ = ["Consumer", "KafkaRunner"]
 
@@ -52,6 +65,18 @@ class Consumer(Protocol):
         ...
 
 
+class TxConsumer(Consumer, Protocol):
+    """What the Kafka runner needs of a consumer in exactly-once mode."""
+
+    def committed(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The group's committed next offsets of ``keys`` (those never committed left out)."""
+        ...
+
+    def group_metadata(self) -> object: ...
+
+    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
+
+
 class KafkaRunner(BatchRunner):
     """Drives a :class:`ProcessorCore` from a consumer to a sink, with checkpoints per input partition.
 
@@ -67,7 +92,7 @@ class KafkaRunner(BatchRunner):
         consumer: Consumer,
         sink: Sink,
         *,
-        store: CheckpointStore | None = None,
+        store: SnapshotStore | None = None,
         batch_size: int = 5000,
         commit_interval: float = 1.0,
         save_interval: float = 10.0,
@@ -75,21 +100,40 @@ class KafkaRunner(BatchRunner):
         flush_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         announcements: Table | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
-        self._partitions = PartitionCheckpoint(
-            sink,
-            consumer,
-            core.models_in,
-            store=store,
-            save_interval=save_interval,
-            flush_timeout=flush_timeout,
-            clock=clock,
-        )
+        self._txn = transactions
         self.announcements = announcements
         self._announced = None if announcements is None else AnnouncedPoller(consumer, announcements, core)
+        poller: Poller = consumer if self._announced is None else self._announced
+        self._replay = ReplayPoller(poller, core)
+        self._partitions: PartitionCheckpoint
+        if transactions is None:
+            self._partitions = PartitionCheckpoint(
+                sink,
+                consumer,
+                core.models_in,
+                store=store,
+                save_interval=save_interval,
+                flush_timeout=flush_timeout,
+                clock=clock,
+            )
+        else:
+            self._partitions = TransactionalCheckpoint(
+                transactions,
+                consumer,  # type: ignore[arg-type]
+                core.models_in,
+                store=store,
+                replaying=self._replay.active,
+                save_interval=save_interval,
+                clock=clock,
+            )
+        self._inputs = (core.topics.predictions, core.topics.labels)
+        self._owned: set[int] = set()
+        self.rewinds = 0
         super().__init__(
             core,
-            consumer if self._announced is None else self._announced,
+            poller if transactions is None else self._replay,
             sink,
             self._partitions,
             batch_size=batch_size,
@@ -105,34 +149,113 @@ class KafkaRunner(BatchRunner):
     # -- rebalance listener ----------------------------------------------------------------------
     def on_assign(self, partitions: list[int]) -> dict[tuple[str, int], int]:
         """Restore the partitions' saved state; returns where to start reading them (the saved offsets)."""
+        self._owned |= set(partitions)
+        if self._txn is not None:
+            start = self._take_all(partitions)
+        else:
+            start = {}
+            for p in partitions:
+                models = self._partitions.restore(p)
+                offsets = self._partitions.offsets(p)
+                if models is not None:
+                    self.core.adopt(p, models)
+                    log.info("partition %d: restored %d model(s) at offsets %s", p, len(models), offsets)
+                start.update({(topic, p): off for topic, off in offsets.items()})
+        log.info("assigned input partitions %s; checkpointed start offsets: %s", partitions, start or "none")
+        return start
+
+    def _take_all(self, partitions: list[int]) -> dict[tuple[str, int], int]:
+        """Exactly-once: restore each partition's snapshot, start reading at its offsets and replay up
+        to the group's committed ones. Without a snapshot store, read on from the committed offsets."""
+        consumer: TxConsumer = self.consumer  # type: ignore[assignment]
+        committed = consumer.committed([(t, p) for p in partitions for t in self._inputs])
         start: dict[tuple[str, int], int] = {}
         for p in partitions:
             models = self._partitions.restore(p)
-            offsets = self._partitions.offsets(p)
+            saved = self._partitions.offsets(p)
+            done = {t: committed[(t, p)] for t in self._inputs if (t, p) in committed}
             if models is not None:
                 self.core.adopt(p, models)
-                log.info("partition %d: restored %d model(s) at offsets %s", p, len(models), offsets)
-            start.update({(topic, p): off for topic, off in offsets.items()})
-        log.info("assigned input partitions %s; checkpointed start offsets: %s", partitions, start or "none")
+            if self._partitions.store is None:
+                from_ = {}
+            elif models is not None:
+                from_ = {t: saved.get(t, 0) for t in self._inputs}
+            else:  # no snapshot: the committed state is rebuilt from the start of the partition
+                from_ = {t: 0 for t in done}
+            self._partitions.resume(p, from_, done)  # type: ignore[attr-defined]
+            self._replay.start(p, {t: off for t, off in done.items() if t in from_ and from_[t] < off})
+            start.update({(t, p): off for t, off in from_.items()})
+            log.info(
+                "partition %d: restored %d model(s) at offsets %s, committed %s",
+                p,
+                len(models or {}),
+                saved or "none",
+                done or "none",
+            )
         return start
 
     def on_revoke(self, partitions: list[int]) -> None:
         """Checkpoint (unless failed or closed: :meth:`close` took the last one), then release."""
         try:
             if not self.failed and not self.closed:
-                self.checkpoint(force=True)
+                self._checkpoint_or_abort()
         finally:
             self._release(partitions)
 
     def on_lost(self, partitions: list[int]) -> None:
-        """Release without a checkpoint: the offsets may already be someone else's to commit."""
+        """Release without a checkpoint: the offsets may already be someone else's to commit. In a
+        transaction, their outputs are mixed with the other partitions': abort, and rewind the rest."""
         log.warning("partitions %s lost: their state is dropped without a checkpoint", partitions)
         self._release(partitions)
+        if self._txn is not None and not self.failed:
+            self._rewind("partitions lost")
 
     def _release(self, partitions: list[int]) -> None:
         for p in partitions:
+            self._owned.discard(p)
+            self._replay.forget(p)
             self._partitions.forget(p)
             self.core.release(p)
+
+    # -- exactly-once recovery -------------------------------------------------------------------
+    def run_once(self, timeout: float = 0.0) -> int:
+        """:meth:`BatchRunner.run_once`; a transaction that cannot commit is aborted and every owned
+        partition rewound to its committed state (:meth:`_rewind`) -- the runner goes on."""
+        try:
+            return super().run_once(timeout)
+        except TransactionAborted as exc:
+            self.failed = False  # nothing of the state survives the rewind: it is the committed one
+            self._rewind(str(exc))
+            return 0
+
+    def _checkpoint_or_abort(self) -> None:
+        try:
+            self.checkpoint(force=True)
+        except TransactionAborted as exc:
+            self.failed = False
+            self._rewind(str(exc))
+
+    def _rewind(self, why: str) -> None:
+        """Abort the open transaction; restore every owned partition's committed state (snapshot +
+        replay) and read it again from there."""
+        assert self._txn is not None
+        self.rewinds += 1
+        owned = sorted(self._owned)
+        log.warning("transaction aborted (%s): partitions %s go back to their committed state", why, owned)
+        self._txn.abort()
+        self._release(owned)
+        self._owned = set(owned)
+        if not owned:
+            return
+        start = self._take_all(owned)
+        consumer: TxConsumer = self.consumer  # type: ignore[assignment]
+        committed = self._partitions.offsets  # resume() set them: the later of start and committed
+        seek = {(t, p): start.get((t, p), committed(p).get(t, 0)) for p in owned for t in self._inputs}
+        consumer.seek(seek)
+
+    def _idle_long_enough(self) -> bool:
+        """No drain while a partition is replayed: its state is behind its committed offsets."""
+        return not self._replay.replaying and super()._idle_long_enough()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool], timeout: float = 0.5) -> None:
@@ -149,16 +272,19 @@ class KafkaRunner(BatchRunner):
 
     def close(self) -> None:
         """A clean stop checkpoints what it processed; a failed runner only sends what it has (a
-        restart replays from the last checkpoint). Then the consumer leaves the group."""
+        restart replays from the last checkpoint) -- or, in a transaction, aborts it. Then the
+        consumer leaves the group."""
         if self.closed:
             return
         try:
             if not self.failed:
-                self.checkpoint(force=True)
+                self._checkpoint_or_abort() if self._txn is not None else self.checkpoint(force=True)
         finally:
             self.closed = True
             try:
-                if self.failed:
+                if self.failed and self._txn is not None:
+                    self._txn.abort()
+                elif self.failed:
                     self.sink.flush(self.flush_timeout)  # best effort: replays are absorbed downstream
             finally:
                 try:

@@ -1,0 +1,133 @@
+"""Exactly-once checkpoints: outputs, input offsets and (with a changelog) state in one Kafka transaction.
+
+:class:`TransactionalCheckpoint` is a :class:`~stream_processors.runners.checkpoint.PartitionCheckpoint`
+whose :meth:`~TransactionalCheckpoint.commit` is one transaction: the outputs sent since the last
+commit, the next input offsets of every partition that moved, and -- with a store that writes into
+the transaction (the changelog topic, ``in_transaction``) -- the snapshots due. A store that cannot
+(the local directory) is written only *after* the transaction committed, so a snapshot is never
+ahead of the committed outputs; a restore then replays from the snapshot's offsets up to the
+committed ones (:mod:`~stream_processors.runners.replay`).
+
+If the transaction cannot commit (:class:`~driftline.kafka_transactions.TransactionAborted`), it is
+aborted and the caller rewinds: nothing of it was committed, so every partition goes back to its
+committed state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from stream_processors.runners.checkpoint import Offsets, PartitionCheckpoint, SnapshotStore
+
+__all__ = ["TransactionalCheckpoint", "Transactions", "TxConsumer"]
+
+log = logging.getLogger(__name__)
+
+
+class Transactions(Protocol):
+    """The producer's side (:class:`~driftline.kafka_transactions.TransactionalSink`)."""
+
+    def commit(self, offsets: Offsets, group_metadata: object, timeout: float = 60.0) -> None: ...
+
+    def abort(self, timeout: float = 60.0) -> None: ...
+
+
+class TxConsumer(Protocol):
+    """The consumer's side: its group's identity for ``send_offsets_to_transaction``."""
+
+    def group_metadata(self) -> object: ...
+
+
+class TransactionalCheckpoint(PartitionCheckpoint):
+    """Per input partition: offsets and snapshots, committed with the outputs in one transaction.
+
+    ``replaying(p)``: whether partition ``p`` is still being replayed -- its state is then behind its
+    tracked offsets and is never saved.
+    """
+
+    def __init__(
+        self,
+        transactions: Transactions,
+        consumer: TxConsumer,
+        state: Callable[[int], Mapping[str, Any]],
+        *,
+        store: SnapshotStore | None = None,
+        replaying: Callable[[int], bool] = lambda p: False,
+        save_interval: float = 10.0,
+        commit_timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            _NoSink(),
+            _NoCommitter(),
+            state,
+            store=store,
+            save_interval=save_interval,
+            clock=clock,  # type: ignore[arg-type]
+        )
+        self._txn, self._consumer, self._replaying = transactions, consumer, replaying
+        self.commit_timeout = commit_timeout
+        self.snapshots = 0
+
+    def resume(self, partition: int, start: Mapping[str, int], committed: Mapping[str, int]) -> None:
+        """After :meth:`restore`: ``partition`` is read from ``start`` and its group has ``committed``
+        these next offsets. It is tracked at the later of the two per topic; a topic whose start is
+        ahead of its committed offset (a snapshot older than transactions) is committed next time."""
+        self._next[partition] = {t: max(start.get(t, 0), committed.get(t, 0)) for t in {*start, *committed}}
+        for t, off in committed.items():
+            self._committed[(t, partition)] = off
+
+    def commit(self, *, force: bool = False) -> None:
+        store = self.store
+        saves = self._due(force) if store is not None else []
+        self._dirty.difference_update(saves if store is not None else list(self._dirty))
+        snapshots = [(p, dict(self._state(p)), dict(self._next.get(p, {}))) for p in saves]
+        if store is not None and store.in_transaction:
+            for p, models, saved in snapshots:
+                store.save(p, models, saved)
+        offsets: dict[tuple[str, int], int] = {
+            (topic, p): off
+            for p, by_topic in self._next.items()
+            for topic, off in by_topic.items()
+            if self._committed.get((topic, p)) != off
+        }
+        self._txn.commit(offsets, self._consumer.group_metadata(), self.commit_timeout)
+        self._committed.update(offsets)
+        if store is not None and not store.in_transaction:
+            for p, models, offsets_p in snapshots:
+                store.save(p, models, offsets_p)
+        for p, _, offsets_p in snapshots:
+            self._covered[p] = set(offsets_p)
+        self.snapshots += len(snapshots)
+        self._pending = 0
+
+    def _due(self, force: bool) -> list[int]:
+        """The partitions to snapshot now: changed ones when due (or forced), and any whose offsets
+        of some topic would be committed for the first time (a restore then never starts from 0)."""
+        due = force or self._clock() - self._last_save >= self.save_interval
+        if due:
+            self._last_save = self._clock()
+        return [
+            p
+            for p in sorted(self._dirty)
+            if not self._replaying(p)
+            and (due or not self._next.get(p, {}).keys() <= self._covered.get(p, set()))
+        ]
+
+
+class _NoSink:
+    """The transaction delivers the outputs: the parent's flush has nothing to do."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
+        raise AssertionError("outputs go to the runner's sink")
+
+    def flush(self, timeout: float = 10.0) -> int:
+        return 0
+
+
+class _NoCommitter:
+    def commit(self, offsets: Offsets | None = None) -> None:
+        raise AssertionError("offsets are committed in the transaction")

@@ -1,0 +1,286 @@
+"""Exactly-once on fakes (no broker): a fake broker keeps what transactions committed -- outputs, the
+group's offsets and changelog snapshots -- and discards what they aborted. A processor killed at any
+point, a transaction aborted under a running processor, or a partition moving to another instance
+leaves committed outputs identical to an uninterrupted run's: nothing missing, nothing twice."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from events import record
+
+from driftline.config import MonitorSettings, Topics
+from driftline.contracts import Scored, decode
+from driftline.kafka_transactions import ProducerFenced, TransactionAborted
+from driftline.transport import Record
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.checkpoint import CheckpointStore
+from stream_processors.runners.kafka import KafkaRunner
+
+TOPICS = Topics()
+P, L = TOPICS.predictions, TOPICS.labels
+SETTINGS = MonitorSettings(reference_size=1000, window_size=250, metrics_every=250)
+Output = tuple[str, bytes | None, bytes, float | None]
+
+
+class Broker:
+    """What transactions committed: outputs, the group's offsets, changelog snapshots."""
+
+    def __init__(self, logs: dict[int, list[Record]]) -> None:
+        self.logs = logs
+        self.outputs: list[Output] = []
+        self.committed: dict[tuple[str, int], int] = {}
+        self.changelog: dict[int, tuple[dict[str, Any], dict[str, int]]] = {}
+
+
+class TxSink:
+    """A transactional producer: sends wait in the open transaction until :meth:`commit`.
+    ``fail``: commits (by number, from 1) that raise this error instead of committing."""
+
+    def __init__(self, broker: Broker, fail: Mapping[int, Exception] | None = None) -> None:
+        self.broker, self.fail = broker, dict(fail or {})
+        self.open: list[Output] = []
+        self.snapshots: dict[int, tuple[dict[str, Any], dict[str, int]]] = {}
+        self.attempts = 0
+
+    def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
+        self.open.append((topic, key, value, timestamp))
+
+    def flush(self, timeout: float = 10.0) -> int:
+        return 0
+
+    def commit(
+        self, offsets: Mapping[tuple[str, int], int], group_metadata: object, timeout: float = 60
+    ) -> None:
+        self.attempts += 1
+        if self.attempts in self.fail:
+            raise self.fail[self.attempts]
+        self.broker.outputs += self.open
+        self.broker.committed.update(offsets)
+        self.broker.changelog.update(self.snapshots)
+        self.open, self.snapshots = [], {}
+
+    def abort(self, timeout: float = 60) -> None:
+        self.open, self.snapshots = [], {}
+
+
+class ChangelogStore:
+    """Snapshots written into the open transaction: they exist once it commits."""
+
+    in_transaction = True
+
+    def __init__(self, broker: Broker, sink: TxSink) -> None:
+        self.broker, self.sink = broker, sink
+
+    def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None:
+        import pickle
+
+        self.sink.snapshots[partition] = (pickle.loads(pickle.dumps(models)), dict(offsets))
+
+    def load(self, partition: int) -> tuple[dict[str, Any], dict[str, int]] | None:
+        import pickle
+
+        saved = self.broker.changelog.get(partition)
+        return None if saved is None else (pickle.loads(pickle.dumps(saved[0])), dict(saved[1]))
+
+
+class Member:
+    """A consumer-group member over the broker's logs: each poll returns up to ``max_records`` of one
+    assigned partition (round-robin), in log order."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.listener: Any = None
+        self.position: dict[tuple[str, int], int] = {}
+        self.assigned: list[int] = []
+        self._turn = 0
+
+    def assign(self, partitions: list[int]) -> None:
+        start = self.listener.on_assign(sorted(partitions))
+        for p in partitions:
+            for t in (P, L):
+                self.position[(t, p)] = start.get((t, p), self.broker.committed.get((t, p), 0))
+        self.assigned = sorted(set(self.assigned) | set(partitions))
+
+    def revoke(self, partitions: list[int]) -> None:
+        self.listener.on_revoke(sorted(partitions))
+        self.assigned = [p for p in self.assigned if p not in partitions]
+
+    def done(self) -> bool:
+        logs, pos = self.broker.logs, self.position
+        return all(r.offset < pos[(r.topic, p)] for p in self.assigned for r in logs[p])
+
+    def listen(self, listener: Any) -> None:
+        self.listener = listener
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        for _ in range(len(self.assigned)):
+            p = self.assigned[self._turn % len(self.assigned)]
+            self._turn += 1
+            batch = [r for r in self.broker.logs[p] if r.offset >= self.position[(r.topic, p)]][:max_records]
+            if batch:
+                for r in batch:
+                    self.position[(r.topic, p)] = r.offset + 1
+                return batch
+        return []
+
+    def commit(self, offsets: Any = None) -> None:
+        raise AssertionError("offsets are committed in transactions")
+
+    def committed(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return {k: self.broker.committed[k] for k in keys if k in self.broker.committed}
+
+    def group_metadata(self) -> object:
+        return "member"
+
+    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        self.position.update(offsets)
+
+    def close(self) -> None:
+        if self.assigned:
+            self.revoke(list(self.assigned))
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def partitioned(*streams: list[Record]) -> dict[int, list[Record]]:
+    logs: dict[int, list[Record]] = {}
+    for p, records in enumerate(streams):
+        seen: Counter[str] = Counter()
+        logs[p] = []
+        for r in records:
+            logs[p].append(dataclasses.replace(r, partition=p, offset=seen[r.topic]))
+            seen[r.topic] += 1
+    return logs
+
+
+def processor(
+    broker: Broker, store_kind: str, tmp_path, fail=None
+) -> tuple[KafkaRunner, Member, TxSink, Clock]:
+    """A runner committing every 3rd batch and saving state every 7th (so a restore replays)."""
+    sink, member, clock = TxSink(broker, fail), Member(broker), Clock()
+    store = (
+        CheckpointStore(str(tmp_path / "state"), "g")
+        if store_kind == "local"
+        else ChangelogStore(broker, sink)
+    )
+    core = ProcessorCore(SETTINGS, TOPICS)
+    runner = KafkaRunner(
+        core, member, sink, store=store, batch_size=300, commit_interval=2.5, save_interval=6.5,
+        idle_drain_s=None, clock=clock, transactions=sink,
+    )  # fmt: skip
+    return runner, member, sink, clock
+
+
+def run(runner: KafkaRunner, clock: Clock, batches: int = 10**9) -> None:
+    """``batches`` polls, or until the member has read everything (a poll of only replayed records
+    returns none: that is not the end)."""
+    member: Member = runner.consumer  # type: ignore[assignment]
+    for _ in range(batches):
+        clock.now += 1
+        if not runner.run_once() and member.done():
+            break
+
+
+@pytest.fixture
+def logs(drifting_stream) -> dict[int, list[Record]]:
+    a, _ = drifting_stream(n=2000, at=1200, shift=1.0, seed=0, model="a")
+    b, _ = drifting_stream(n=2000, at=900, shift=1.0, seed=1, model="b")
+    return partitioned(a, b)
+
+
+@pytest.fixture
+def reference(logs, tmp_path) -> list[Output]:
+    broker = Broker(logs)
+    runner, member, _, clock = processor(broker, "local", tmp_path / "ref")
+    member.assign([0, 1])
+    run(runner, clock)
+    runner.close()
+    assert Counter(t for t, *_ in broker.outputs)[TOPICS.alerts] >= 2  # both drifts are found
+    return broker.outputs
+
+
+@pytest.mark.parametrize("store", ["local", "changelog"])
+@pytest.mark.parametrize("kills", [[7], [8, 5], [1, 7, 11]])
+def test_kill_9_anywhere_commits_every_output_exactly_once(logs, reference, tmp_path, store, kills) -> None:
+    broker = Broker(logs)
+    replayed = 0
+    for at in kills:  # killed after ``at`` batches: its open transaction dies with it, nothing is closed
+        runner, member, sink, clock = processor(broker, store, tmp_path)
+        member.assign([0, 1])
+        run(runner, clock, at)
+        replayed += runner._replay.replayed
+        sink.abort()
+    runner, member, _, clock = processor(broker, store, tmp_path)
+    member.assign([0, 1])
+    run(runner, clock)
+    runner.close()
+    assert replayed + runner._replay.replayed > 0  # restores did replay committed records
+    assert Counter(broker.outputs) == Counter(reference)  # no duplicate, none missing, same bytes
+
+
+@pytest.mark.parametrize("store", ["local", "changelog"])
+def test_an_aborted_transaction_rewinds_and_the_runner_goes_on(logs, reference, tmp_path, store) -> None:
+    broker = Broker(logs)
+    lost = TransactionAborted("send offsets: UNKNOWN_MEMBER_ID")
+    runner, member, sink, clock = processor(broker, store, tmp_path, fail={2: lost, 3: lost, 6: lost})
+    member.assign([0, 1])
+    run(runner, clock)
+    runner.close()
+    assert runner.rewinds == 3 and sink.attempts > 6 and not runner.failed
+    assert Counter(broker.outputs) == Counter(reference)
+
+
+def test_a_partition_moves_with_its_join_buffers(make_prediction, make_label, tmp_path) -> None:
+    labels_first = [record(make_label(i, model="m")) for i in range(300)]
+    labels_first += [record(make_prediction(i, model="m")) for i in range(300)]
+    broker = Broker(partitioned([], labels_first))
+    first, one, _, clock1 = processor(broker, "changelog", tmp_path)
+    second, two, _, clock2 = processor(broker, "changelog", tmp_path)
+    one.assign([0, 1])
+    run(first, clock1, 1)  # 300 records a batch: read every label, and no prediction
+    assert first.processed == 300
+    one.revoke([0, 1])  # the rebalance: partition 1 moves to the second instance
+    one.assign([0])
+    two.assign([1])
+    run(second, clock2)
+    second.drain()
+    second.close()
+    first.close()
+    scored = [
+        decode(Scored, v).prediction.prediction_id for t, _, v, _ in broker.outputs if t == TOPICS.scored
+    ]
+    assert sorted(scored) == sorted(f"m-{i}" for i in range(300))
+
+
+def test_restored_offsets_ahead_of_the_committed_ones_are_committed_without_new_input(tmp_path) -> None:
+    broker = Broker({0: []})
+    store = CheckpointStore(str(tmp_path / "state"), "g")
+    store.save(0, {}, {P: 7, L: 3})  # saved by an at-least-once processor; committed: P 5
+    broker.committed[(P, 0)] = 5
+    sink, member = TxSink(broker), Member(broker)
+    runner = KafkaRunner(ProcessorCore(SETTINGS, TOPICS), member, sink, store=store, transactions=sink)
+    member.assign([0])
+    runner.run_once()
+    runner.close()
+    assert broker.committed == {(P, 0): 7, (L, 0): 3}
+
+
+def test_a_fenced_producer_stops_the_runner_and_commits_nothing(logs, tmp_path) -> None:
+    broker = Broker(logs)
+    fenced = ProducerFenced("another instance runs with the same id")
+    runner, member, _, clock = processor(broker, "local", tmp_path, fail={1: fenced})
+    member.assign([0, 1])
+    with pytest.raises(ProducerFenced):
+        run(runner, clock)
+    runner.close()
+    assert runner.failed and broker.outputs == [] and broker.committed == {}
