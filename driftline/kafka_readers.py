@@ -28,7 +28,7 @@ from driftline.kafka import CONSUMER_DEFAULTS, to_record
 from driftline.kafka_retry import Backoff, is_retriable
 from driftline.transport import Record
 
-__all__ = ["KafkaTableReader", "KafkaWindowReader"]
+__all__ = ["KafkaTableReader", "KafkaWindowReader", "read_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,43 @@ def _drain(c: Any, topic: str, remaining: set[int], ends: dict[int, int]) -> lis
                 if rec.offset >= ends[p] - 1:
                     remaining.discard(p)
     return out
+
+
+def read_partition(
+    settings: KafkaSettings, topic: str, partition: int, timeout: float = 60.0
+) -> list[Record]:
+    """Every committed record of one partition, from its start to its end (``read_committed``: up to
+    the last stable offset -- a transaction still open is not waited for, an aborted one never seen).
+    A changelog's restore reads it so: what a committed transaction wrote, and only that."""
+    c = Consumer(
+        {
+            **settings.client_config(),
+            **CONSUMER_DEFAULTS,
+            "group.id": f"driftline-restore-{uuid.uuid4().hex[:8]}",  # never joined: assign() only
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    out: list[Record] = []
+    deadline = time.monotonic() + timeout
+    try:
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        while True:
+            if time.monotonic() > deadline:
+                raise DriftlineError(
+                    f"could not read {topic} [{partition}] to its end within {timeout:.0f} s"
+                )
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                err = m.error()
+                if err is None:
+                    out.append(to_record(m, topic))
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    return out
+                elif not err.retriable() and err.code() != KafkaError._TRANSPORT:
+                    raise DriftlineError(f"reading {topic} [{partition}]: {err}")
+    finally:
+        c.close()
 
 
 class KafkaTableReader:

@@ -86,6 +86,26 @@ class TransactionalSink(KafkaSink):
         except KafkaException as exc:  # KafkaSink raises only typed errors; this is a state error
             raise self._typed(exc, "produce") from None
 
+    def send_to(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        """Send to one partition of ``topic`` in the open transaction (``None``: a tombstone); waits
+        for room in the queue (a changelog snapshot can be several MB)."""
+        if not self._open:
+            self._call(self._p.begin_transaction, "begin_transaction")
+            self._open = True
+        deadline = time.monotonic() + self.block_timeout
+        while True:
+            try:
+                self._p.produce(topic, value, key, partition=partition, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                if time.monotonic() > deadline:
+                    raise TransactionAborted(
+                        f"producer queue to {topic} stayed full: is the broker up?"
+                    ) from None
+                self._p.poll(0.05)
+            except KafkaException as exc:
+                raise self._typed(exc, f"produce to {topic}") from None
+
     def commit(
         self, offsets: Mapping[tuple[str, int], int], group_metadata: object, timeout: float = 60.0
     ) -> None:

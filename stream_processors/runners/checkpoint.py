@@ -64,6 +64,8 @@ __all__ = [
     "PositionCommitter",
     "SnapshotStore",
     "SourceCheckpoint",
+    "seal",
+    "unseal",
 ]
 
 _FORMAT = 1
@@ -105,13 +107,10 @@ class CheckpointStore:
         return self.dir / f"partition-{partition}.ckpt"
 
     def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None:
-        blob = pickle.dumps(
-            {"format": _FORMAT, "models": models, "offsets": offsets}, protocol=pickle.HIGHEST_PROTOCOL
-        )
-        mac = hmac.new(self._key, blob, hashlib.sha256).digest()
+        sealed = seal(self._key, models, offsets)
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(_MAGIC + mac + blob)
+            fh.write(sealed)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._path(partition))
@@ -121,26 +120,11 @@ class CheckpointStore:
         path = self._path(partition)
         if not path.exists():
             return None
-        data, why = self._verified(path.read_bytes())
+        data, why = unseal(self._key, path.read_bytes())
         if data is None:
             self._reject(path, why)
             return None
         return data["models"], data["offsets"]
-
-    def _verified(self, raw: bytes) -> tuple[dict[str, Any] | None, str]:
-        """(the checkpoint, "") if ``raw`` is authentic and readable; else (None, why not)."""
-        mac, blob = raw[len(_MAGIC) : len(_MAGIC) + _MAC_SIZE], raw[len(_MAGIC) + _MAC_SIZE :]
-        if not raw.startswith(_MAGIC) or len(mac) < _MAC_SIZE:
-            return None, "not a Driftline checkpoint (wrong header or truncated)"
-        if not hmac.compare_digest(mac, hmac.new(self._key, blob, hashlib.sha256).digest()):
-            return None, "its HMAC does not match (corrupt, tampered with, or another key)"
-        try:
-            data = pickle.loads(blob)  # noqa: S301 - authenticated bytes this store wrote
-        except Exception as exc:  # verified but unreadable: written by an incompatible version
-            return None, f"it cannot be read ({type(exc).__name__}: {exc})"
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            return None, f"unknown format (this reader knows {_FORMAT})"
-        return data, ""
 
     def _reject(self, path: Path, why: str) -> None:
         aside = path.with_name(f"{path.name}.rejected-{int(time.time())}")
@@ -151,6 +135,29 @@ class CheckpointStore:
             why,
             aside.name,
         )
+
+
+def seal(key: bytes, models: dict[str, Any], offsets: dict[str, int]) -> bytes:
+    """A snapshot as bytes: a header, the HMAC-SHA256 under ``key``, the pickle."""
+    blob = pickle.dumps({"format": _FORMAT, "models": models, "offsets": offsets}, pickle.HIGHEST_PROTOCOL)
+    return _MAGIC + hmac.new(key, blob, hashlib.sha256).digest() + blob
+
+
+def unseal(key: bytes, raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """(the snapshot, "") if ``raw`` is authentic under ``key`` and readable; else (None, why not).
+    Only verified bytes are unpickled."""
+    mac, blob = raw[len(_MAGIC) : len(_MAGIC) + _MAC_SIZE], raw[len(_MAGIC) + _MAC_SIZE :]
+    if not raw.startswith(_MAGIC) or len(mac) < _MAC_SIZE:
+        return None, "not a Driftline checkpoint (wrong header or truncated)"
+    if not hmac.compare_digest(mac, hmac.new(key, blob, hashlib.sha256).digest()):
+        return None, "its HMAC does not match (corrupt, tampered with, or another key)"
+    try:
+        data = pickle.loads(blob)  # noqa: S301 - authenticated bytes a store of this key wrote
+    except Exception as exc:  # verified but unreadable: written by an incompatible version
+        return None, f"it cannot be read ({type(exc).__name__}: {exc})"
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        return None, f"unknown format (this reader knows {_FORMAT})"
+    return data, ""
 
 
 def _key_file(path: Path) -> bytes:

@@ -18,6 +18,7 @@ from driftline.contracts import Scored, decode
 from driftline.kafka_transactions import ProducerFenced, TransactionAborted
 from driftline.transport import Record
 from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.changelog import ChangelogStore
 from stream_processors.runners.checkpoint import CheckpointStore
 from stream_processors.runners.kafka import KafkaRunner
 
@@ -25,6 +26,7 @@ TOPICS = Topics()
 P, L = TOPICS.predictions, TOPICS.labels
 SETTINGS = MonitorSettings(reference_size=1000, window_size=250, metrics_every=250)
 Output = tuple[str, bytes | None, bytes, float | None]
+KEY = b"0123456789abcdef" * 2
 
 
 class Broker:
@@ -34,7 +36,7 @@ class Broker:
         self.logs = logs
         self.outputs: list[Output] = []
         self.committed: dict[tuple[str, int], int] = {}
-        self.changelog: dict[int, tuple[dict[str, Any], dict[str, int]]] = {}
+        self.changelog: list[Record] = []  # the changelog topic: what committed transactions wrote
 
 
 class TxSink:
@@ -44,7 +46,7 @@ class TxSink:
     def __init__(self, broker: Broker, fail: Mapping[int, Exception] | None = None) -> None:
         self.broker, self.fail = broker, dict(fail or {})
         self.open: list[Output] = []
-        self.snapshots: dict[int, tuple[dict[str, Any], dict[str, int]]] = {}
+        self.snapshots: list[Record] = []
         self.attempts = 0
 
     def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
@@ -52,6 +54,9 @@ class TxSink:
 
     def flush(self, timeout: float = 10.0) -> int:
         return 0
+
+    def send_to(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        self.snapshots.append(Record(topic=topic, value=value or b"", key=key, partition=partition))
 
     def commit(
         self, offsets: Mapping[tuple[str, int], int], group_metadata: object, timeout: float = 60
@@ -61,31 +66,11 @@ class TxSink:
             raise self.fail[self.attempts]
         self.broker.outputs += self.open
         self.broker.committed.update(offsets)
-        self.broker.changelog.update(self.snapshots)
-        self.open, self.snapshots = [], {}
+        self.broker.changelog += self.snapshots
+        self.open, self.snapshots = [], []
 
     def abort(self, timeout: float = 60) -> None:
-        self.open, self.snapshots = [], {}
-
-
-class ChangelogStore:
-    """Snapshots written into the open transaction: they exist once it commits."""
-
-    in_transaction = True
-
-    def __init__(self, broker: Broker, sink: TxSink) -> None:
-        self.broker, self.sink = broker, sink
-
-    def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None:
-        import pickle
-
-        self.sink.snapshots[partition] = (pickle.loads(pickle.dumps(models)), dict(offsets))
-
-    def load(self, partition: int) -> tuple[dict[str, Any], dict[str, int]] | None:
-        import pickle
-
-        saved = self.broker.changelog.get(partition)
-        return None if saved is None else (pickle.loads(pickle.dumps(saved[0])), dict(saved[1]))
+        self.open, self.snapshots = [], []
 
 
 class Member:
@@ -168,11 +153,13 @@ def processor(
 ) -> tuple[KafkaRunner, Member, TxSink, Clock]:
     """A runner committing every 3rd batch and saving state every 7th (so a restore replays)."""
     sink, member, clock = TxSink(broker, fail), Member(broker), Clock()
-    store = (
-        CheckpointStore(str(tmp_path / "state"), "g")
-        if store_kind == "local"
-        else ChangelogStore(broker, sink)
-    )
+    store: CheckpointStore | ChangelogStore = CheckpointStore(str(tmp_path / "state"), "g")
+    if store_kind == "changelog":  # in chunks of 64 KB: a snapshot is several
+
+        def read(p: int) -> list[Record]:
+            return [r for r in broker.changelog if r.partition == p]
+
+        store = ChangelogStore(sink, read, "state", "g", KEY, chunk_bytes=65_536)
     core = ProcessorCore(SETTINGS, TOPICS)
     runner = KafkaRunner(
         core, member, sink, store=store, batch_size=300, commit_interval=2.5, save_interval=6.5,
@@ -284,3 +271,23 @@ def test_a_fenced_producer_stops_the_runner_and_commits_nothing(logs, tmp_path) 
         run(runner, clock)
     runner.close()
     assert runner.failed and broker.outputs == [] and broker.committed == {}
+
+
+def test_changelog_keeps_the_latest_snapshot_and_rejects_a_tampered_one(caplog) -> None:
+    log: list[Record] = []
+
+    class Sink:
+        def send_to(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+            log.append(Record(topic=topic, value=value or b"", key=key, partition=partition))
+
+    store = ChangelogStore(Sink(), lambda p: list(log), "state", "g", KEY, chunk_bytes=1000)
+    store.save(0, {"m": "x" * 5000}, {P: 1})
+    store.save(0, {"m": "y" * 1500}, {P: 2})  # fewer chunks: the others are tombstoned
+    assert store.load(0) == ({"m": "y" * 1500}, {P: 2})
+    assert [r.value for r in log if r.key == b"g/0/5"][-1] == b""
+    chunk = next(r for r in reversed(log) if r.key == b"g/0/1")
+    log.append(dataclasses.replace(chunk, value=chunk.value[:-1] + b"!"))  # one byte changed
+    assert store.load(0) is None and "HMAC does not match" in caplog.text
+    other = ChangelogStore(Sink(), lambda p: list(log), "state", "g", b"another key, 32 bytes long......")
+    store.save(0, {"m": 1}, {P: 3})
+    assert other.load(0) is None and store.load(0) == ({"m": 1}, {P: 3})
