@@ -67,6 +67,7 @@ class Topics(_Frozen):
     retrain: str = "driftline.retrain"
     models: str = "driftline.models"
     dlq: str = "driftline.dlq"
+    state: str = "driftline.state"  # the processor's changelog (compacted): snapshots per input partition
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())
@@ -267,6 +268,11 @@ class StateSettings(_Frozen):
     checkpoint_key: Key | None = Field(
         default=None,
         description="HMAC key for checkpoints (>= 32 characters); default: a key file made in the directory",
+    )
+    store: Literal["local", "changelog"] = Field(
+        default="local",
+        description="where snapshots live: 'local' (the directory) or 'changelog' (the compacted "
+        "topics.state: a partition's state follows it to another machine; needs checkpoint_key)",
     )
     exactly_once: bool = Field(
         default=True,

@@ -21,7 +21,7 @@ from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_broker
-from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader
+from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader, read_partition
 from driftline.kafka_transactions import TransactionalSink
 from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
@@ -31,6 +31,7 @@ from retrain_worker.runner import RetrainRunner
 from retrain_worker.worker import RetrainWorker
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.changelog import ChangelogStore
 from stream_processors.runners.checkpoint import CheckpointStore
 from stream_processors.runners.kafka import KafkaRunner
 
@@ -64,7 +65,11 @@ def prepare_kafka(settings: DriftlineSettings, timeout: float = 30.0) -> list[st
     kafka = _kafka(settings)
     wait_for_broker(kafka, timeout)
     keep_forever = {settings.topics.models: {"retention.ms": "-1", "retention.bytes": "-1"}}
-    return ensure_topics(kafka, settings.topics.all(), configs=keep_forever)
+    # the changelog keeps the latest snapshot per key; segments roll each minute so that compaction
+    # keeps what a restore reads short
+    compact = {"cleanup.policy": "compact", "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}
+    configs = {**keep_forever, settings.topics.state: compact}
+    return ensure_topics(kafka, settings.topics.all(), configs=configs)
 
 
 def run_processor(
@@ -89,7 +94,7 @@ def run_processor(
         settings.monitor, topics, announcements=Announcements(topics.models) if announced else None
     )
     key = settings.state.checkpoint_key
-    store = (
+    store: CheckpointStore | ChangelogStore | None = (
         CheckpointStore(state_dir, group, key.get_secret_value().encode() if key else None)
         if state_dir
         else None
@@ -99,6 +104,8 @@ def run_processor(
     session: dict[str, Any] = {"session.timeout.ms": 10_000}
     txn_id = transactional_id or settings.state.transactional_id or f"{group}-{socket.gethostname()}"
     sink = TransactionalSink(kafka, txn_id) if settings.state.exactly_once else KafkaSink(kafka, block=True)
+    if settings.state.store == "changelog":
+        store = _changelog(settings, sink, group)
     runner = KafkaRunner(
         core,
         KafkaSource(kafka, [topics.predictions, topics.labels], group, **session),
@@ -112,6 +119,24 @@ def run_processor(
     )
     runner.run(stop)
     return runner
+
+
+def _changelog(settings: DriftlineSettings, sink: KafkaSink, group: str) -> ChangelogStore:
+    """Snapshots on the changelog topic, written in the processor's transactions."""
+    key = settings.state.checkpoint_key
+    if not isinstance(sink, TransactionalSink):
+        raise ConfigError(
+            "state.store=changelog needs state.exactly_once (snapshots commit in its transactions)"
+        )
+    if key is None:
+        raise ConfigError(
+            "state.store=changelog needs DRIFTLINE_STATE__CHECKPOINT_KEY (the snapshots' HMAC key, the "
+            "same on every instance): make one with python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    kafka, topic = _kafka(settings), settings.topics.state
+    return ChangelogStore(
+        sink, lambda p: read_partition(kafka, topic, p), topic, group, key.get_secret_value().encode()
+    )
 
 
 def run_retrain_worker(

@@ -32,8 +32,10 @@ def everything(settings) -> dict[str, Counter[bytes]]:
 
 
 @pytest.mark.timeout(240)
-def test_kill_9_leaves_every_output_exactly_once(kafka_settings, tmp_path) -> None:
-    settings = kafka_settings(partitions=4, state=StateSettings(checkpoint_key=secrets.token_hex(32)))
+@pytest.mark.parametrize("store", ["local", "changelog"])
+def test_kill_9_leaves_every_output_exactly_once(kafka_settings, tmp_path, store) -> None:
+    state = StateSettings(checkpoint_key=secrets.token_hex(32), store=store)
+    settings = kafka_settings(partitions=4, state=state)
     stream = make_stream(12_000, seed=5)
     produce(settings, stream)
     ends = end_offsets(settings)
