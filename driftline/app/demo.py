@@ -139,6 +139,8 @@ class EmbeddedLoop:
             if self.sim.index >= next_report or self.sim.done():
                 self._progress()
                 next_report += 10_000
+        self.processor.drain()  # the stream has ended: what waits for the other input is joined
+        self.routing.run_once()
         self.client.close()
 
     def _serve(self, batch_size: int) -> None:

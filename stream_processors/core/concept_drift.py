@@ -9,7 +9,7 @@
 >>> monitor = ConceptDriftMonitor("churn", "1", get_detector("adwin", delta=1e-4))
 >>> ctx = AlertContext(Window(start_index=0, end_index=1, start_time=0.0, end_time=0.0, n=1), "")
 >>> positions = np.arange(errors.size)
->>> alerts = monitor.update(errors, positions, lambda k: float(k), lambda: ctx)
+>>> alerts = monitor.update(errors, positions, lambda k: float(k), lambda k: ctx)
 >>> [(a.type, a.detected_at_index) for a in alerts][:1]
 [('concept_drift', 3071)]
 """
@@ -41,9 +41,10 @@ class ConceptDriftMonitor:
         errors: np.ndarray,
         at: np.ndarray,
         label_time: Callable[[int], float],
-        context: Callable[[], AlertContext],
+        context: Callable[[int], AlertContext],
     ) -> list[Alert]:
-        """``at[k]``/``label_time(k)``: where and when row ``k``'s alarm is raised."""
+        """``at[k]``/``label_time(k)``/``context(k)``: where and when row ``k``'s alarm is raised, and
+        what it reports."""
         n = errors.size
         before = self.detector.n
         alerts = []
@@ -64,7 +65,7 @@ class ConceptDriftMonitor:
                     sig.value,
                     sig.threshold,
                     what,
-                    context,
+                    lambda k=k: context(k),
                 )
             )
         return alerts

@@ -1,18 +1,15 @@
-"""Metrics emission: a version's rolling metrics, label-free estimate and join health, every
-``every`` labelled predictions, over the window the rolling metrics cover.
+"""Metrics emission: a version's rolling metrics, label-free estimate and join health, over the
+window the rolling metrics cover (the version monitor emits after every ``every``-th join).
 
 >>> from detectors import get_task
->>> from stream_processors.core.join import LabelJoiner
 >>> from stream_processors.core.label_free import LabelFreeMonitor
 >>> task = get_task("binary")
 >>> metrics = task.rolling_metrics(4)
 >>> metrics.update([1, 0, 1, 1], [1, 0, 0, 1], [.9, .2, .4, .8])
 >>> emitter = MetricsEmitter("churn", "1", every=4)
->>> args = (metrics, LabelFreeMonitor(task.label_free_estimate(4)), LabelJoiner(lateness_s=60))
->>> emitter.tick(3, *args)
-[]
->>> [(m.name, m.value) for m in emitter.tick(1, *args)][:3]  # NaN metrics are left out
-[('accuracy', 0.75), ('roc_auc', 1.0), ('label_coverage', 0.0)]
+>>> args = (metrics, LabelFreeMonitor(task.label_free_estimate(4)), (4, 4, 0, 0, 0, 0))
+>>> [(m.name, m.value) for m in emitter.emit(*args)][:3]  # NaN metrics are left out
+[('accuracy', 0.75), ('roc_auc', 1.0), ('label_coverage', 1.0)]
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ import math
 
 from detectors.tasks import RollingMetrics
 from driftline.contracts import Metric, Window
-from stream_processors.core.join import LabelJoiner
+from stream_processors.core.join import JoinHealth
 from stream_processors.core.label_free import LabelFreeMonitor
 
 __all__ = ["MetricsEmitter", "metrics_window"]
@@ -40,29 +37,19 @@ class MetricsEmitter:
         self.model = model
         self.version = version
         self.every = every
-        self.since = 0  # labelled predictions since the last emission
 
-    def tick(
-        self, k: int, metrics: RollingMetrics, estimate: LabelFreeMonitor, joiner: LabelJoiner
-    ) -> list[Metric]:
-        """Count ``k`` more labelled predictions; the metrics to publish once ``every`` are reached."""
-        self.since += k
-        if self.since < self.every:
-            return []
-        self.since = 0
-        return self.emit(metrics, estimate, joiner)
-
-    def emit(self, metrics: RollingMetrics, estimate: LabelFreeMonitor, joiner: LabelJoiner) -> list[Metric]:
+    def emit(self, metrics: RollingMetrics, estimate: LabelFreeMonitor, health: JoinHealth) -> list[Metric]:
+        """``health``: the join's counts at the join this emission follows."""
         win = metrics_window(metrics)
-        c = joiner.counts
+        joined, predictions, late, orphans, expired, pending = health
         values = {
             **metrics.get(),
             estimate.name: estimate.get(),
-            "label_coverage": c["joined"] / max(1, c["predictions"]),
-            "late_labels": float(c["late_labels"]),
-            "orphan_labels": float(c["orphan_labels"]),
-            "expired_unlabelled": float(c["expired_unlabelled"]),
-            "pending_labels": float(joiner.pending),
+            "label_coverage": joined / max(1, predictions),
+            "late_labels": float(late),
+            "orphan_labels": float(orphans),
+            "expired_unlabelled": float(expired),
+            "pending_labels": float(pending),
         }
         return [
             Metric(model=self.model, model_version=self.version, name=k, value=v, window=win)

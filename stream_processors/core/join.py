@@ -1,59 +1,78 @@
-"""Joining predictions with their labels, with bounded lateness and bounded memory.
+"""Joining predictions with their labels: the same joins in the same order whatever the batches,
+with bounded lateness and bounded memory.
 
-**The clock.** Each model's join runs on *event time*: the ``event_time`` its producer stamped on
+**The clocks.** Each model's join runs on *event time*: the ``event_time`` its producer stamped on
 each prediction and label. The processor admits an event only if its event time is finite,
 non-negative and at most ``monitor.max_future_skew_s`` ahead of its record's timestamp (the broker's
 or producer's, Kafka's ``CreateTime`` or ``LogAppendTime``; for a record without one, ahead of the
 newest event time already admitted for the model) -- see :mod:`~stream_processors.core.admission`.
-The *watermark* is the newest admitted prediction event time of the model; labels never move it.
-The *horizon* is ``watermark - lateness_s``: everything about a prediction older than it is settled.
+A prediction's *arrival index* is its position among the model's accepted predictions, in the order
+its input partition holds them.
 
+**The order.** Predictions and labels come from two topics, and how a consumer interleaves them
+depends on fetch sizes, batch boundaries, backlogs and restarts. So the join does not take them in
+the order read: it *merges* the two inputs, each kept in the order its partition holds it, by event
+time -- the next event merged is the earlier of the two inputs' next events (a prediction first on a
+tie). An input's next event is known only once it has been read, so an event waits until the other
+input has one too (:attr:`LabelJoiner.waiting`); in a live stream that is the time until the next
+event of the other topic. The merged sequence depends on the two inputs only, so every join, every
+count and everything computed downstream (error stream, rolling metrics, the label-free estimate)
+is the same for any batching or interleaving. When both inputs have ended, or have been idle for a
+while (the runner decides: ``idle_drain_s``), :meth:`LabelJoiner.drain` merges what waits as if
+they had ended; that drain is the one point where wall-clock time can change what is merged when.
+
+**Lateness.** The *watermark* is the newest merged prediction event time; the *horizon* is
+``watermark - lateness_s``: everything about a merged prediction older than it is settled.
 A prediction waits for its label until the horizon passes it; then it expires unlabelled. A label
-that arrives before its prediction waits as an *orphan* under the same bound. A label whose prediction
-already expired is *late*; a second label or prediction for an id already handled is a *duplicate* and
-is dropped, so a replayed event never double-counts.
+merged before its prediction waits as an *orphan* under the same bound. A label whose prediction
+already expired is *late*; a second label or prediction for an id already handled is a *duplicate*
+and is dropped, so a replayed event never double-counts. A prediction read when it is already older
+than ``lateness_s`` behind the newest prediction *read* (:attr:`LabelJoiner.arrival_horizon`) is late
+and dropped before any statistic sees it.
 
 **Bounded memory.** The id of a closed prediction (joined or expired) is remembered until the
-horizon passes the watermark at which it was closed -- for ``lateness_s`` of event time: a label for
-a prediction that just expired is still told *late* -- and never more than ``2 * max_pending`` ids.
-Then the id is forgotten, and since it closed at or after its prediction's event time, that event
-time is older than the horizon. An event for a forgotten id is judged by its event time instead: a
-prediction older than the horizon is *late* (``late_predictions``: dropped before any statistic sees
-it, so a replay of a forgotten prediction still never double-counts), and a label for an unknown id
-older than the horizon is *late* (``late_labels``: its prediction, if it ever comes, is older still).
-A label for a forgotten id whose own event time is within the horizon waits as an orphan, and is
-counted as one when the horizon passes it.
+horizon passes the watermark at which it was closed -- for ``lateness_s`` of event time -- and never
+more than ``2 * max_pending`` ids. An event for a forgotten id is judged by its event time instead: a
+prediction older than the horizon is late, and so is a label for an unknown id. Every buffer is kept
+in merge order beside its lookup table, so what expires is always at its front: O(1) per event. At
+most ``max_pending`` predictions wait unmerged: beyond that (labels stopped for long) the oldest are
+merged at once, counted as ``forced`` -- memory stays bounded, at the price of the order.
 
 >>> from driftline.contracts import Label, Prediction
 >>> j = LabelJoiner(lateness_s=10)
 >>> p = Prediction(prediction_id="a", model="m", model_version="1", event_time=0.0, features={}, prediction=1)
->>> j.add_predictions([(p, 0)])
+>>> j.add_predictions([(p, 0)]), j.waiting  # waits: a label may come before it in event time
+([], 1)
+>>> j.add_labels([Label(prediction_id="a", model="m", event_time=3.0, label=0)])  # may precede a prediction
 []
->>> [s.label for s in j.add_labels([Label(prediction_id="a", model="m", event_time=3.0, label=0)])]
+>>> [s.label for s in j.drain()]  # both inputs ended (or idle): it joins
 [0]
->>> j.add_labels([Label(prediction_id="a", model="m", event_time=4.0, label=0)])  # duplicate
-[]
+>>> j.add_labels([Label(prediction_id="a", model="m", event_time=4.0, label=0)]), j.drain()  # duplicate
+([], [])
 >>> j.counts["joined"], j.counts["duplicate_labels"]
 (1, 1)
 >>> import msgspec
 >>> later = msgspec.structs.replace(p, prediction_id="b", event_time=30.0)
->>> _ = j.add_predictions([(later, 1)])  # horizon 20: id "a" (closed at 0) is forgotten ...
+>>> _, _ = j.add_predictions([(later, 1)]), j.drain()  # horizon 20: id "a" (closed at 0) is forgotten ...
 >>> j.is_new("a"), j.add_predictions([(p, 2)]), j.counts["late_predictions"]  # ... its replay is late
 (True, [], 1)
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable, Iterable
-from itertools import islice
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from driftline.contracts import Label, Prediction, Scored
 
-__all__ = ["LabelJoiner"]
+__all__ = ["JoinHealth", "LabelJoiner"]
 
-_V = TypeVar("_V")
+JoinHealth = tuple[int, int, int, int, int, int]
+_HEALTH = 6
+"""The join's counts right after one join: joined, predictions, late labels, orphan labels, expired
+unlabelled, pending -- what the metrics published at that join report (:attr:`LabelJoiner.health`)."""
 
 _COUNTERS = (
     "predictions",
@@ -66,6 +85,7 @@ _COUNTERS = (
     "orphan_labels",
     "expired_unlabelled",
     "evicted",
+    "forced",
 )
 
 
@@ -77,149 +97,241 @@ class LabelJoiner:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.lateness_s = lateness_s
         self.max_pending = max_pending
+        self._init_merge()
         self._pending: dict[str, tuple[Prediction, int]] = {}
         self._orphans: dict[str, Label] = {}
-        self._closed: dict[str, bool] = {}  # id -> joined? (else expired), in the order closed
-        # runs of consecutive closings at one watermark: [watermark, how many], oldest first; an
-        # id is remembered until the horizon passes its run's watermark (at or after its event time)
-        self._closed_at: deque[list[float]] = deque()
+        self._closed: dict[str, bool] = {}  # id -> joined? (else expired)
         self.watermark = float("-inf")
         self.counts = dict.fromkeys(_COUNTERS, 0)
 
+    def _init_merge(self, watermark: float = float("-inf")) -> None:
+        self._unmerged_predictions: deque[tuple[Prediction, int]] = deque()
+        self._unmerged_ids: set[str] = set()
+        self._unmerged_labels: deque[Label] = deque()
+        self.arrival_watermark = watermark  # newest prediction event time read
+        # the merge order of each buffer (ids; an id no longer in its table is skipped)
+        self._pending_order: deque[str] = deque()
+        self._orphan_order: deque[str] = deque()
+        self._closed_order: deque[str] = deque()
+        # the watermark each id in _closed_order closed at (at or after its event time): it is
+        # remembered until the horizon passes that (floats: no per-id object for the collector)
+        self._closed_wm: deque[float] = deque()
+        self._due = -math.inf  # the horizon cannot settle anything before it passes this
+        # the last call's predictions merged, and how many joins preceded each; the counts right after
+        # each join, flat (JOIN_HEALTH ints per join: see :meth:`health_at`)
+        self.merged: list[Prediction] = []
+        self.joins_before: list[int] = []
+        self.health: list[int] = []
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore a checkpoint, including one written before closed ids carried their event time."""
-        if "_closed_at" not in state:  # closed ids of unknown age: forgotten lateness_s from now
-            closed = state.get("_closed", {})
-            state["_closed_at"] = deque(
-                [[state.get("watermark", float("-inf")), len(closed)]] if closed else []
-            )
-        state["counts"] = {**dict.fromkeys(_COUNTERS, 0), **state.get("counts", {})}
+        """Restore a checkpoint, including one written before the inputs were merged or before closed
+        ids carried their event time."""
         self.__dict__.update(state)
+        if "_unmerged_predictions" not in state:
+            self._init_merge(state.get("watermark", float("-inf")))
+            self._pending_order.extend(self._pending)
+            self._orphan_order.extend(self._orphans)
+            self._closed_order.extend(self._closed)
+            # closed at a known watermark (older checkpoints' runs), else forgotten lateness_s from now
+            runs = state.pop("_closed_at", None) or [[self.watermark, len(self._closed)]]
+            self._closed_wm.extend(wm for wm, n in runs for _ in range(int(n)))
+        self.counts = {**dict.fromkeys(_COUNTERS, 0), **state.get("counts", {})}
 
     @property
     def pending(self) -> int:
+        """Merged predictions waiting for their label."""
         return len(self._pending)
 
     @property
     def waiting(self) -> int:
-        """Events held back until the other input topic is read past them."""
-        return 0
+        """Events read but not merged yet: each waits for the other input to be read past it."""
+        return len(self._unmerged_predictions) + len(self._unmerged_labels)
 
     @property
     def horizon(self) -> float:
-        """Event time before which everything is settled: older predictions are late."""
+        """Event time before which everything merged is settled."""
         return self.watermark - self.lateness_s
 
-    def is_new(self, prediction_id: str) -> bool:
-        """False for an id waiting, or closed and still remembered (a replay or a duplicate).
+    @property
+    def arrival_horizon(self) -> float:
+        """A prediction read now older than this is late (it is never earlier than :attr:`horizon`)."""
+        return self.arrival_watermark - self.lateness_s
 
-        An id may also be forgotten: a prediction older than :attr:`horizon` is late whatever its id.
+    def is_new(self, prediction_id: str) -> bool:
+        """False for an id read and waiting, or closed and still remembered (a replay, a duplicate).
+
+        An id may also be forgotten: a prediction older than :attr:`arrival_horizon` is late whatever its id.
         """
-        return prediction_id not in self._pending and prediction_id not in self._closed
+        return not (
+            prediction_id in self._unmerged_ids
+            or prediction_id in self._pending
+            or prediction_id in self._closed
+        )
 
     def add_predictions(self, items: Iterable[tuple[Prediction, int]]) -> list[Scored]:
-        """Add (prediction, arrival index) pairs; returns predictions joined with waiting labels."""
-        out: list[Scored] = []
-        pending, orphans, closed, counts = self._pending, self._orphans, self._closed, self.counts
-        wm, horizon = self.watermark, self.horizon
+        """Read (prediction, arrival index) pairs; returns the joins the merge can now make."""
+        queue, ids, counts, lateness = (
+            self._unmerged_predictions,
+            self._unmerged_ids,
+            self.counts,
+            self.lateness_s,
+        )
+        wm = self.arrival_watermark
         for p, index in items:
             pid = p.prediction_id
-            if pid in pending or pid in closed:
+            if not self.is_new(pid):
                 counts["duplicate_predictions"] += 1
-                continue
-            if p.event_time < horizon:
+            elif p.event_time < wm - lateness:
                 counts["late_predictions"] += 1
-                continue
-            counts["predictions"] += 1
-            if p.event_time > wm:
-                wm = p.event_time
-            lab = orphans.pop(pid, None)
-            if lab is not None:
-                self.watermark = wm  # closed at the watermark: ids close in the order of these times
-                out.append(self._join(p, index, lab))
             else:
-                pending[pid] = (p, index)
-        self.watermark = wm
-        self._expire()
-        return out
+                if p.event_time > wm:
+                    wm = p.event_time
+                queue.append((p, index))
+                ids.add(pid)
+        self.arrival_watermark = wm
+        return self._merge()
 
     def add_labels(self, labels: Iterable[Label]) -> list[Scored]:
+        """Read labels; returns the joins the merge can now make."""
+        self._unmerged_labels.extend(labels)
+        return self._merge()
+
+    def drain(self) -> list[Scored]:
+        """Merge everything read, as if both inputs had ended."""
+        return self._merge(final=True)
+
+    def _merge(self, final: bool = False) -> list[Scored]:
+        """Take the earlier of the two inputs' next events while both have one (``final``: while either
+        has one). :attr:`merged` lists the predictions merged, :attr:`joins_before` how many joins
+        came before each."""
         out: list[Scored] = []
-        pending, orphans, closed, counts = self._pending, self._orphans, self._closed, self.counts
-        horizon = self.horizon
-        for lab in labels:
-            counts["labels"] += 1
-            pid = lab.prediction_id
-            hit = pending.pop(pid, None)
-            if hit is not None:
-                out.append(self._join(hit[0], hit[1], lab))
-            elif pid in closed:
-                counts["duplicate_labels" if closed[pid] else "late_labels"] += 1
-            elif pid in orphans:
-                counts["duplicate_labels"] += 1
-            elif lab.event_time < horizon:
-                counts["late_labels"] += 1
+        self.merged, self.joins_before, self.health = [], [], []
+        preds, labels = self._unmerged_predictions, self._unmerged_labels
+        take, label = self._take_prediction, self._merge_label
+        while preds and labels:
+            if preds[0][0].event_time <= labels[0].event_time:
+                take(out)
             else:
-                orphans[pid] = lab
-        self._expire()
+                label(labels.popleft(), out)
+        excess = len(preds) - (0 if final else self.max_pending)
+        if excess > 0:
+            self.counts["forced"] += 0 if final else excess
+            for _ in range(excess):
+                take(out)
+        excess = len(labels) - (0 if final else self.max_pending)
+        if excess > 0:
+            self.counts["forced"] += 0 if final else excess
+            for _ in range(excess):
+                label(labels.popleft(), out)
         return out
 
+    def _take_prediction(self, out: list[Scored]) -> None:
+        item = self._unmerged_predictions.popleft()
+        p, index = item
+        pid, t = p.prediction_id, p.event_time
+        self._unmerged_ids.discard(pid)
+        self.merged.append(p)
+        self.joins_before.append(len(out))
+        if t > self.watermark:
+            self.watermark = t
+            if t - self.lateness_s > self._due:
+                self._expire()
+        self.counts["predictions"] += 1
+        lab = self._orphans.pop(pid, None) if self._orphans else None
+        if lab is not None:
+            out.append(self._join(p, index, lab))
+            return
+        pending = self._pending
+        pending[pid] = item
+        self._pending_order.append(pid)
+        if t < self._due:
+            self._due = t
+        if len(pending) > self.max_pending:
+            self._expire()
+
+    def _merge_label(self, lab: Label, out: list[Scored]) -> None:
+        counts = self.counts
+        counts["labels"] += 1
+        pid = lab.prediction_id
+        hit = self._pending.pop(pid, None)
+        if hit is not None:
+            out.append(self._join(hit[0], hit[1], lab))
+        elif pid in self._closed:
+            counts["duplicate_labels" if self._closed[pid] else "late_labels"] += 1
+        elif pid in self._orphans:
+            counts["duplicate_labels"] += 1
+        elif lab.event_time < self.horizon:
+            counts["late_labels"] += 1
+        else:
+            self._orphans[pid] = lab
+            self._orphan_order.append(pid)
+            self._due = min(self._due, lab.event_time)
+            if len(self._orphans) > self.max_pending:
+                self._expire()
+
     def _join(self, p: Prediction, index: int, lab: Label) -> Scored:
-        self.counts["joined"] += 1
-        self._close(p, True)
+        c = self.counts
+        c["joined"] += 1
+        self._close(p.prediction_id, True)
+        self.health += (
+            c["joined"],
+            c["predictions"],
+            c["late_labels"],
+            c["orphan_labels"],
+            c["expired_unlabelled"],
+            len(self._pending),
+        )
         return Scored(prediction=p, label=lab.label, label_time=lab.event_time, index=index)
 
-    def _close(self, p: Prediction, joined: bool) -> None:
-        self._closed[p.prediction_id] = joined
-        runs, wm = self._closed_at, self.watermark
-        if runs and runs[-1][0] == wm:
-            runs[-1][1] += 1
-        else:
-            runs.append([wm, 1])
+    def health_at(self, k: int) -> JoinHealth:
+        """The counts right after the last call's ``k``-th join."""
+        h = self.health[k * _HEALTH : (k + 1) * _HEALTH]
+        return (h[0], h[1], h[2], h[3], h[4], h[5])
+
+    def _close(self, pid: str, joined: bool) -> None:
+        self._closed[pid] = joined
+        self._closed_order.append(pid)
+        if not self._closed_wm:
+            self._due = min(self._due, self.watermark)
+        self._closed_wm.append(self.watermark)
 
     def _expire(self) -> None:
-        """Settle everything the horizon has passed, and keep each buffer within its bound.
-
-        Each buffer is in arrival order, so what goes is a prefix: it is found in one pass and then
-        deleted (taking the first key again after each deletion would rescan the deleted slots at a
-        dict's front: quadratic in a large buffer)."""
+        """Settle what the horizon has passed, and keep each buffer within its bound. Each buffer's
+        front in merge order goes first (a later entry waits behind an earlier one, as it arrived)."""
         horizon, counts, cap = self.horizon, self.counts, self.max_pending
-        pending = self._pending
-        gone = _prefix(pending, lambda item: item[0].event_time >= horizon, len(pending) - cap)
-        for pid in gone:
-            p = pending.pop(pid)[0]
-            counts["expired_unlabelled" if p.event_time < horizon else "evicted"] += 1
-            self._close(p, False)
-        orphans = self._orphans
-        gone = _prefix(orphans, lambda lab: lab.event_time >= horizon, len(orphans) - cap)
-        for pid in gone:
-            del orphans[pid]
-        counts["orphan_labels"] += len(gone)
+        pending, order = self._pending, self._pending_order
+        while order:
+            item = pending.get(order[0])
+            if item is not None and item[0].event_time >= horizon and len(pending) <= cap:
+                break
+            pid = order.popleft()
+            if item is not None:
+                del pending[pid]
+                counts["expired_unlabelled" if item[0].event_time < horizon else "evicted"] += 1
+                self._close(pid, False)
+        orphans, order = self._orphans, self._orphan_order
+        while order:
+            lab = orphans.get(order[0])
+            if lab is not None and lab.event_time >= horizon and len(orphans) <= cap:
+                break
+            if orphans.pop(order.popleft(), None) is not None:
+                counts["orphan_labels"] += 1
         self._forget(horizon)
+        self._due = min(self._front_time(), self._closed_wm[0] if self._closed_wm else math.inf)
+
+    def _front_time(self) -> float:
+        """The event time of the first pending prediction and orphan label (both fronts are live)."""
+        first = self._pending.get(self._pending_order[0]) if self._pending_order else None
+        lab = self._orphans.get(self._orphan_order[0]) if self._orphan_order else None
+        return min(
+            math.inf if first is None else first[0].event_time, math.inf if lab is None else lab.event_time
+        )
 
     def _forget(self, horizon: float) -> None:
-        """Forget the closed ids whose run the horizon passed, and the oldest beyond ``2 * max_pending``."""
-        runs, closed = self._closed_at, self._closed
-        drop = 0
-        while runs and runs[0][0] < horizon:
-            drop += int(runs.popleft()[1])
-        excess = len(closed) - drop - 2 * self.max_pending
-        while excess > 0 and runs:
-            take = min(excess, int(runs[0][1]))
-            runs[0][1] -= take
-            drop, excess = drop + take, excess - take
-            if not runs[0][1]:
-                runs.popleft()
-        if drop:
-            for pid in list(islice(closed, drop)):
-                del closed[pid]
-
-
-def _prefix(buffer: dict[str, _V], keep: Callable[[_V], bool], excess: int) -> list[str]:
-    """The keys at the front of ``buffer`` up to the first value to ``keep``, and at least ``excess``."""
-    out: list[str] = []
-    for key, value in buffer.items():
-        if len(out) >= excess and keep(value):
-            break
-        out.append(key)
-    return out
+        """Forget the closed ids the horizon passed, and the oldest beyond ``2 * max_pending``."""
+        closed, order, wms = self._closed, self._closed_order, self._closed_wm
+        excess = len(order) - 2 * self.max_pending
+        while wms and (wms[0] < horizon or excess > 0):
+            wms.popleft()
+            closed.pop(order.popleft(), None)
+            excess -= 1

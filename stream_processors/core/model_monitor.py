@@ -19,8 +19,8 @@ Any other prediction is rejected with a reason and leaves no trace in the state.
 >>> monitor.joiner.counts["duplicate_predictions"], list(monitor.versions)
 (1, ['1'])
 >>> out = monitor.on_labels([Label(prediction_id="a", model="churn", event_time=1.0, label=1)])
->>> [s.label for s in out.scored]
-[1]
+>>> out.scored, [s.label for s in monitor.drain().scored]  # a later prediction, or a drain, merges it
+([], [1])
 """
 
 from __future__ import annotations
@@ -83,13 +83,14 @@ class ModelMonitor:
             accepted += [(preds[i], int(k)) for i, k in zip(good, index, strict=True)]
             out.alerts += vm.on_predictions(cols, index, times)
         out.scored += self.joiner.add_predictions(accepted)
-        self._on_scored(out)
+        self._on_merged(out)
         return out
 
     def _new_by_version(self, preds: list[Prediction]) -> dict[str, list[int]]:
         """Positions of the predictions not seen before, by version; replays never reach the statistics."""
         by_version: dict[str, list[int]] = {}
-        is_new, seen, horizon, counts = self.joiner.is_new, set(), self.joiner.horizon, self.joiner.counts
+        is_new, seen, counts = self.joiner.is_new, set(), self.joiner.counts
+        horizon = self.joiner.arrival_horizon
         for pos, p in enumerate(preds):
             pid = p.prediction_id
             if not is_new(pid) or pid in seen:
@@ -121,24 +122,39 @@ class ModelMonitor:
     # -- labels --------------------------------------------------------------------------------
     def on_labels(self, labels: list[Label]) -> MonitorOutput:
         out = MonitorOutput(scored=self.joiner.add_labels(labels))
-        self._on_scored(out)
+        self._on_merged(out)
         return out
 
     def drain(self) -> MonitorOutput:
-        """Join what waits for the other input topic as if both had ended."""
-        out = MonitorOutput()
-        self._on_scored(out)
+        """Merge what waits for the other input topic as if both had ended (see :mod:`~.join`)."""
+        out = MonitorOutput(scored=self.joiner.drain())
+        self._on_merged(out)
         return out
 
-    def _on_scored(self, out: MonitorOutput) -> None:
-        by_version: dict[str, list[Scored]] = {}
-        for s in out.scored:
-            by_version.setdefault(s.prediction.model_version, []).append(s)
-        for version, scored in by_version.items():
+    def _on_merged(self, out: MonitorOutput) -> None:
+        """Hand each version the joins and the predictions the join just merged, in merge order: the
+        labelled statistics and the label-free estimate then advance along one sequence."""
+        merged, before, scored = self.joiner.merged, self.joiner.joins_before, out.scored
+        versions = {p.model_version for p in merged} | {s.prediction.model_version for s in scored}
+        for version in versions:
             vm = self.versions.get(version)
             if vm is None:
-                continue  # a label for a version no longer monitored (evicted): joined, not scored
-            alerts, metrics = vm.on_scored(scored, self.joiner)
+                continue  # a version no longer monitored (evicted): joined, not scored
+            if len(versions) == 1:  # the usual case: no need to pick the version's rows out
+                at, mine, joins = list(range(len(scored))), merged, before
+            else:
+                at = [k for k, s in enumerate(scored) if s.prediction.model_version == version]
+                picked = [k for k, p in enumerate(merged) if p.model_version == version]
+                mine, joins = [merged[k] for k in picked], [before[k] for k in picked]
+            scores = np.array([np.nan if p.score is None else p.score for p in mine], dtype=float)
+            # how many of the version's merged predictions precede each of its joins
+            seen = np.searchsorted(np.asarray(joins, dtype=np.int64), np.asarray(at, dtype=np.int64), "right")
+            alerts, metrics = vm.on_merged(
+                [scored[k] for k in at] if len(versions) > 1 else scored,
+                scores,
+                seen,
+                lambda j, at=at: self.joiner.health_at(at[j]),
+            )
             out.alerts += alerts
             out.metrics += metrics
 

@@ -13,7 +13,6 @@ What differs between binary classification, multiclass and regression comes from
 >>> from detectors import get_task
 >>> from driftline.config import MonitorSettings
 >>> from driftline.contracts import Prediction, Scored
->>> from stream_processors.core.join import LabelJoiner
 >>> rng = np.random.default_rng(0)
 >>> settings = MonitorSettings(performance_window=100, metrics_every=100)
 >>> monitor = VersionMonitor("churn", "1", {"x": "numeric"}, settings, get_task("binary"))
@@ -22,7 +21,10 @@ What differs between binary classification, multiclass and regression comes from
 ...                    features={"x": 0.0}, prediction=1, score=0.9)
 ...     return Scored(prediction=p, label=1 if right else 0, label_time=float(i), index=i)
 >>> rows = [scored(i, rng.random() < (0.9 if i < 1000 else 0.3)) for i in range(2000)]
->>> alerts, metrics = monitor.on_scored(rows, LabelJoiner(lateness_s=60))
+>>> no_scores = np.empty(0)
+>>> def health(k):  # the join's counts after row k: joined, predictions, late, orphans, expired, pending
+...     return (k + 1, k + 1, 0, 0, 0, 0)
+>>> alerts, metrics = monitor.on_merged(rows, no_scores, np.zeros(len(rows), int), health)
 >>> [(a.type, a.detected_at_index) for a in alerts]
 [('concept_drift', 1055), ('performance', 1099)]
 >>> metrics[0].name, metrics[0].window.n
@@ -31,7 +33,7 @@ What differs between binary classification, multiclass and regression comes from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,16 +45,18 @@ from driftline.contracts import Alert, Metric, Scored
 from stream_processors.core.concept_drift import ConceptDriftMonitor
 from stream_processors.core.emission import MetricsEmitter, metrics_window
 from stream_processors.core.feature_drift import FeatureDriftMonitor
-from stream_processors.core.join import LabelJoiner
+from stream_processors.core.join import JoinHealth
 from stream_processors.core.label_free import LabelFreeMonitor
 from stream_processors.core.labelled import AlertContext, LabelledBatch
 from stream_processors.core.performance_floor import PerformanceFloor
-from stream_processors.core.schema import SCORE_COLUMN, Kind
+from stream_processors.core.schema import Kind
 
 __all__ = ["VersionMonitor"]
 
 
 class VersionMonitor:
+    n_labelled = 0  # joins of this version so far (a class default: older checkpoints)
+
     def __init__(
         self, model: str, version: str, kinds: Mapping[str, Kind], settings: MonitorSettings, task: Task
     ) -> None:
@@ -76,27 +80,67 @@ class VersionMonitor:
     def on_predictions(
         self, cols: Mapping[str, np.ndarray], index: np.ndarray, time: np.ndarray
     ) -> list[Alert]:
-        """A batch of this version's predictions as columns (see :func:`~.schema.columns`)."""
-        self.label_free.observe(cols[SCORE_COLUMN])
+        """A batch of this version's predictions as columns (see :func:`~.schema.columns`), as read."""
         return self.features.update(cols, index, time)
 
-    def on_scored(self, scored: Sequence[Scored], joiner: LabelJoiner) -> tuple[list[Alert], list[Metric]]:
-        """A batch of this version's newly labelled predictions; ``joiner``'s counts are published."""
-        batch = LabelledBatch.of(scored, self.newest_labelled)
-        self.newest_labelled = int(batch.at[-1])
-        errors = self.task.errors(batch.y_true, batch.y_pred)
-        alerts = self.concept.update(errors, batch.at, batch.label_time, self._context)
+    def on_merged(
+        self,
+        scored: Sequence[Scored],
+        scores: np.ndarray,
+        seen: np.ndarray,
+        health: Callable[[int], JoinHealth],
+    ) -> tuple[list[Alert], list[Metric]]:
+        """The version's joins and merged predictions' ``scores``, in the join's merge order:
+        ``seen[k]`` of the scores precede join ``k``, and ``health(k)`` is the join's counts right
+        after it (published with the metrics).
+
+        The floor is checked, and metrics published, after every ``metrics_every``-th join of the
+        version: at fixed positions of the merged sequence, never where a batch happens to end."""
+        alerts: list[Alert] = []
         published: list[Metric] = []
-        # chunked so the floor sees each state the window passes through
-        step = self.emitter.every
-        for a in range(0, len(batch), step):
-            b = min(len(batch), a + step)
-            self.metrics.update(
-                batch.y_true[a:b], batch.y_pred[a:b], batch.scores[a:b], batch.index[a:b], batch.time[a:b]
-            )
-            alerts += self._check_floor(int(batch.at[b - 1]), batch.label_time(b - 1))
-            published += self.emitter.tick(b - a, self.metrics, self.label_free, joiner)
+        observed = 0
+        if scored:
+            batch = LabelledBatch.of(scored, self.newest_labelled)
+            self.newest_labelled = int(batch.at[-1])
+            errors = self.task.errors(batch.y_true, batch.y_pred)
+            step, a = self.emitter.every, 0
+            while a < len(batch):  # chunks end at the version's every ``step``-th join
+                b = min(len(batch), a + step - self.n_labelled % step)
+                alerts += self._concept_drift(batch, errors, a, b)
+                self.n_labelled += b - a
+                if self.n_labelled % step == 0:
+                    self.label_free.observe(scores[observed : seen[b - 1]])
+                    observed = int(seen[b - 1])
+                    alerts += self._check_floor(int(batch.at[b - 1]), batch.label_time(b - 1))
+                    published += self.emitter.emit(self.metrics, self.label_free, health(b - 1))
+                a = b
+        self.label_free.observe(scores[observed:])
         return alerts, published
+
+    def _concept_drift(self, batch: LabelledBatch, errors: np.ndarray, a: int, b: int) -> list[Alert]:
+        """Rows ``a:b`` through the error-stream detector and the rolling metrics. An alarm's context
+        is the metrics' window right after its own row, whatever the batch it came in."""
+        done = a
+
+        def metrics_to(end: int) -> None:
+            nonlocal done
+            if end > done:
+                self.metrics.update(
+                    batch.y_true[done:end],
+                    batch.y_pred[done:end],
+                    batch.scores[done:end],
+                    batch.index[done:end],
+                    batch.time[done:end],
+                )
+                done = end
+
+        def context(k: int) -> AlertContext:
+            metrics_to(a + k + 1)
+            return self._context()
+
+        alerts = self.concept.update(errors[a:b], batch.at[a:b], lambda k: batch.label_time(a + k), context)
+        metrics_to(b)
+        return alerts
 
     def _check_floor(self, at: int, time: float) -> list[Alert]:
         if self.metrics.n < self.metrics.window:

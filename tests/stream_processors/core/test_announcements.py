@@ -73,6 +73,7 @@ def test_unannounced_predictions_are_dead_lettered_and_create_no_state(make_pred
     assert core.models["m"].n_predictions == 20  # the announced ones, every one
     # labels are keyed by prediction id: those of announced predictions join as before
     labelled = core.process([record(make_label(i)) for i in range(20)])
+    labelled.extend(core.drain())
     assert len(labelled.scored) == 20 and labelled.dead_letters == []
 
 

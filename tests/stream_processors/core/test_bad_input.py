@@ -229,6 +229,7 @@ def run_core(batches: list[list[Record]]) -> tuple[ProcessorCore, CoreOutput]:
     out = CoreOutput()
     for batch in batches:
         out.extend(core.process(batch))
+    out.extend(core.drain())  # the input has ended
     return core, out
 
 
@@ -328,6 +329,7 @@ def through_runner(
     runner = ProcessorRunner(core, source, bus.sink(), batch_size=batch_size)
     while runner.run_once():
         pass
+    runner.drain()
     assert not runner.failed
     return bus, offsets
 
@@ -380,7 +382,9 @@ def test_a_scored_event_never_exceeds_the_output_limit(make_prediction, make_lab
     preds = [make_prediction(0), make_prediction(1, features={"x": 2.0, "c": "b", **big}), make_prediction(2)]
     records = [record(p) for p in preds] + [record(make_label(i)) for i in range(3)]
     assert len(records[1].value) > SETTINGS.max_output_bytes
-    out = ProcessorCore(SETTINGS, TOPICS).process(records)
+    core = ProcessorCore(SETTINGS, TOPICS)
+    out = core.process(records)
+    out.extend(core.drain())
     sizes = {}
     for topic, _, value, _ in out.messages(TOPICS):
         if topic == TOPICS.scored:

@@ -11,7 +11,6 @@ import pytest
 
 from driftline.config import MonitorSettings
 from driftline.contracts import Prediction, Scored, Window
-from stream_processors.core.join import LabelJoiner
 from stream_processors.core.labelled import AlertContext, LabelledBatch
 from stream_processors.core.performance_floor import PerformanceFloor
 from stream_processors.core.version import VersionMonitor
@@ -142,9 +141,14 @@ def test_a_version_monitor_runs_on_any_task() -> None:
         scored(i, float(t), float(t + rng.normal(0, s)), None)
         for i, (t, s) in enumerate(zip(truth, noise, strict=True))
     ]
-    joiner, alerts, metrics = LabelJoiner(lateness_s=60), [], []
+    alerts, metrics = [], []
     for k in range(0, 3000, 250):
-        new_alerts, new_metrics = monitor.on_scored(rows[k : k + 250], joiner)
+        chunk = rows[k : k + 250]
+
+        def health(j: int, k: int = k) -> tuple[int, ...]:
+            return (k + j + 1, k + j + 1, 0, 0, 0, 0)
+
+        new_alerts, new_metrics = monitor.on_merged(chunk, np.full(250, np.nan), np.arange(250), health)
         alerts += new_alerts
         metrics += new_metrics
     kinds = {a.type: a for a in alerts}

@@ -59,12 +59,16 @@ def test_unsafe_names_are_dead_lettered_and_the_rest_is_processed(
     good = [make_prediction(i) for i in range(20)]
     batch = [record(p) for p in good[:10]] + [raw_prediction(**override)] + [record(p) for p in good[10:]]
     batch += [record(make_label(i)) for i in range(20)]
-    out = ProcessorCore(MonitorSettings(), TOPICS).process(batch)
+    core = ProcessorCore(MonitorSettings(), TOPICS)
+    out = core.process(batch)
+    out.extend(core.drain())
     (dead,) = out.dead_letters
     assert reason in dead.reason and dead.original == batch[10].value
     assert sorted(s.prediction.prediction_id for s in out.scored) == sorted(p.prediction_id for p in good)
 
-    clean = ProcessorCore(MonitorSettings(), TOPICS).process(batch[:10] + batch[11:])
+    core = ProcessorCore(MonitorSettings(), TOPICS)
+    clean = core.process(batch[:10] + batch[11:])
+    clean.extend(core.drain())
     assert [encode(s) for s in out.scored] == [encode(s) for s in clean.scored]
 
 

@@ -32,6 +32,7 @@ def run(records: list[Record], settings: MonitorSettings = SETTINGS, batch: int 
     )
     while runner.run_once():
         pass
+    runner.drain()  # the input has ended
     return bus
 
 

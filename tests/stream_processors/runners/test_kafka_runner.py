@@ -122,8 +122,10 @@ def runner_for(consumer: FakeConsumer, sink, store=None, **kw) -> KafkaRunner:
 
 
 def drain(runner: KafkaRunner) -> None:
+    """Read everything there is; then the inputs have ended: merge what waits (the core's drain)."""
     while runner.run_once():
         pass
+    runner.drain()
 
 
 def small_stream(make_prediction, make_label, n: int, model: str = "m", labels: bool = True) -> list[Record]:
@@ -244,6 +246,7 @@ def test_checkpoint_after_only_labels_carries_the_restored_predictions_offset(
     restored = runner_for(second, sink, store)
     second.assign([0])
     assert restored.run_once() == 3  # labels 2..4 only
+    restored.drain()  # the inputs ended: label 4 (as late as prediction 4) is merged too
     restored.close()
     assert store.load(0)[1] == {P: 5, L: 5}  # type: ignore[index]
     assert second.commits[0] == {(P, 0): 5, (L, 0): 5}
