@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class ConceptDriftMonitor:
                     sig.value,
                     sig.threshold,
                     what,
-                    lambda k=k: context(k),
+                    partial(context, k),
                 )
             )
         return alerts

@@ -26,13 +26,14 @@ Any other prediction is rejected with a reason and leaves no trace in the state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from detectors import get_task
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Label, Metric, Prediction, Scored
-from stream_processors.core.join import LabelJoiner
+from stream_processors.core.join import JoinHealth, LabelJoiner
 from stream_processors.core.schema import Kind, columns, infer_kinds
 from stream_processors.core.version import VersionMonitor
 
@@ -153,10 +154,15 @@ class ModelMonitor:
                 [scored[k] for k in at] if len(versions) > 1 else scored,
                 scores,
                 seen,
-                lambda j, at=at: self.joiner.health_at(at[j]),
+                partial(_health, self.joiner, at),
             )
             out.alerts += alerts
             out.metrics += metrics
+
+
+def _health(joiner: LabelJoiner, at: list[int], j: int) -> JoinHealth:
+    """The join's counts right after the version's ``j``-th join (call position ``at[j]``)."""
+    return joiner.health_at(at[j])
 
 
 def _unfit(
