@@ -1,7 +1,7 @@
 """The fault suite's processes (``benchmarks/faults.py`` and ``tests/integration/test_faults_kafka.py``).
 
-* :class:`Processor` -- ``python -m driftline.app process`` as a child process in its own session, so a
-  SIGKILL takes it whole, as ``kill -9`` would.
+* :class:`Child` -- ``python -m driftline.app ...`` as a child process in its own session, so a SIGKILL
+  takes it whole, as ``kill -9`` would; :class:`Processor` -- ``driftline process`` so.
 * :class:`ScoredWatch` -- how far a run has got: the distinct prediction ids on the scored topic so far.
 * :class:`Run` -- the processors of one scenario, started again when they exit (a crash is noted).
 """
@@ -31,41 +31,27 @@ from driftline.app.services import prepare_kafka  # noqa: E402
 from driftline.config import DriftlineSettings, Topics  # noqa: E402
 from driftline.contracts import Scored, decode  # noqa: E402
 
-__all__ = ["OPTIONS", "Processor", "Run", "ScoredWatch", "own_outputs"]
+__all__ = ["OPTIONS", "Child", "Processor", "Run", "ScoredWatch", "own_outputs"]
 
 OPTIONS = {"checkpoint_interval": 1.0, "batch_size": 500}
 """Options of every ``driftline process``: checkpoints every second, so kills land between checkpoints;
 batches of 500 records, so a kill lands within a few hundred records of the point it aims at."""
 
 
-class Processor:
-    """``python -m driftline.app process`` with the settings in its environment, in its own session."""
+class Child:
+    """``python -m driftline.app <args>`` with the settings in its environment (never on its command
+    line), in its own session, its output in ``log``."""
 
-    def __init__(
-        self,
-        settings: DriftlineSettings,
-        group: str,
-        state_dir: Path,
-        log: Path,
-        options: Mapping[str, object],
-    ) -> None:
+    def __init__(self, settings: DriftlineSettings, args: list[str], log: Path) -> None:
         self.log = log
         env = {**os.environ, **settings.to_env(), "DRIFTLINE_LOG_LEVEL": "INFO"}
-        cmd = [
-            sys.executable,
-            "-m",
-            "driftline.app",
-            "process",
-            "--group",
-            group,
-            "--state-dir",
-            str(state_dir),
-        ]
-        for option, value in options.items():
-            cmd += [f"--{option.replace('_', '-')}", str(value)]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                [sys.executable, "-m", "driftline.app", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def alive(self) -> bool:
@@ -79,6 +65,39 @@ class Processor:
         own = [ln for ln in self.text().splitlines() if ln.strip() and ln[0] not in "%│╭╰ "]
         return own[-1] if own else ""
 
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: no revoke, no checkpoint, no flush."""
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """A clean stop (SIGTERM). Returns the exit code."""
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return -9
+
+
+class Processor(Child):
+    """``driftline process`` in a consumer group, checkpointing to ``state_dir``."""
+
+    def __init__(
+        self,
+        settings: DriftlineSettings,
+        group: str,
+        state_dir: Path,
+        log: Path,
+        options: Mapping[str, object],
+    ) -> None:
+        args = ["process", "--group", group, "--state-dir", str(state_dir)]
+        for option, value in options.items():
+            args += [f"--{option.replace('_', '-')}", str(value)]
+        super().__init__(settings, args, log)
+
     def assigned(self) -> bool:
         """Whether it has been given input partitions (and restored their checkpoints)."""
         return "assigned input partitions" in self.text()
@@ -87,22 +106,6 @@ class Processor:
         """Its latest assignment as logged, e.g. ``"[0, 1]"`` ("" before the first)."""
         lines = [ln for ln in self.text().splitlines() if "assigned input partitions" in ln]
         return lines[-1].split("assigned input partitions ")[1].split(";")[0] if lines else ""
-
-    def kill(self) -> None:
-        """SIGKILL to the whole process group: no revoke, no checkpoint, no flush."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """A clean stop (SIGTERM): the last checkpoint is taken. Returns the exit code."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return -9
 
 
 def own_outputs(settings: DriftlineSettings, *, inputs: bool = False) -> DriftlineSettings:

@@ -19,11 +19,17 @@ over it into output topics of its own, until the group has committed every input
              SIGKILLed mid-stream and restarted: its partitions move to the other and back
   broker     the broker stopped (SIGTERM) mid-stream and started again on the same storage and ports
              (only with the local broker this script starts; not with ``--bootstrap``)
+  loop       the closed loop (``benchmarks/fault_loop.py``): the processor, the control plane and the
+             retrain worker as separate processes over the demo's world, uninterrupted and then with the
+             control plane SIGKILLed three times and the retrain worker twice (restarted each time);
+             compared: alerts, notifications, retrain requests (raw and distinct ids), model versions
+             registered and promoted, outcomes recorded
 
 Per scenario: scored events (raw, distinct prediction ids), labels never scored, alerts (distinct ids),
 dead letters (distinct source offsets), duplicate records on the output topics, whether the distinct
 scored ids, alert ids, dead letters and metric values equal the reference's, and the wall time.
-``--quick``: 16,000 events, 3 kills. ``--scenario NAME`` (repeatable) runs only those after the reference.
+``--quick``: 16,000 events, 3 kills (the loop: ~16,000 records). ``--scenario NAME`` (repeatable) runs only
+those after the reference.
 """
 
 from __future__ import annotations
@@ -51,11 +57,18 @@ for _p in (str(_HERE), str(_HERE.parent / ".ci")):
         sys.path.insert(0, _p)
 
 from fault_kit import Outputs, Stream, end_offsets, make_stream, produce  # noqa: E402
+from fault_loop_report import format_loop_table, run_loop  # noqa: E402
 from fault_run import OPTIONS, Run, own_outputs  # noqa: E402
 
 from driftline.config import DriftlineSettings, KafkaSettings, StateSettings, Topics  # noqa: E402
 
 __all__ = ["main"]
+
+
+LOOP_WHAT = (
+    "process, control-plane and retrain-worker as separate processes over one input; kill -9: the control "
+    "plane 3 times, the retrain worker twice, each restarted; raw / distinct counts, distinct compared)"
+)
 
 
 def log(msg: str) -> None:
@@ -179,7 +192,7 @@ def run_all(args: argparse.Namespace, bootstrap: str, tmp: Path) -> tuple[list[d
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     ref: Outputs | None = None
-    for name in ["reference", *args.scenarios]:
+    for name in ["reference", *(s for s in args.scenarios if s != "loop")]:
         if name == "broker" and args.broker_workdir is None:
             rows.append(
                 {"scenario": name, "measured": False, "why": "an external broker is not ours to restart"}
@@ -287,26 +300,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", help="a running broker (default: start a local one)")
     parser.add_argument("--quick", action="store_true", help="16,000 events, 3 kills")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
-    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS)[1:], help="only these")
+    parser.add_argument("--scenario", action="append", choices=[*SCENARIOS][1:] + ["loop"], help="only these")
     parser.add_argument("--logs", type=Path, help="keep the processors' logs and checkpoints here")
     args = parser.parse_args(argv)
     if args.kills < 2:
         parser.error("--kills must be >= 2 (one pair is back to back)")
     if args.quick:
         args.events, args.kills = min(args.events, 16_000), min(args.kills, 3)
-    args.scenarios = args.scenario or list(SCENARIOS)[1:]
+    args.scenarios = args.scenario or [*SCENARIOS][1:] + ["loop"]
     t0 = time.perf_counter()
     with local_broker(args.bootstrap) as (bootstrap, where, workdir):
         args.broker_workdir = workdir
         with tempfile.TemporaryDirectory(prefix="driftline-faults-") as tmp:
-            rows, stream = run_all(args, bootstrap, args.logs or Path(tmp))
+            where_to = args.logs or Path(tmp)
+            alone = args.scenarios == ["loop"]  # the loop alone: no processor-only scenario
+            rows, stream = ([], None) if alone else run_all(args, bootstrap, where_to)
+            loop = (
+                run_loop(bootstrap, args.events, args.seed, where_to / "loop")
+                if "loop" in args.scenarios
+                else []
+            )
     options = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in OPTIONS.items())
-    load = f"{len(stream):,} records, 2 models, 4 partitions, {where}, driftline process {options}"
+    size = f"{len(stream):,} records, " if stream is not None else ""
+    load = f"{size}2 models, 4 partitions, {where}, driftline process {options}"
     if args.json:
-        print(json.dumps({"load": load, "quick": args.quick, "seed": args.seed, "rows": rows}))
+        print(json.dumps({"load": load, "quick": args.quick, "seed": args.seed, "rows": rows, "loop": loop}))
     else:
         print(f"Faults of `driftline process` ({load}; {time.perf_counter() - t0:.0f} s in all)")
-        print(format_table(rows))
+        if rows:
+            print(format_table(rows))
+        if loop:
+            print(f"\nThe closed loop ({loop[0]['records']:,} records of the demo's world; {LOOP_WHAT})")
+            print(format_loop_table(loop))
     return 0
 
 
