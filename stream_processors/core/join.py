@@ -113,9 +113,10 @@ class LabelJoiner:
         self._pending_order: deque[str] = deque()
         self._orphan_order: deque[str] = deque()
         self._closed_order: deque[str] = deque()
-        # the watermark each id in _closed_order closed at (at or after its event time): it is
-        # remembered until the horizon passes that (floats: no per-id object for the collector)
-        self._closed_wm: deque[float] = deque()
+        # runs of consecutive closings: [watermark rounded up to a 64th of lateness_s, how many], oldest
+        # first; an id is remembered until the horizon passes its run's watermark (at or after its
+        # event time): at most 65 runs, whatever the rate
+        self._closed_at: deque[list[float]] = deque()
         self._due = -math.inf  # the horizon cannot settle anything before it passes this
         # the last call's predictions merged, and how many joins preceded each; the counts right after
         # each join, flat (JOIN_HEALTH ints per join: see :meth:`health_at`)
@@ -132,9 +133,9 @@ class LabelJoiner:
             self._pending_order.extend(self._pending)
             self._orphan_order.extend(self._orphans)
             self._closed_order.extend(self._closed)
-            # closed at a known watermark (older checkpoints' runs), else forgotten lateness_s from now
-            runs = state.pop("_closed_at", None) or [[self.watermark, len(self._closed)]]
-            self._closed_wm.extend(wm for wm, n in runs for _ in range(int(n)))
+            # closed at known watermarks (runs), or unknown ones: forgotten lateness_s from now
+            unknown = [[self.watermark, len(self._closed)]] if self._closed else []
+            self._closed_at = deque(state.get("_closed_at", unknown))
         self.counts = {**dict.fromkeys(_COUNTERS, 0), **state.get("counts", {})}
 
     @property
@@ -291,9 +292,13 @@ class LabelJoiner:
     def _close(self, pid: str, joined: bool) -> None:
         self._closed[pid] = joined
         self._closed_order.append(pid)
-        if not self._closed_wm:
-            self._due = min(self._due, self.watermark)
-        self._closed_wm.append(self.watermark)
+        runs, q = self._closed_at, self.lateness_s / 64
+        wm = math.ceil(self.watermark / q) * q if math.isfinite(self.watermark) else self.watermark
+        if runs and runs[-1][0] == wm:
+            runs[-1][1] += 1
+        else:
+            runs.append([wm, 1])
+            self._due = min(self._due, wm)
 
     def _expire(self) -> None:
         """Settle what the horizon has passed, and keep each buffer within its bound. Each buffer's
@@ -317,7 +322,7 @@ class LabelJoiner:
             if orphans.pop(order.popleft(), None) is not None:
                 counts["orphan_labels"] += 1
         self._forget(horizon)
-        self._due = min(self._front_time(), self._closed_wm[0] if self._closed_wm else math.inf)
+        self._due = min(self._front_time(), self._closed_at[0][0] if self._closed_at else math.inf)
 
     def _front_time(self) -> float:
         """The event time of the first pending prediction and orphan label (both fronts are live)."""
@@ -328,10 +333,17 @@ class LabelJoiner:
         )
 
     def _forget(self, horizon: float) -> None:
-        """Forget the closed ids the horizon passed, and the oldest beyond ``2 * max_pending``."""
-        closed, order, wms = self._closed, self._closed_order, self._closed_wm
-        excess = len(order) - 2 * self.max_pending
-        while wms and (wms[0] < horizon or excess > 0):
-            wms.popleft()
+        """Forget the closed ids whose run the horizon passed, and the oldest beyond ``2 * max_pending``."""
+        runs, closed, order = self._closed_at, self._closed, self._closed_order
+        drop = 0
+        while runs and runs[0][0] < horizon:
+            drop += int(runs.popleft()[1])
+        excess = len(order) - drop - 2 * self.max_pending
+        while excess > 0 and runs:
+            take = min(excess, int(runs[0][1]))
+            runs[0][1] -= take
+            drop, excess = drop + take, excess - take
+            if not runs[0][1]:
+                runs.popleft()
+        for _ in range(min(drop, len(order))):
             closed.pop(order.popleft(), None)
-            excess -= 1

@@ -65,9 +65,10 @@ def test_closed_ids_are_forgotten_once_the_watermark_passes_them(make_prediction
         j.add_labels([make_label(i) for i in range(start, start + 500)])
     j.drain()
     assert j.counts["joined"] == 10_000
-    # merged one by one (labels at their prediction's time): id i closed at watermark i; the horizon is 8999
-    assert len(j._closed) == 1001 and set(j._closed) == {f"m-{i}" for i in range(8999, 10_000)}
-    assert j._closed_wm[0] == 8999.0 and len(j._closed_wm) == 1001
+    # merged one by one (labels at their prediction's time): id i closed at watermark i, remembered
+    # until the horizon (8999) passes i rounded up to a 64th of lateness_s: ids 8985.. (run 9000) stay
+    assert set(j._closed) == {f"m-{i}" for i in range(8985, 10_000)}
+    assert j._closed_at[0] == [9000.0, 16] and len(j._closed_at) == 65
 
 
 def test_a_replay_of_a_forgotten_id_is_late_by_event_time_never_counted_twice(
