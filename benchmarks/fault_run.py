@@ -83,7 +83,9 @@ class Child:
 
 
 class Processor(Child):
-    """``driftline process`` in a consumer group, checkpointing to ``state_dir``."""
+    """``driftline process`` in a consumer group, checkpointing to ``state_dir``. Each instance slot has
+    its own transactional id, the same across restarts of the slot: as a supervisor restarting one
+    instance, whose restart aborts the killed one's open transaction at once."""
 
     def __init__(
         self,
@@ -92,8 +94,10 @@ class Processor(Child):
         state_dir: Path,
         log: Path,
         options: Mapping[str, object],
+        slot: int = 0,
     ) -> None:
         args = ["process", "--group", group, "--state-dir", str(state_dir)]
+        args += ["--transactional-id", f"{group}-{slot}"]
         for option, value in options.items():
             args += [f"--{option.replace('_', '-')}", str(value)]
         super().__init__(settings, args, log)
@@ -141,10 +145,11 @@ class Run:
         prepare_kafka(self.settings)  # the output topics exist before the watch reads them
         self.watch = ScoredWatch(self.settings)
 
-    def start(self) -> Processor:
+    def start(self, slot: int = 0) -> Processor:
+        """A processor in instance slot ``slot`` (its transactional id)."""
         self.started += 1
         logfile = self.dir / f"process-{self.started}.log"
-        self.procs.append(Processor(self.settings, self.group, self.state, logfile, self.options))
+        self.procs.append(Processor(self.settings, self.group, self.state, logfile, self.options, slot))
         return self.procs[-1]
 
     def progress(self) -> float:
@@ -160,7 +165,7 @@ class Run:
             for k, p in enumerate(procs):
                 if not p.alive():
                     self.crashes.append(f"exit {p.proc.returncode}: {p.last_words()}")
-                    procs[k] = self.start()
+                    procs[k] = self.start(k)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}: no {what} after {self.timeout:.0f} s (logs in {self.dir})")
             time.sleep(interval)
@@ -170,14 +175,15 @@ class Run:
         self.wait(lambda: self.progress() >= target, f"progress {target:.0%}", procs)
         procs[k].kill()
         self.points.append(f"{self.progress():.0%}")
-        procs[k] = self.start()
+        procs[k] = self.start(k)
 
     def finish(self, procs: list[Processor]) -> Outputs:
-        """Run until every input offset is committed, stop cleanly (a non-zero exit is a crash), and
-        read the outputs."""
+        """Run until every input offset is committed and every labelled prediction scored (the last
+        labels wait in the core for a later prediction until the inputs have been idle for a while: the
+        idle drain), stop cleanly (a non-zero exit is a crash), and read the outputs."""
 
         def done() -> bool:  # assigned: a started one has its SIGTERM handler, and a stop is clean
-            ready = all(p.assigned() for p in procs)
+            ready = all(p.assigned() for p in procs) and self.progress() >= 1.0
             return ready and caught_up(self.settings, self.group, self.state, self.ends)
 
         self.wait(done, "catch-up", procs, interval=0.5)

@@ -99,7 +99,7 @@ def scenario_rebalance(run: Run, rng: np.random.Generator, args: argparse.Namesp
     same stream, produced once each has its two partitions (else the first one up reads most of it
     alone). They share one checkpoint directory: a partition that moves finds the state its last owner
     saved (both on one machine)."""
-    procs = [run.start(), run.start()]
+    procs = [run.start(0), run.start(1)]
     run.wait(lambda: all(p.partitions().count(",") == 1 for p in procs), "two partitions each", procs)
     produce(run.settings, run.stream)
     run.ends = end_offsets(run.settings)

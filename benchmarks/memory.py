@@ -11,9 +11,10 @@ how long that pickle takes. With default settings (lateness 3,600 s) the join re
 the last hour of event time: at 100 predictions/s, 360,000 ids, whatever the run's length.
 
 Measured on 2 shared cores (1M predictions, with the join's merge): RSS 198 -> 269 MB, checkpoint
-6.5 MB from 400k on, 0.2 s to pickle (before the merge, 2M: 294 MB, 4.7 MB, 0.1-0.2 s); before ids were evicted by event time, 197 -> 423 MB and 22.4 MB growing (up to
-1.6 s). Without the checkpoint pickles, RSS stays at 259 MB from 800k to 2.4M predictions: the steps
-left are the allocator keeping the pickler's transient memory.
+6.5 MB from 400k on, 0.2 s to pickle (before the merge, 2M: 294 MB, 4.7 MB, 0.1-0.2 s); before ids
+were evicted by event time, 197 -> 423 MB and 22.4 MB growing (up to 1.6 s). Without the checkpoint
+pickles, RSS stays at 259 MB from 800k to 2.4M predictions: the steps left are the allocator keeping
+the pickler's transient memory.
 """
 
 from __future__ import annotations
