@@ -83,7 +83,8 @@ class KafkaSink:
         conf = {**settings.client_config(), **_PRODUCER_DEFAULTS, **overrides}
         if "message.timeout.ms" in overrides:  # an alias: the caller's spelling wins
             conf.pop("delivery.timeout.ms", None)
-        self._p = Producer(conf)
+        self._conf = conf
+        self._p = self._new_producer(conf)
         self.block, self.block_timeout = block, block_timeout
         self.max_bytes = int(conf.get("message.max.bytes", 1_000_000))  # librdkafka's default
         self.delivered = 0
@@ -93,6 +94,10 @@ class KafkaSink:
         self._sends = 0
         self._listeners: list[DeliveryFailureListener] = []
         self._listener_failed = False
+
+    def _new_producer(self, conf: dict[str, Any]) -> Any:
+        """The librdkafka producer (a transactional sink replaces one stuck in a call: a new one)."""
+        return Producer(conf)
 
     def add_failure_listener(self, listener: DeliveryFailureListener) -> None:
         """Call ``listener(topic, key, value, reason)`` for each delivery that fails from now on

@@ -9,7 +9,9 @@
 whatever input partitions it owns -- the models topic, whose announcements say which model
 versions the processor monitors. It joins no consumer group (nothing is committed, no rebalance
 moves it) and :meth:`KafkaTableReader.catch_up` reads up to the high watermarks of the moment it is
-called: a record acknowledged before the call is returned by it (or by an earlier call).
+called: a record acknowledged before the call is returned by it (or by an earlier call). It reads
+``read_committed``, so a models topic written in transactions shows only what they committed: "the end"
+is then the last stable offset, which an open transaction holds back until it ends.
 """
 
 from __future__ import annotations
@@ -174,9 +176,10 @@ class KafkaTableReader:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",  # records deleted under us: go on from what is left
-                # up to the high watermark, as :meth:`catch_up` promises (read_committed stops at the
-                # last stable offset and would wait out an open transaction)
-                "isolation.level": "read_uncommitted",
+                # committed announcements only; the watermark queries then answer the last stable
+                # offset, so catch_up reads up to what is committed and never waits for an open
+                # transaction
+                "isolation.level": "read_committed",
                 "fetch.queue.backoff.ms": 50,
                 "fetch.wait.max.ms": 20,  # a fetch still waiting when paused delays a watermark query
                 **overrides,
@@ -265,3 +268,13 @@ class KafkaTableReader:
                 log.warning("table %s: %s (retrying in %.2f s)", self.topic, err, backoff)
                 time.sleep(backoff)
                 backoff = min(1.0, backoff * 2)
+                if err.code() == KafkaError._UNKNOWN_PARTITION:
+                    self._refresh_metadata(deadline)
+
+    def _refresh_metadata(self, deadline: float) -> None:
+        """Ask for the topic's metadata now: librdkafka answers ``_UNKNOWN_PARTITION`` from its cache
+        (emptied while a broker restarts) until a metadata request fills it again."""
+        try:
+            self._c.list_topics(self.topic, timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        except KafkaException as exc:  # the broker still away: the next attempt says so
+            log.debug("table %s: metadata refresh failed: %s", self.topic, exc)

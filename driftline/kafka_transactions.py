@@ -19,21 +19,33 @@ Errors, as librdkafka classifies them:
   ``UNKNOWN_MEMBER_ID``, ``ILLEGAL_GENERATION``...): :class:`TransactionAborted` -- the caller calls
   :meth:`TransactionalSink.abort` and rewinds its inputs to the last committed offsets;
 * fatal (fenced by another producer with this id): :class:`ProducerFenced`; the process must stop.
+
+Every call that waits for the broker has a deadline. librdkafka bounds ``commit_transaction`` and the
+others by their ``timeout`` -- except where a request waits for a coordinator that went away: after a
+broker restart, ``send_offsets_to_transaction`` was seen waiting on a condition variable with no
+timeout at all (librdkafka 2.16; its coordinator request is never re-triggered). So each such call runs
+on a helper thread, and one that has not returned ``grace_s`` after its own timeout is abandoned with
+its producer: a new producer with the same ``transactional.id`` takes over (its ``init_transactions``
+fences the stuck one and aborts its open transaction) and the caller gets :class:`TransactionAborted`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from driftline.config import KafkaSettings
 from driftline.errors import DriftlineError
 from driftline.kafka import KafkaSink
 from driftline.kafka_retry import is_retriable
+from driftline.transport import RecordRejected
 
 __all__ = ["ProducerFenced", "TransactionAborted", "TransactionalSink"]
 
@@ -54,7 +66,9 @@ class TransactionalSink(KafkaSink):
     """A blocking :class:`KafkaSink` inside Kafka transactions (see the module's docstring).
 
     ``transaction_timeout_s``: how long the broker lets a transaction stay open before aborting it
-    (a killed instance with a *new* id holds ``read_committed`` readers up to that long).
+    (a killed instance with a *new* id holds ``read_committed`` readers up to that long); also the
+    timeout of each transactional call, plus ``grace_s`` before the call is abandoned as stuck.
+    ``producer``: makes the librdkafka producer from its configuration (a fake one in tests).
     """
 
     def __init__(
@@ -64,6 +78,8 @@ class TransactionalSink(KafkaSink):
         *,
         transaction_timeout_s: float = 30.0,
         retry_for: float = 120.0,
+        grace_s: float = 5.0,
+        producer: Callable[[dict[str, Any]], Any] = Producer,
         **overrides: Any,
     ) -> None:
         conf: dict[str, Any] = {
@@ -71,27 +87,51 @@ class TransactionalSink(KafkaSink):
             "transaction.timeout.ms": int(transaction_timeout_s * 1000),
             "delivery.timeout.ms": int(transaction_timeout_s * 1000),  # librdkafka: at most the above
         }
+        self._factory = producer
         super().__init__(settings, block=True, **conf, **overrides)
-        self.transactional_id, self.retry_for = transactional_id, retry_for
+        self.transactional_id, self.retry_for, self.grace_s = transactional_id, retry_for, grace_s
+        self.call_timeout = transaction_timeout_s
         self._open = False
-        self.commits = self.aborts = 0
-        self._call(lambda: self._p.init_transactions(30), "init_transactions")
+        self._ready = False  # init_transactions done on the current producer
+        self.commits = self.aborts = self.replaced = 0
+        self._init()
+
+    def _new_producer(self, conf: dict[str, Any]) -> Any:
+        return self._factory(conf)
+
+    def _init(self) -> None:
+        """``init_transactions`` on the current producer, once (again after a replacement)."""
+        if not self._ready:
+            self._call(lambda p: p.init_transactions(self.call_timeout), "init_transactions")
+            self._ready = True
+
+    def _begin(self) -> None:
+        if not self._open:
+            self._init()
+            self._call(lambda p: p.begin_transaction(), "begin_transaction", bounded=False)
+            self._open = True
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, ts: int) -> None:
-        if not self._open:
-            self._call(self._p.begin_transaction, "begin_transaction")
-            self._open = True
+        self._begin()
         try:
             super()._produce(topic, key, value, ts)
         except KafkaException as exc:  # KafkaSink raises only typed errors; this is a state error
             raise self._typed(exc, "produce") from None
 
+    def send(self, topic: str, key: bytes | None, value: bytes, timestamp: float | None = None) -> None:
+        """:meth:`KafkaSink.send` in the open transaction; a queue that stays full (the broker away)
+        or a producer that failed aborts the transaction instead of stopping the processor."""
+        try:
+            super().send(topic, key, value, timestamp)
+        except (RecordRejected, TransactionAborted, ProducerFenced):
+            raise
+        except DriftlineError as exc:
+            raise TransactionAborted(f"{exc}; the transaction is aborted") from None
+
     def send_to(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         """Send to one partition of ``topic`` in the open transaction (``None``: a tombstone); waits
         for room in the queue (a changelog snapshot can be several MB)."""
-        if not self._open:
-            self._call(self._p.begin_transaction, "begin_transaction")
-            self._open = True
+        self._begin()
         deadline = time.monotonic() + self.block_timeout
         while True:
             try:
@@ -107,28 +147,30 @@ class TransactionalSink(KafkaSink):
                 raise self._typed(exc, f"produce to {topic}") from None
 
     def commit(
-        self, offsets: Mapping[tuple[str, int], int], group_metadata: object, timeout: float = 60.0
+        self, offsets: Mapping[tuple[str, int], int], group_metadata: object, timeout: float = 30.0
     ) -> None:
         """Commit what was sent since the last commit, with ``offsets`` (next offset to read per
         (topic, partition)) for the group ``group_metadata`` describes (the consumer's)."""
         if not self._open and not offsets:
             return  # nothing sent, nothing to commit
-        if not self._open:
-            self._call(self._p.begin_transaction, "begin_transaction")
-            self._open = True
+        timeout = min(timeout, self.call_timeout)
+        self._begin()
         if offsets:
             parts = [TopicPartition(t, p, off) for (t, p), off in offsets.items()]
             self._call(
-                lambda: self._p.send_offsets_to_transaction(parts, group_metadata, timeout), "send offsets"
+                lambda p: p.send_offsets_to_transaction(parts, group_metadata, timeout),
+                "send_offsets_to_transaction",
+                timeout,
             )
-        self._call(lambda: self._p.commit_transaction(timeout), "commit_transaction")
+        self._call(lambda p: p.commit_transaction(timeout), "commit_transaction", timeout)
         self._open = False
         self.commits += 1
 
-    def abort(self, timeout: float = 60.0) -> None:
+    def abort(self, timeout: float = 30.0) -> None:
         """Abort the open transaction (its outputs are discarded); a no-op when none is open."""
         if self._open:
-            self._call(lambda: self._p.abort_transaction(timeout), "abort_transaction")
+            timeout = min(timeout, self.call_timeout)
+            self._call(lambda p: p.abort_transaction(timeout), "abort_transaction", timeout)
             self._open = False
             self.aborts += 1
 
@@ -136,12 +178,25 @@ class TransactionalSink(KafkaSink):
         """Outputs are delivered by :meth:`commit`; a flush outside it only waits for the queue."""
         return super().flush(timeout)
 
-    def _call(self, fn: Callable[[], T], what: str) -> T:
-        """``fn()``, retried with a backoff while it raises a retriable error, for up to ``retry_for`` s."""
+    def _call(
+        self, fn: Callable[[Any], T], what: str, timeout: float | None = None, *, bounded: bool = True
+    ) -> T:
+        """``fn(producer)``, retried with a backoff while it raises a retriable error, for up to
+        ``retry_for`` s; each attempt (``bounded``) on a helper thread, abandoned ``grace_s`` after
+        ``timeout`` (at most the transaction timeout: the broker aborts a longer one anyway) -- then
+        the producer is replaced."""
         deadline, wait = time.monotonic() + self.retry_for, 0.1
+        limit = min(self.call_timeout, timeout or self.call_timeout) + self.grace_s
         while True:
+            producer = self._p
             try:
-                return fn()
+                return _within(partial(fn, producer), limit, what) if bounded else fn(producer)
+            except _Stuck:
+                aborted = self._replace(what, limit)
+                if what != "init_transactions":  # fence the stuck one now, before the caller rewinds
+                    with contextlib.suppress(DriftlineError):
+                        self._init()
+                raise aborted from None
             except KafkaException as exc:
                 err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
                 abortable = err is not None and err.txn_requires_abort()
@@ -155,6 +210,22 @@ class TransactionalSink(KafkaSink):
                 time.sleep(wait)
                 wait = min(2.0, wait * 2)
 
+    def _replace(self, what: str, waited: float) -> TransactionAborted:
+        """Abandon the current producer (its thread stays blocked in librdkafka until the call gives
+        up or the new producer fences it) for a new one with the same ``transactional.id``."""
+        self.replaced += 1
+        self._p = self._new_producer(self._conf)
+        self._open = self._ready = False  # the new one's init_transactions aborts the open transaction
+        log.error(
+            "%s did not return within %.1f s (librdkafka left waiting for a coordinator after a broker "
+            "restart?): producer %d replaced by a new one with transactional.id %r",
+            what,
+            waited,
+            self.replaced,
+            self.transactional_id,
+        )
+        return TransactionAborted(f"{what} did not return within {waited:.1f} s; the producer was replaced")
+
     def _typed(self, exc: KafkaException, what: str) -> DriftlineError:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
         if err is not None and err.fatal():
@@ -166,3 +237,29 @@ class TransactionalSink(KafkaSink):
                 "outage; restart it"
             )
         return TransactionAborted(f"{what}: {err if err is not None else exc}; the transaction is aborted")
+
+
+class _Stuck(Exception):
+    """A call into librdkafka did not return by its deadline."""
+
+
+def _within(fn: Callable[[], T], seconds: float, what: str) -> T:
+    """``fn()`` on a daemon thread; its result or exception if it returns within ``seconds``, else
+    :class:`_Stuck` (the thread is left to finish, or not, on its own)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"driftline-{what}", daemon=True).start()
+    if not done.wait(seconds):
+        raise _Stuck(what)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 class Transactions(Protocol):
     """The producer's side (:class:`~driftline.kafka_transactions.TransactionalSink`)."""
 
-    def commit(self, offsets: Offsets, group_metadata: object, timeout: float = 60.0) -> None: ...
+    def commit(self, offsets: Offsets, group_metadata: object, timeout: float = 30.0) -> None: ...
 
-    def abort(self, timeout: float = 60.0) -> None: ...
+    def abort(self, timeout: float = 30.0) -> None: ...
 
 
 class TxConsumer(Protocol):
@@ -57,7 +57,7 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         store: SnapshotStore | None = None,
         replaying: Callable[[int], bool] = lambda p: False,
         save_interval: float = 10.0,
-        commit_timeout: float = 60.0,
+        commit_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(

@@ -6,16 +6,19 @@ leaves committed outputs identical to an uninterrupted run's: nothing missing, n
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from events import record
 
-from driftline.config import MonitorSettings, Topics
+from driftline.config import KafkaSettings, MonitorSettings, Topics
 from driftline.contracts import Scored, decode
-from driftline.kafka_transactions import ProducerFenced, TransactionAborted
+from driftline.kafka_transactions import ProducerFenced, TransactionAborted, TransactionalSink
 from driftline.transport import Record
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.changelog import ChangelogStore
@@ -291,3 +294,118 @@ def test_changelog_keeps_the_latest_snapshot_and_rejects_a_tampered_one(caplog) 
     other = ChangelogStore(Sink(), lambda p: list(log), "state", "g", b"another key, 32 bytes long......")
     store.save(0, {"m": 1}, {P: 3})
     assert other.load(0) is None and store.load(0) == ({"m": 1}, {P: 3})
+
+
+class Librdkafka:
+    """Fake librdkafka transactional producers over one :class:`Broker`: a transaction's records and
+    offsets reach it on commit; ``init_transactions`` fences every earlier producer (their open
+    transactions are aborted, their later calls fail fatally). ``hang``: calls, as (name, n-th call of
+    that name), that block until :attr:`release` is set -- a coordinator request left waiting."""
+
+    def __init__(self, broker: Broker, hang: set[tuple[str, int]]) -> None:
+        self.broker, self.hang = broker, hang
+        self.made: list[FakeProducer] = []
+        self.calls: Counter[str] = Counter()
+        self.release = threading.Event()
+
+    def __call__(self, conf: dict[str, Any]) -> FakeProducer:
+        self.made.append(FakeProducer(self))
+        return self.made[-1]
+
+
+class FakeProducer:
+    def __init__(self, lib: Librdkafka) -> None:
+        self.lib, self.fenced = lib, False
+        self.open: list[Output] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    def _enter(self, name: str) -> None:
+        self.lib.calls[name] += 1
+        if (name, self.lib.calls[name]) in self.lib.hang:
+            self.lib.release.wait()
+        if self.fenced:
+            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+    def init_transactions(self, timeout: float) -> None:
+        self._enter("init_transactions")
+        for other in self.lib.made:
+            if other is not self:
+                other.fenced, other.open, other.offsets = True, [], {}
+
+    def begin_transaction(self) -> None:
+        self._enter("begin_transaction")
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, **kw: Any) -> None:
+        self._enter("produce")
+        self.open.append((topic, key, value, None))
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return 0
+
+    def flush(self, timeout: float = 0.0) -> int:
+        return 0
+
+    def send_offsets_to_transaction(self, parts: list[Any], group: object, timeout: float) -> None:
+        self._enter("send_offsets_to_transaction")
+        self.offsets.update({(tp.topic, tp.partition): tp.offset for tp in parts})
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._enter("commit_transaction")
+        self.lib.broker.outputs += [o for o in self.open if o[0] != "state"]
+        self.lib.broker.changelog += [
+            Record(topic="state", value=v or b"", key=k) for t, k, v, _ in self.open if t == "state"
+        ]
+        self.lib.broker.committed.update(self.offsets)
+        self.open, self.offsets = [], {}
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._enter("abort_transaction")
+        self.open, self.offsets = [], {}
+
+
+def without_timestamps(outputs: list[Output]) -> list[tuple[str, bytes | None, bytes]]:
+    return [(topic, key, value) for topic, key, value, _ in outputs]
+
+
+@pytest.mark.parametrize("hang", [("send_offsets_to_transaction", 3), ("commit_transaction", 4)])
+def test_a_transactional_call_that_never_returns_replaces_the_producer(
+    logs, reference, tmp_path, hang
+) -> None:
+    """After a broker restart librdkafka was seen waiting forever in send_offsets_to_transaction: the
+    call is abandoned at its deadline, a new producer with the same transactional.id fences the stuck
+    one, the runner rewinds, and the committed outputs are the uninterrupted run's -- also once the
+    stuck call returns (the fenced producer can no longer commit)."""
+    broker = Broker(logs)
+    lib = Librdkafka(broker, {hang})
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+    sink = TransactionalSink(settings, "t", transaction_timeout_s=0.2, grace_s=0.05, producer=lib)
+    member, clock = Member(broker), Clock()
+    store = CheckpointStore(str(tmp_path / "state"), "g")
+    runner = KafkaRunner(
+        ProcessorCore(SETTINGS, TOPICS), member, sink, store=store, batch_size=300, commit_interval=2.5,
+        save_interval=6.5, idle_drain_s=None, clock=clock, transactions=sink,
+    )  # fmt: skip
+    member.assign([0, 1])
+    try:
+        run(runner, clock)
+        runner.close()
+    finally:
+        lib.release.set()  # the stuck call returns: fenced, it commits nothing
+    time.sleep(0.1)
+    assert sink.replaced >= 1 and len(lib.made) == 1 + sink.replaced and runner.rewinds >= 1
+    assert not runner.failed
+    assert Counter(without_timestamps(broker.outputs)) == Counter(without_timestamps(reference))
+
+
+def test_a_queue_that_stays_full_aborts_the_transaction_instead_of_stopping(tmp_path) -> None:
+    class Full(FakeProducer):
+        def produce(self, topic: str, value: bytes, key: bytes | None = None, **kw: Any) -> None:
+            raise BufferError("queue full")
+
+    lib = Librdkafka(Broker({}), set())
+    sink = TransactionalSink(
+        KafkaSettings(bootstrap_servers="127.0.0.1:9"), "t", producer=lambda conf: Full(lib)
+    )
+    sink.block_timeout = 0.1
+    with pytest.raises(TransactionAborted, match="stayed full"):
+        sink.send("scored", b"k", b"v")
