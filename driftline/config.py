@@ -230,7 +230,8 @@ class RoutingSettings(_Frozen):
     retrain_on: tuple[str, ...] = ("concept_drift", "performance")
     sinks: tuple[str, ...] = Field(
         default=("log",),
-        description="alert sinks by name: log, topic, webhook (from the environment: a JSON list)",
+        description="alert sinks by name: log, topic, webhook, slack, alertmanager (from the environment: "
+        "a JSON list)",
     )
     webhook_url: SecretStr | None = Field(
         default=None, description="where the 'webhook' sink POSTs alerts (https; its path may hold a token)"
@@ -245,6 +246,42 @@ class RoutingSettings(_Frozen):
     sink_topic: str | None = Field(
         default=None,
         description="where the 'topic' sink publishes delivered alerts (notifications always get them)",
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="the 'slack' sink's incoming-webhook URL (https; it holds the hook's token)"
+    )
+    alertmanager_url: str | None = Field(
+        default=None,
+        description="the 'alertmanager' sink's Alertmanager base URL, e.g. http://alertmanager:9093 "
+        "(incidents are POSTed to /api/v2/alerts)",
+    )
+    outbox_dir: str = Field(
+        default="",
+        description="where HTTP sinks keep undelivered notifications (sqlite), retried after a restart; "
+        "'' keeps them in memory only",
+    )
+    retry_max_s: float = Field(default=30.0, gt=0, description="longest wait between delivery attempts")
+    resolve_after: int = Field(
+        default=3,
+        ge=1,
+        description="an incident resolves after this many consecutive healthy metric points of the "
+        "model's current version (hysteresis)",
+    )
+    resolve_margin: float = Field(
+        default=0.02,
+        ge=0,
+        description="healthy = the metric this far on the good side of the incident's floor",
+    )
+    health_metric: str = Field(default="accuracy", description="the metric that says a version is healthy")
+    runbook_url: str = Field(
+        default="https://driftline.readthedocs.io/runbooks/{kind}",
+        description="runbook link of every incident; {model}, {version} and {kind} are filled in",
+    )
+    runbooks: dict[str, str] = Field(
+        default={}, description="per-model runbook URL templates (model name -> template)"
+    )
+    reports_dir: str = Field(
+        default="", description="where evidence reports are written ('' = no Evidently reports)"
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -39,7 +39,10 @@ __all__ = [
     "AlertType",
     "DeadLetter",
     "Event",
+    "Incident",
+    "IncidentKind",
     "Label",
+    "Notification",
     "Metric",
     "ModelUpdate",
     "Prediction",
@@ -196,6 +199,9 @@ class Alert(_Event, frozen=True, kw_only=True):
     reference: Window | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
     message: str = ""
+    before: float | None = None  # the monitored quantity over ``reference`` (before the change) ...
+    after: float | None = None  # ... and after it (concept drift: error rates; performance: the metric)
+    segment: dict[str, str] | None = None  # None: all of the version's traffic
 
 
 class RetrainRequest(_Event, frozen=True, kw_only=True):
@@ -357,28 +363,17 @@ def decode(kind: type[E], raw: bytes) -> E:
         raise InvalidEvent(f"{kind.__name__}: undecodable ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-def decode_notification(raw: bytes) -> Alert | RetrainOutcome:
-    """One record of ``topics.notifications``: a routed alert, or a retrain outcome on-call must see.
-
-    >>> o = RetrainOutcome(request_id="r", model="m", status="failed", reason="trainer raised")
-    >>> type(decode_notification(encode(o))).__name__
-    'RetrainOutcome'
-    """
-    try:
-        return decode(Alert, raw)
-    except InvalidEvent as as_alert:
-        try:
-            return decode(RetrainOutcome, raw)
-        except InvalidEvent:
-            raise as_alert from None
-
-
-def alerts_in(values: Iterable[bytes]) -> list[Alert]:
-    """The alerts among notifications (retrain outcomes are skipped; anything else raises)."""
-    return [n for n in map(decode_notification, values) if isinstance(n, Alert)]
-
-
 def alert_id_for(*parts: object) -> str:
     """A deterministic alert id: a replayed detection yields the same id, so it is deduplicated."""
     h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=10)
     return h.hexdigest()
+
+
+# incidents and the notifications topic's reader, kept in their own module (re-exported here)
+from driftline.notifications import (  # noqa: E402
+    Incident,
+    IncidentKind,
+    Notification,
+    alerts_in,
+    decode_notification,
+)

@@ -25,20 +25,18 @@ from driftline.transport import InMemoryBus
 from stream_processors.control.sinks import SINKS, LogSink, TopicSink, WebhookSink, build_sinks, fan_out
 
 SECRET = "0123456789abcdef" * 4
+VALID = "alertmanager, log, slack, topic, webhook"
 
 
-def test_the_registry_names_log_topic_and_webhook() -> None:
-    assert sorted(SINKS) == ["log", "topic", "webhook"]
+def test_the_registry_names_every_sink() -> None:
+    assert sorted(SINKS) == ["alertmanager", "log", "slack", "topic", "webhook"]
 
 
 @pytest.mark.parametrize(
     ("names", "message"),
     [
-        (("pager",), "routing.sinks: unknown sink 'pager'; valid names: log, topic, webhook"),
-        (
-            ("log", "slack", "email"),
-            "routing.sinks: unknown sinks 'slack', 'email'; valid names: log, topic, webhook",
-        ),
+        (("pager",), f"routing.sinks: unknown sink 'pager'; valid names: {VALID}"),
+        (("log", "sms", "email"), f"routing.sinks: unknown sinks 'sms', 'email'; valid names: {VALID}"),
     ],
 )
 def test_unknown_sink_names_fail_naming_the_setting_and_listing_the_valid_names(
@@ -49,7 +47,15 @@ def test_unknown_sink_names_fail_naming_the_setting_and_listing_the_valid_names(
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize(("name", "key"), [("webhook", "webhook_url"), ("topic", "sink_topic")])
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("webhook", "webhook_url"),
+        ("topic", "sink_topic"),
+        ("slack", "slack_webhook_url"),
+        ("alertmanager", "alertmanager_url"),
+    ],
+)
 def test_a_sink_without_its_setting_fails_at_start_up_naming_the_key(name: str, key: str) -> None:
     with pytest.raises(ConfigError, match=rf"routing\.{key}: set DRIFTLINE_ROUTING__{key.upper()}"):
         build_sinks(RoutingSettings(sinks=("log", name)), InMemoryBus().sink())
