@@ -263,6 +263,19 @@ class KafkaSource:
         )
         return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
+    def ends(
+        self, keys: Sequence[tuple[str, int]], timeout: float = 1.0
+    ) -> dict[tuple[str, int], int] | None:
+        """The end offsets of ``keys`` ((topic, partition)) asked of the broker now (high watermarks;
+        ``read_committed``: last stable offsets); None when it cannot say (away, restarting)."""
+        try:
+            return {
+                (t, p): int(self._c.get_watermark_offsets(TopicPartition(t, p), timeout, False)[1])
+                for t, p in keys
+            }
+        except KafkaException:
+            return None
+
     def group_metadata(self) -> object:
         """The group member's identity and generation, for ``send_offsets_to_transaction``."""
         return self._c.consumer_group_metadata()

@@ -254,8 +254,23 @@ class KafkaRunner(BatchRunner):
         consumer.seek(seek)
 
     def _idle_long_enough(self) -> bool:
-        """No drain while a partition is replayed: its state is behind its committed offsets."""
-        return not self._replay.replaying and super()._idle_long_enough()
+        """No drain while a partition is replayed (its state is behind its committed offsets), nor
+        before every owned input partition has been read to its end: inputs dry because the broker is
+        away (a restart) are not idle, and a drain then would join at a moment an uninterrupted run
+        never does."""
+        return not self._replay.replaying and super()._idle_long_enough() and self._read_to_end()
+
+    def _read_to_end(self) -> bool:
+        """Whether every owned input partition has been processed up to its end offsets (asked of
+        the broker: False when it cannot answer). A consumer that cannot tell (a fake) says yes."""
+        ends = getattr(self.consumer, "ends", None)
+        if ends is None or not self._owned:
+            return True
+        keys = [(t, p) for p in sorted(self._owned) for t in self._inputs]
+        found: Mapping[tuple[str, int], int] | None = ends(keys)
+        if found is None:
+            return False
+        return all(self._partitions.offsets(p).get(t, 0) >= found.get((t, p), 0) for t, p in keys)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool], timeout: float = 0.5) -> None:

@@ -409,3 +409,32 @@ def test_a_queue_that_stays_full_aborts_the_transaction_instead_of_stopping(tmp_
     sink.block_timeout = 0.1
     with pytest.raises(TransactionAborted, match="stayed full"):
         sink.send("scored", b"k", b"v")
+
+
+def test_inputs_dry_while_the_broker_is_away_are_not_drained(logs, tmp_path) -> None:
+    """A drain joins what waits for the other input at a wall-clock moment: only once every owned
+    partition is read to its end -- never because the broker, restarting, could not be asked."""
+    broker = Broker(logs)
+    runner, member, _, clock = processor(broker, "local", tmp_path)
+    runner.idle_drain_s = 5.0
+    away = True
+
+    def ends(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int] | None:
+        if away:
+            return None
+        return {(t, p): sum(1 for r in broker.logs[p] if r.topic == t) for t, p in keys}
+
+    member.ends = ends  # type: ignore[attr-defined]
+    member.assign([0, 1])
+    run(runner, clock)
+    waiting = runner.core.waiting
+    for _ in range(20):  # 20 s dry, the broker away: nothing drained
+        clock.now += 1
+        runner.run_once()
+    assert waiting and runner.core.waiting == waiting
+    away = False
+    for _ in range(2):
+        clock.now += 1
+        runner.run_once()
+    assert not runner.core.waiting
+    runner.close()
