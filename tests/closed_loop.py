@@ -20,3 +20,21 @@ def check_closed_loop(report: dict, *, shift_at: int, concept_at: int, window: i
     assert report["accuracy_before_drift"] > 0.85
     assert report["accuracy_after_drift"] < 0.6
     assert report["accuracy_after_retrain"] > report["accuracy_after_drift"] + 0.3
+
+
+def check_incidents(report: dict, *, concept_at: int, window: int = 1000) -> None:
+    """What on-call is told (issue 10): one data-drift incident naming both moved features, one
+    performance incident stating the error rate before and after the concept change, a retrain
+    notification, and every incident resolved once the retrained version is healthy."""
+    incidents = report["incidents"]
+    data = [i for i in incidents if i["kind"] == "data_drift"]
+    perf = [i for i in incidents if i["kind"] == "performance"]
+    assert len(data) == 1 and set(data[0]["features"]) == SHIFTED, incidents
+    assert len(perf) == 1 and concept_at <= perf[0]["started_at"] < concept_at + window, incidents
+    before, after = perf[0]["before"], perf[0]["after"]  # error rates; accuracy ~0.91 -> ~0.28
+    accuracy_before, accuracy_after = report["accuracy_before_drift"], report["accuracy_after_drift"]
+    assert abs((1 - before) - accuracy_before) < 0.05 and abs((1 - after) - accuracy_after) < 0.1, perf
+    assert perf[0]["severity"] == "critical"
+    assert all(i["status"] == "resolved" for i in incidents), incidents
+    promoted = [n for n in report["retrain_notifications"] if n["status"] == "promoted"]
+    assert promoted and promoted[0]["version"] == report["model_versions"][1]

@@ -19,7 +19,17 @@ import numpy as np
 
 from detectors.tasks import Task, get_task
 from driftline.config import DriftlineSettings, Topics
-from driftline.contracts import Alert, Metric, ModelUpdate, Scored, alerts_in, decode, encode
+from driftline.contracts import (
+    Alert,
+    Incident,
+    Metric,
+    ModelUpdate,
+    Notification,
+    Scored,
+    decode,
+    decode_notification,
+    encode,
+)
 from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry, ModelRegistry
 from driftline.transport import InMemoryBus, Sink
@@ -30,7 +40,7 @@ from retrain_worker.worker import RetrainOutcome, RetrainWorker
 from stream_processors.control.handler import AlertHandler
 from stream_processors.control.inprocess import AlertRoutingRunner
 from stream_processors.control.routing import AlertRouter
-from stream_processors.control.sinks import build_sinks
+from stream_processors.control.sinks import Delivery
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.announced import SourceTable
@@ -89,7 +99,9 @@ class EmbeddedLoop:
         topics = self.topics = settings.topics
         self.scenario, self.settings, self.say = scenario, settings, say
         self.bus = bus = InMemoryBus()
-        sinks = build_sinks(settings.routing, bus.sink())  # a bad routing.sinks fails before anything runs
+        self.delivery = Delivery(
+            settings.routing, bus.sink()
+        )  # a bad routing.sinks fails before anything runs
         self.task = get_task(settings.monitor.task)
         self.registry = LocalModelRegistry(registry_dir)
         bootstrap_registry(scenario, self.registry)
@@ -111,7 +123,9 @@ class EmbeddedLoop:
             else None,
         )
         handler = AlertHandler(AlertRouter(settings.routing), topics)
-        self.routing = AlertRoutingRunner(handler, bus.source([topics.alerts], "routing"), bus.sink(), sinks)
+        self.routing = AlertRoutingRunner(
+            handler, bus.source(handler.inputs, "routing"), bus.sink(), self.delivery.sinks
+        )
         self.worker = RetrainWorker(settings.retrain, topics, self.registry, bus, bus.sink(), task=self.task)
         self.requests = bus.source([topics.retrain], "retrain-worker")
         self.updates = bus.source([topics.models], "serving")
@@ -127,21 +141,36 @@ class EmbeddedLoop:
             f"at #{sc.covariate_shift_at}, concept change at #{sc.concept_change_at})"
         )
         next_report = 10_000
+        self.delivery.start()
         while not self.sim.done():
             self._serve(batch_size)
             while self.processor.run_once():
                 pass
             self.routing.run_once()
-            for a in alerts_in(r.value for r in self.notified.poll(1000)):
-                self.say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
+            self._say_notifications()
             self._retrain()
             self._hot_reload()
             if self.sim.index >= next_report or self.sim.done():
                 self._progress()
                 next_report += 10_000
         self.processor.drain()  # the stream has ended: what waits for the other input is joined
-        self.routing.run_once()
+        self._hot_reload()
+        while self.routing.run_once():
+            pass
+        self._say_notifications()
         self.client.close()
+        left = self.delivery.dispatcher.drain(10.0)
+        self.delivery.stop()
+        if left:
+            log.warning("%d notification(s) not delivered by the end of the demo", left)
+
+    def _say_notifications(self) -> None:
+        for note in map(decode_notification, (r.value for r in self.notified.poll(1000))):
+            if isinstance(note, Alert):
+                a = note
+                self.say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
+            elif isinstance(note, Incident):
+                self.say(f"#{self.sim.index:>6}  INCIDENT {note.title} (rev {note.revision})")
 
     def _serve(self, batch_size: int) -> None:
         batch = self.sim.next_batch(batch_size)
@@ -179,15 +208,17 @@ class EmbeddedLoop:
 
     def report(self) -> dict[str, Any]:
         log_of, topics = self.bus.log, self.topics
+        notes = [decode_notification(r.value) for r in log_of(topics.notifications)]
         return build_report(
             self.scenario,
             [decode(Scored, r.value) for r in log_of(topics.scored)],
-            alerts_in(r.value for r in log_of(topics.notifications)),
+            [n for n in notes if isinstance(n, Alert)],
             [decode(ModelUpdate, r.value) for r in log_of(topics.models)],
             self.worker.outcomes,
             events=len(log_of(topics.predictions)) + len(log_of(topics.labels)),
             dead_letters=len(log_of(topics.dlq)),
             task=self.task,
+            notes=notes,
         )
 
 
@@ -256,8 +287,10 @@ def build_report(
     events: int,
     dead_letters: int = 0,
     task: Task | None = None,
+    notes: list[Notification] | None = None,
 ) -> dict[str, Any]:
-    """The demo's figures, from what the topics hold; ``task`` says which predictions were right."""
+    """The demo's figures, from what the topics hold; ``task`` says which predictions were right;
+    ``notes``: the notifications topic (its incidents and retrain notifications are reported)."""
     task = task or get_task("binary")
     first_drift = scenario.covariate_shift_at
     idx = np.array([s.index for s in scored])
@@ -303,6 +336,39 @@ def build_report(
         "accuracy_after_covariate_shift": acc((idx >= first_drift) & (idx < scenario.concept_change_at)),
         "accuracy_after_drift": acc((idx >= scenario.concept_change_at) & (version == first_version)),
         "accuracy_after_retrain": acc(version == last) if last else None,
+        **notification_report(notes or []),
+    }
+
+
+def notification_report(notes: list[Notification]) -> dict[str, Any]:
+    """Each incident as it stands at its last revision, and the retrain notifications on-call got."""
+    last: dict[str, Incident] = {}
+    for n in notes:
+        if isinstance(n, Incident) and n.revision >= getattr(last.get(n.incident_id), "revision", 0):
+            last[n.incident_id] = n
+    incidents = []
+    for inc in sorted(last.values(), key=lambda i: (i.started_at_index, i.kind)):
+        moved = next((a for a in inc.alerts if a.before is not None and a.after is not None), None)
+        incidents.append(
+            {
+                "id": inc.incident_id,
+                "kind": inc.kind,
+                "model_version": inc.model_version,
+                "severity": inc.severity,
+                "status": inc.status,
+                "features": inc.features,
+                "alerts": len(inc.alert_ids),
+                "started_at": inc.started_at_index,
+                "updates": inc.revision,
+                **({"before": moved.before, "after": moved.after} if moved else {}),
+            }
+        )
+    outcomes = [n for n in notes if not isinstance(n, Alert | Incident)]
+    return {
+        "incidents": incidents,
+        "retrain_notifications": [
+            {"status": o.status, "version": o.version, "reason": o.reason} for o in outcomes
+        ],
     }
 
 

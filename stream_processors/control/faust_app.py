@@ -1,8 +1,12 @@
 """The control plane on faust-streaming: alert routing with changelog-backed state.
 
 Alerts are few (per-event cost does not matter here), and their routing state -- per (model,
-version, type, feature): the alert ids decided, where each was read, when the key last fired --
-must survive restarts: a faust Table backed by a changelog topic gives that. The data plane
+version, type, feature): the alert ids decided, where each was read, when the key last fired; per
+model: its incidents -- must survive restarts: a faust Table backed by a changelog topic gives that.
+The agent reads the alerts, the metrics (they resolve incidents) and the models topic (promotions
+become notifications); all three are keyed by model and have ``kafka.partitions`` partitions, so a
+model's table entries stay on the partition its records come from. HTTP sinks post from the outbox's
+thread (:class:`~stream_processors.control.sinks.Delivery`), never on faust's event loop. The data plane
 (predictions, labels) never goes through faust; it runs on the batched confluent-kafka runner.
 
 What a kill -9 does (faust commits an alert's offset only after flushing the messages sent for it
@@ -37,7 +41,7 @@ from driftline.errors import ConfigError
 from driftline.transport import Record
 from stream_processors.control.handler import AlertHandler
 from stream_processors.control.routing import AlertRouter
-from stream_processors.control.sinks import AlertSink, build_sinks, fan_out
+from stream_processors.control.sinks import AlertSink, Delivery, fan_out
 
 __all__ = ["create_app"]
 
@@ -134,11 +138,16 @@ def create_app(
         broker_credentials=_credentials(kafka),
     )
     out = _FaustTopics(app)
-    alert_sinks = list(sinks) if sinks is not None else build_sinks(settings.routing, out)
+    delivery = Delivery(settings.routing, out)
+    alert_sinks = list(sinks) if sinks is not None else delivery.sinks
     state = app.Table(ROUTING_TABLE, partitions=kafka.partitions)  # json values; no default: .get is None
     handler = AlertHandler(AlertRouter(settings.routing, state), topics)
 
-    @app.agent(out[topics.alerts])
+    @app.task  # type: ignore[misc]
+    async def start_delivery() -> None:
+        delivery.start()  # posts from its own thread: never on this event loop
+
+    @app.agent(app.topic(*handler.inputs, **_RAW))
     async def route(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
@@ -151,8 +160,8 @@ def create_app(
                 timestamp=msg.timestamp or 0.0,
             )
             handled = handler.handle(record)
-            if handled.delivered is not None:
-                fan_out(alert_sinks, handled.delivered)
+            for note in handled.notes:
+                fan_out(alert_sinks, note)
             for o in handled.outputs:
                 await out[o.topic].send(key=o.key, value=o.value, timestamp=o.timestamp)
 

@@ -9,13 +9,19 @@ send what it returns, so an alert is treated the same way under both:
 * delivered by the router -> the alert on ``topics.notifications`` (and to the alert sinks, which
   the runner calls with :attr:`Handled.delivered`);
 * an alert type that retrains -> a :class:`~driftline.contracts.RetrainRequest` on ``topics.retrain``;
+* an alert that opens or changes an incident, or a metric that resolves one -> the
+  :class:`~driftline.contracts.Incident` on ``topics.notifications`` and to the alert sinks (also on a
+  replay: the sinks' outbox keeps one per notification id; see
+  :mod:`~stream_processors.control.incidents`);
+* a promoted model version on ``topics.models`` -> a retrain outcome on-call sees (promoted, or
+  rolled back when the new champion is older than the one it replaces);
 * a duplicate or an alert within its cooldown -> nothing;
 * the same record read again after a restart (its offset was not committed) -> the messages its first
   reading sent, again (the same ids: readers drop copies by id), but not to the alert sinks, which were
   called the first time (see :mod:`~stream_processors.control.routing`).
 
-The handler does no I/O; its only state is the router's (per cooldown key: the alert ids decided,
-where they were read, when the key last fired).
+The handler does no I/O; its state is the router's (per cooldown key: the alert ids decided, where
+they were read, when the key last fired) and the incident book's (per model), in one mapping.
 
 >>> from driftline.config import RoutingSettings, Topics
 >>> from driftline.transport import Record
@@ -30,9 +36,20 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from driftline.config import Topics
-from driftline.contracts import Alert, DeadLetter, decode, encode
+from driftline.contracts import (
+    Alert,
+    DeadLetter,
+    Incident,
+    Metric,
+    ModelUpdate,
+    Notification,
+    RetrainOutcome,
+    decode,
+    encode,
+)
 from driftline.errors import InvalidEvent
 from driftline.transport import Record
+from stream_processors.control.incidents import IncidentBook, version_order
 from stream_processors.control.routing import AlertRouter, Routed
 
 __all__ = ["STAGE", "AlertHandler", "Handled", "Output"]
@@ -56,6 +73,18 @@ class Handled:
     outputs: list[Output] = field(default_factory=list)
     routed: Routed | None = None  # None: the record was not a valid alert
     dead_letter: DeadLetter | None = None
+    incidents: list[Incident] = field(default_factory=list)
+    outcome: RetrainOutcome | None = None
+
+    @property
+    def notes(self) -> list[Notification]:
+        """Everything for the alert sinks: the delivered alert, the incidents, a retrain outcome."""
+        alert = self.delivered
+        return [
+            *([alert] if alert is not None else []),
+            *self.incidents,
+            *([self.outcome] if self.outcome else []),
+        ]
 
     @property
     def delivered(self) -> Alert | None:
@@ -67,16 +96,25 @@ class Handled:
 class AlertHandler:
     """Decodes, routes and turns one alert record into the messages to send."""
 
-    def __init__(self, router: AlertRouter, topics: Topics) -> None:
+    def __init__(self, router: AlertRouter, topics: Topics, incidents: IncidentBook | None = None) -> None:
         self.router, self.topics = router, topics
+        self.incidents = incidents if incidents is not None else IncidentBook(router.settings, router.state)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The topics the control plane reads: alerts, the metrics that resolve incidents, models."""
+        return [self.topics.alerts, self.topics.metrics, self.topics.models]
 
     def handle(self, record: Record) -> Handled:
+        at = (record.partition, record.offset) if record.offset >= 0 else None  # None: read from nowhere
+        if record.topic == self.topics.metrics:
+            return self._metric(record, at)
+        if record.topic == self.topics.models:
+            return self._model(record)
         try:
             alert = decode(Alert, record.value)
         except InvalidEvent as exc:
-            dead = DeadLetter.of_record(record, exc, STAGE)
-            return Handled([Output(self.topics.dlq, record.key, encode(dead), None)], dead_letter=dead)
-        at = (record.partition, record.offset) if record.offset >= 0 else None  # None: read from nowhere
+            return self._dead(record, exc)
         routed = self.router.route(alert, at=at)
         key, ts = alert.model.encode(), alert.detected_at_time  # keyed by model: one model's stay in order
         outputs = []
@@ -84,4 +122,49 @@ class AlertHandler:
             outputs.append(Output(self.topics.notifications, key, encode(alert), ts))
         if routed.retrain is not None:
             outputs.append(Output(self.topics.retrain, key, encode(routed.retrain), ts))
-        return Handled(outputs, routed)
+        incidents = self.incidents.on_alert(alert, at)
+        outputs += [Output(self.topics.notifications, key, encode(i), i.updated_at) for i in incidents]
+        return Handled(outputs, routed, incidents=incidents)
+
+    def _metric(self, record: Record, at: tuple[int, int] | None) -> Handled:
+        try:
+            metric = decode(Metric, record.value)
+        except InvalidEvent as exc:
+            return self._dead(record, exc)
+        incidents = self.incidents.on_metric(metric, at)
+        key = metric.model.encode()
+        return Handled(
+            [Output(self.topics.notifications, key, encode(i), i.updated_at) for i in incidents],
+            incidents=incidents,
+        )
+
+    def _model(self, record: Record) -> Handled:
+        """A promoted version as a retrain outcome on-call sees (the worker publishes only failures)."""
+        try:
+            update = decode(ModelUpdate, record.value)
+        except InvalidEvent as exc:
+            return self._dead(record, exc)
+        if update.kind != "promoted" or update.previous_version is None:
+            return Handled()
+        back = version_order(update.version) < version_order(update.previous_version)
+        reason = (
+            f"rolled back from v{update.previous_version} to v{update.version}"
+            if back
+            else f"v{update.version} replaces v{update.previous_version} as champion"
+        )
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(update.metrics.items()))
+        outcome = RetrainOutcome(
+            request_id=update.triggered_by or f"{update.model}-v{update.version}",
+            model=update.model,
+            status="promoted",
+            reason=f"{reason}{f' ({metrics})' if metrics else ''}",
+            version=update.version,
+            metrics=dict(update.metrics),
+            detected_at_time=update.created_at,
+        )
+        out = Output(self.topics.notifications, update.model.encode(), encode(outcome), None)
+        return Handled([out], outcome=outcome)
+
+    def _dead(self, record: Record, exc: Exception) -> Handled:
+        dead = DeadLetter.of_record(record, exc, STAGE)
+        return Handled([Output(self.topics.dlq, record.key, encode(dead), None)], dead_letter=dead)

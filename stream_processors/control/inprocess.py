@@ -1,6 +1,6 @@
-"""The control plane in process (embedded mode): alerts in, notifications, retrain requests and
-dead letters out, through the same :class:`~stream_processors.control.handler.AlertHandler` as the
-faust agent."""
+"""The control plane in process (embedded mode): alerts, metrics and model updates in
+(:attr:`~stream_processors.control.handler.AlertHandler.inputs`), notifications, incidents, retrain
+requests and dead letters out, through the same handler as the faust agent."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ class AlertRoutingRunner:
 
     def handle(self, rec: Record) -> Handled:
         handled = self.handler.handle(rec)
-        if handled.delivered is not None:
-            fan_out(self.sinks, handled.delivered)
+        for note in handled.notes:
+            fan_out(self.sinks, note)
         for out in handled.outputs:
             self.sink.send(out.topic, out.key, out.value, out.timestamp)
         return handled

@@ -73,7 +73,9 @@ class VersionMonitor:
             drop=settings.performance_drop,
             higher_is_better=task.higher_is_better,
         )
-        self.concept = ConceptDriftMonitor(model, version, error_detector(settings))
+        self.concept = ConceptDriftMonitor(
+            model, version, error_detector(settings), window=settings.performance_window
+        )
         self.emitter = MetricsEmitter(model, version, settings.metrics_every)
         self.newest_labelled = -1
 
@@ -138,7 +140,14 @@ class VersionMonitor:
             metrics_to(a + k + 1)
             return self._context()
 
-        alerts = self.concept.update(errors[a:b], batch.at[a:b], lambda k: batch.label_time(a + k), context)
+        alerts = self.concept.update(
+            errors[a:b],
+            batch.at[a:b],
+            lambda k: batch.label_time(a + k),
+            context,
+            batch.index[a:b],
+            batch.time[a:b],
+        )
         metrics_to(b)
         return alerts
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from closed_loop import check_closed_loop
+from closed_loop import check_closed_loop, check_incidents
 
 
 def run_demo(*args: str) -> tuple[str, dict]:
@@ -29,6 +29,7 @@ def demo_seed7() -> tuple[str, dict]:
 def test_demo_closes_the_loop(demo_seed7) -> None:
     out, report = demo_seed7
     check_closed_loop(report, shift_at=20_000, concept_at=35_000)
+    check_incidents(report, concept_at=35_000)
     assert report["events"] > 100_000 and report["dead_letters"] == 0
     assert {"type", "feature", "detected_at", "drift_started_at"} <= set(report["alerts"][0])
     assert report["wall_time_s"] < 60
@@ -53,3 +54,4 @@ def test_demo_is_reproducible_for_a_seed(demo_seed7) -> None:
 def test_demo_closes_the_loop_for_other_seeds(seed: int) -> None:
     _, report = run_demo("--json", "--seed", str(seed), "--events", "30000")
     check_closed_loop(report, shift_at=10_000, concept_at=17_500)
+    check_incidents(report, concept_at=17_500)

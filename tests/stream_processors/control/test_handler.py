@@ -6,7 +6,7 @@ import pytest
 from events import alert
 
 from driftline.config import RoutingSettings, Topics
-from driftline.contracts import Alert, DeadLetter, RetrainRequest, decode, encode
+from driftline.contracts import Alert, DeadLetter, Incident, RetrainRequest, alerts_in, decode, encode
 from driftline.transport import InMemoryBus, Record
 from stream_processors.control.handler import STAGE, AlertHandler, Output
 from stream_processors.control.inprocess import AlertRoutingRunner
@@ -38,6 +38,14 @@ class Loop:
     def read(self, topic: str) -> list[Record]:
         return self.bus.log(topic)
 
+    def alerts(self) -> list[Alert]:
+        """The alerts among the notifications (each also opens or updates an incident)."""
+        return alerts_in(r.value for r in self.read(TOPICS.notifications))
+
+    def sunk(self) -> list[str]:
+        """Ids of the alerts the sinks got."""
+        return [n.alert_id for n in self.delivered.delivered if isinstance(n, Alert)]
+
 
 def test_an_invalid_alert_is_dead_lettered_with_reason_origin_and_original_bytes() -> None:
     loop = Loop()
@@ -49,7 +57,7 @@ def test_an_invalid_alert_is_dead_lettered_with_reason_origin_and_original_bytes
     ]
     assert all(d.reason.startswith("Alert: ") and d.error_type == "InvalidEvent" for d in dead)
     assert {r.key for r in loop.read(TOPICS.dlq)} == {b"churn"}  # the original key
-    assert [a.alert_id for a in loop.delivered.delivered] == ["a0"]  # the batch went on
+    assert loop.sunk() == ["a0"]  # the batch went on
     assert loop.bus.source([TOPICS.alerts], "routing").poll(10) == []  # committed past the bad records
 
 
@@ -62,14 +70,16 @@ def test_a_valid_alert_is_notified_and_an_error_alert_also_requests_a_retrain(
 ) -> None:
     loop = Loop()
     loop.send(encode(alert("a1", t=100.0, kind=kind, feature=feature)))
-    (note,) = loop.read(TOPICS.notifications)
+    note, opened = loop.read(TOPICS.notifications)
     assert decode(Alert, note.value) == alert("a1", t=100.0, kind=kind, feature=feature)
     assert (note.key, note.timestamp) == (b"churn", 100.0)
+    incident = decode(Incident, opened.value)
+    assert (incident.status, incident.alert_ids, incident.revision) == ("firing", ["a1"], 1)
     requests = [decode(RetrainRequest, r.value) for r in loop.read(TOPICS.retrain)]
     assert [(r.request_id, r.model, r.model_version) for r in requests] == (
         [("a1", "churn", "1")] if retrains else []
     )
-    assert [a.alert_id for a in loop.delivered.delivered] == ["a1"]
+    assert loop.sunk() == ["a1"]
     assert loop.read(TOPICS.dlq) == []
 
 
@@ -79,9 +89,9 @@ def test_a_duplicate_alert_is_routed_once_and_a_cooled_down_one_not_at_all() -> 
     loop.send(first, first)  # in one batch
     loop.send(first)  # replayed later
     loop.send(encode(alert("a2", t=130.0)))  # same model, version and type within the cooldown
-    assert [decode(Alert, r.value).alert_id for r in loop.read(TOPICS.notifications)] == ["a1"]
+    assert [a.alert_id for a in loop.alerts()] == ["a1"]
     assert [decode(RetrainRequest, r.value).request_id for r in loop.read(TOPICS.retrain)] == ["a1"]
-    assert [a.alert_id for a in loop.delivered.delivered] == ["a1"]
+    assert loop.sunk() == ["a1"]
 
 
 def test_the_handler_returns_messages_and_does_no_io() -> None:
@@ -90,7 +100,7 @@ def test_the_handler_returns_messages_and_does_no_io() -> None:
     handled = handler.handle(Record(TOPICS.alerts, value, key=b"k", partition=2, offset=9))
     assert handled.delivered is not None and handled.dead_letter is None
     assert handled.outputs[0] == Output(TOPICS.notifications, b"churn", value, 5.0)
-    assert [o.topic for o in handled.outputs] == [TOPICS.notifications, TOPICS.retrain]
+    assert [o.topic for o in handled.outputs] == [TOPICS.notifications, TOPICS.retrain, TOPICS.notifications]
     again = handler.handle(Record(TOPICS.alerts, value))
     assert again.outputs == [] and again.delivered is None
     assert again.routed is not None and again.routed.reason == "duplicate alert id"

@@ -17,10 +17,10 @@ import pytest
 from events import alert
 
 from driftline.config import RoutingSettings, Topics
-from driftline.contracts import Alert, RetrainRequest, decode, encode
+from driftline.contracts import Alert, Incident, RetrainRequest, decode, decode_notification, encode
 from driftline.transport import Record
 from stream_processors.control.handler import AlertHandler
-from stream_processors.control.routing import AlertRouter, cooldown_key
+from stream_processors.control.routing import AlertRouter
 
 TOPICS = Topics()
 
@@ -67,11 +67,20 @@ def run(
         if isinstance(state, Writes):
             state.at = i
         handled = handler.handle(Record(TOPICS.alerts, encode(records[i]), b"k", partition=0, offset=i))
-        if handled.delivered is not None:
-            seen["sinks"].append(handled.delivered.alert_id)
+        seen["sinks"] += [_id(n) for n in handled.notes]
         for o in handled.outputs if i not in lost else []:
-            value = decode(RetrainRequest, o.value).request_id if o.topic == TOPICS.retrain else None
-            seen[o.topic].append(value or decode(Alert, o.value).alert_id)
+            if o.topic == TOPICS.retrain:
+                seen[o.topic].append(decode(RetrainRequest, o.value).request_id)
+            else:
+                seen[o.topic].append(_id(decode_notification(o.value)))
+
+
+def _id(note: object) -> str:
+    """An alert's id, or an incident notification's (its incident, revision, status and features)."""
+    if isinstance(note, Incident):
+        return f"{note.notification_id}:{note.status}:{','.join(note.features)}:{note.severity}"
+    assert isinstance(note, Alert)
+    return note.alert_id
 
 
 def empty() -> dict[str, list[str]]:
@@ -92,7 +101,7 @@ def test_a_kill_at_any_point_with_any_changelog_prefix_changes_nothing_after_ded
         unflushed = {i for i in range(commit, kill) if rng.random() < 0.5}
         run(records, first, 0, kill, seen, unflushed)
         recovered: dict[str, Any] = {}  # per entry: its last write before a point between commit and kill
-        for key in {cooldown_key(a) for a in records}:
+        for key in {k for _, k, _ in first.log}:  # routing entries and the models' incident entries
             upto = int(rng.integers(commit, kill + 1))
             for i, k, value in first.log:
                 if k == key and i < upto:

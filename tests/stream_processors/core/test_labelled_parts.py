@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from detectors import get_detector
 from driftline.config import MonitorSettings
-from driftline.contracts import Prediction, Scored, Window
+from driftline.contracts import Alert, Prediction, Scored, Window
+from stream_processors.core.concept_drift import ConceptDriftMonitor
 from stream_processors.core.labelled import AlertContext, LabelledBatch
 from stream_processors.core.performance_floor import PerformanceFloor
 from stream_processors.core.version import VersionMonitor
@@ -48,7 +50,7 @@ def test_floor_alerts_once_and_re_arms_within_half_the_drop() -> None:
 
     seen = [len(floor.check(v, i, float(i), ctx)) for i, v in enumerate([0.9, 0.79, 0.7, 0.84, 0.86, 0.75])]
     assert seen == [0, 1, 0, 0, 0, 1]  # 0.84 is not back (< 0.85); 0.86 re-arms
-    assert len(calls) == 2  # the context is only read for an alert
+    assert len(calls) == 3  # the context is only read for the baseline's window and for an alert
 
 
 def test_floor_for_a_metric_where_lower_is_better() -> None:
@@ -56,7 +58,9 @@ def test_floor_for_a_metric_where_lower_is_better() -> None:
     assert floor.check(1.0, 0, 0.0, lambda: CTX) == []
     (alert,) = floor.check(1.6, 1, 1.0, lambda: CTX)
     assert alert.statistic == "rolling_mean_absolute_error" and alert.threshold == 1.5
-    assert alert.message == "rolling mean absolute error 1.600 above 1.500; note"
+    assert alert.message == "rolling mean absolute error 1.600 above 1.500 (baseline 1.000); note"
+    assert (alert.before, alert.after, alert.direction, alert.reference) == (1.0, 1.6, "increase", CTX.window)
+    assert alert.effect is not None and abs(alert.effect - 0.6) < 1e-12
     with pytest.raises(ValueError, match="drop"):
         PerformanceFloor("m", "1", metric="accuracy", drop=0)
 
@@ -158,3 +162,24 @@ def test_a_version_monitor_runs_on_any_task() -> None:
     assert perf.statistic == "rolling_mae" and perf.value > perf.threshold
     assert "baseline mae 0.4" in perf.message
     assert {m.name for m in metrics} >= {"mae", "label_coverage"}  # NaN estimate left out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_concept_drift_alert_states_the_error_rates_on_both_sides_of_the_change(seed: int) -> None:
+    """The held-out stream of the issue: the error rate goes from ~0.32 to ~0.63 at event 3000."""
+    rng = np.random.default_rng(seed)
+    errors = np.r_[rng.random(3000) < 0.32, rng.random(2000) < 0.63].astype(float)
+    monitor = ConceptDriftMonitor("m", "1", get_detector("adwin", delta=0.002), window=1000)
+    alerts: list[Alert] = []
+    for a in range(0, errors.size, 250):  # in batches, as the processor feeds it
+        pos = np.arange(a, min(a + 250, errors.size))
+        alerts += monitor.update(errors[pos], pos, float, lambda k: CTX, pos, pos.astype(float))
+    first = alerts[0]
+    assert 3000 <= first.detected_at_index < 3500
+    assert first.before is not None and abs(first.before - 0.32) < 0.05
+    assert first.after is not None and abs(first.after - 0.63) < 0.15  # ~100-200 errors after the change
+    assert first.effect is not None and first.effect > 0.2 and first.direction == "increase"
+    assert first.reference is not None and first.reference.end_index <= first.window.start_index
+    assert abs(first.window.start_index - 3000) < 100  # the change point
+    assert first.window.end_index == first.detected_at_index + 1
+    assert first.message.startswith(f"error rate {first.before:.3f} -> {first.after:.3f}")
