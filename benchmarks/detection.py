@@ -31,6 +31,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -145,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--seeds", type=int, default=20, help="seeds per scenario (default 20)")
     parser.add_argument("--quick", action="store_true", help="small run: 3 seeds, streams scaled down ~20x")
+    parser.add_argument(
+        "--processor",
+        action="store_true",
+        help="the processor-level scenarios instead (benchmarks/detection_processor.py)",
+    )
     args = parser.parse_args(argv)
     seeds = min(args.seeds, 3) if args.quick else args.seeds
     if seeds < 1:
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:  # noqa: E306
         print(f"[{time.perf_counter() - t:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
+    if args.processor:
+        return _processor(seeds, args.quick, args.json, log)
     rows = run_all(seeds, args.quick, log)
     if args.json:
         report = {
@@ -171,6 +179,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_table(rows))
         print(format_targets(rows))
+    return 0
+
+
+def _processor(seeds: int, quick: bool, as_json: bool, log: Callable[[str], None]) -> int:
+    from detection_processor import format_processor_table, run_processor_scenarios
+
+    rows = run_processor_scenarios(seeds, quick, log)
+    if as_json:
+        print(json.dumps({"seeds": seeds, "quick": quick, "rows": [asdict(r) for r in rows]}, indent=1))
+    else:
+        print(
+            f"Processor-level detection: {seeds} seeds per scenario, default MonitorSettings "
+            "(budget per model)"
+        )
+        print(format_processor_table(rows))
     return 0
 
 

@@ -4,6 +4,9 @@
   ``jensen_shannon``, ``psi_categorical``) -> ``test(reference, current) -> TestResult``
 - sequential detectors by name: :func:`get_detector` -> ``StreamDetector.update(x) -> DriftSignal | None``
 - :class:`FeatureSetDrift`: all features of one model version, tumbling windows, one false-alarm budget
+- :class:`SequentialFeatureDrift`: all features of one model version (and their joint distribution),
+  CUSUMs updated a batch at a time with batch-independent alarms, one false-alarm budget: what the
+  stream processor runs on a version's predictions
 - :class:`ExpectedAccuracy`: label-free (confidence-based) accuracy estimate, checked against labels later
 - tasks by name: :func:`get_task` (``binary``) -> :class:`Task`: what "correct" means, the error stream,
   the rolling metrics (:class:`RollingBinaryMetrics`), the label-free estimate, validation and serving
@@ -32,6 +35,7 @@ from .registry import (
     get_test,
     recommended_params,
 )
+from .sequential_features import SequentialDrift, SequentialFeatureDrift
 from .tasks import BinaryClassification, Task, available_tasks, get_task
 
 __all__ = [
@@ -44,6 +48,8 @@ __all__ = [
     "FeatureSetDrift",
     "RECOMMENDED_ERROR_DETECTOR",
     "RollingBinaryMetrics",
+    "SequentialDrift",
+    "SequentialFeatureDrift",
     "StreamDetector",
     "Task",
     "TestResult",

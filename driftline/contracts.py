@@ -115,7 +115,7 @@ def _name_problem(name: str) -> str:
 
 
 LabelValue = str | int | float | bool
-AlertType = Literal["data_drift", "prediction_drift", "concept_drift", "performance"]
+AlertType = Literal["data_drift", "prediction_drift", "multivariate_drift", "concept_drift", "performance"]
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -196,6 +196,11 @@ class Alert(_Event, frozen=True, kw_only=True):
     p_value: float | None = None
     effect: float | None = None
     direction: str | None = None
+    # feature drift: PSI and the category whose share moved most (``effect``) over ``window``, which
+    # starts at the estimated change point; multivariate drift: the features contributing most
+    psi: float | None = None
+    category: str | None = None
+    contributors: list[str] = []
     reference: Window | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
     message: str = ""

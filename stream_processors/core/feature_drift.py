@@ -1,9 +1,13 @@
-"""Feature drift of one model version as data-drift and prediction-drift alerts.
+"""Feature drift of one model version as data-drift, prediction-drift and multivariate-drift alerts.
 
-:class:`~detectors.FeatureSetDrift` tests tumbling windows of rows against the reference; this
-maps the rows it counts to arrival indices and event times (:class:`RowClock`), records the
-reference window once, and raises one alert when a feature starts drifting. A feature alerts again
-only after a window in which it was not flagged (it came back: the alert re-arms).
+:class:`~detectors.SequentialFeatureDrift` runs calibrated CUSUMs over every feature, the prediction
+score and (with two or more numeric features) the PCA reconstruction error of the numeric features, one
+row at a time in effect but a batch at a time in numpy, and alarms the same whatever the batch
+boundaries. This maps the rows it counts to arrival indices and event times (:class:`RowClock`) and
+turns each alarm into one alert: its window runs from the estimated change point to the row that
+raised it, and it is explained by the window test of those rows against the reference (p-value,
+effect, direction, PSI, the category that moved). A stream alerts again only after it came back (a
+window of ``window_size`` rows that looks like the reference re-arms it).
 
 >>> import numpy as np
 >>> from driftline.config import MonitorSettings
@@ -16,9 +20,10 @@ only after a window in which it was not flagged (it came back: the alert re-arms
 ...     return cols, index, index.astype(float)
 >>> monitor.update(*rows(0, 2000, 0.0))
 []
->>> [(a.type, a.feature, a.detected_at_index) for a in monitor.update(*rows(2000, 1000, 0.5))]
-[('data_drift', 'age', 2499)]
->>> monitor.update(*rows(3000, 500, 0.5))  # still drifting: already alerted
+>>> alerts = monitor.update(*rows(2000, 1000, 0.7))
+>>> [(a.type, a.feature, a.window.start_index, a.detected_at_index) for a in alerts]
+[('data_drift', 'age', 2002, 2049)]
+>>> monitor.update(*rows(3000, 500, 0.7))  # still drifting: already alerted
 []
 """
 
@@ -28,8 +33,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from detectors import FeatureDrift, FeatureSetDrift
 from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
+from detectors.sequential_features import JOINT, SequentialDrift, SequentialFeatureDrift
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, AlertType, Window, alert_id_for
 from stream_processors.core.schema import SCORE_COLUMN, Kind
@@ -79,62 +84,66 @@ class FeatureDriftMonitor:
     ) -> None:
         self.model = model
         self.version = version
-        self.drift = FeatureSetDrift(
+        self.drift = SequentialFeatureDrift(
             {**kinds, SCORE_COLUMN: "numeric"},
             reference_size=settings.reference_size,
-            window_size=settings.window_size,
             false_alarms_per_100k=settings.false_alarms_per_100k or DEFAULT_FALSE_ALARMS_PER_100K,
+            joint=[f for f, k in kinds.items() if k == "numeric"],
+            rearm_window=settings.window_size,
         )
         self.clock = RowClock()
         self.reference: Window | None = None  # the reference rows, as arrival indices and times
-        self.firing: set[str] = set()  # columns alerted on and flagged in every window since
-        self.windows_done = 0
 
     def update(self, cols: Mapping[str, np.ndarray], index: np.ndarray, time: np.ndarray) -> list[Alert]:
         """Feed a batch of columns (features and :data:`SCORE_COLUMN`) with their rows' arrival
-        indices and event times; returns the alerts of the windows it completes."""
+        indices and event times; returns the alerts its rows raised, in row order."""
         self.clock.add(index, time)
         ref = self.drift.reference_size
         if self.reference is None and self.clock.rows >= ref:
             self.reference = self.clock.window(0, ref)
-        flags = self.drift.update(cols)
-        if self.drift.windows_tested == self.windows_done:
-            return []
-        self.windows_done = self.drift.windows_tested
-        latest = self.drift.last_window
-        assert latest is not None  # a window was tested
-        self.firing &= {f.feature for f in flags if f.window_end == latest[1]}  # came back: re-arm
-        alerts = []
-        for f in flags:
-            if f.feature not in self.firing:
-                self.firing.add(f.feature)
-                alerts.append(self._alert(f))
-        # after the windows were mapped
-        self.clock.forget_before(self.drift.rows_seen - 2 * self.drift.window_size)
+        alerts = [self._alert(d) for d in self.drift.update(cols)]
+        self.clock.forget_before(self.drift.rows_seen - self.drift.keep_rows)
         return alerts
 
-    def _alert(self, f: FeatureDrift) -> Alert:
-        kind: AlertType = "prediction_drift" if f.feature == SCORE_COLUMN else "data_drift"
-        feature = None if f.feature == SCORE_COLUMN else f.feature
-        win = self.clock.window(f.window_start, f.window_end)
-        value = f.p_value if f.p_value is not None else f.statistic
-        what = f"{feature or 'prediction score'}: {f.test}={f.statistic:.4g}"
-        moved = f" ({f.category} share {f.effect:+.3f})" if f.category else f" (mean {f.effect:+.2f} sd)"
+    def _alert(self, d: SequentialDrift) -> Alert:
+        kind: AlertType = (
+            "prediction_drift"
+            if d.feature == SCORE_COLUMN
+            else "multivariate_drift"
+            if d.feature == JOINT
+            else "data_drift"
+        )
+        feature = d.feature if kind == "data_drift" else None
+        win = self.clock.window(d.change_point, d.row + 1)
+        what = {"prediction_drift": "prediction score", "multivariate_drift": "joint distribution"}
+        name = what.get(kind, d.feature)
+        if d.category:
+            moved = f" ({d.category} share {d.effect:+.3f})"
+        elif kind == "multivariate_drift":
+            moved = f" (reconstruction error; most changed: {', '.join(d.contributors) or '-'})"
+        else:
+            moved = f" (mean {d.effect:+.2f} sd)"
+        p = "-" if d.p_value is None else f"{d.p_value:.3g}"
+        psi = "" if d.psi is None else f", psi={d.psi:.3f}"
         return Alert(
             alert_id=alert_id_for(self.model, self.version, kind, feature, win.start_index),
             type=kind,
             model=self.model,
             model_version=self.version,
             feature=feature,
-            statistic=f"{f.test}_p_value",
-            value=float(value),
-            threshold=float(f.threshold),
-            p_value=f.p_value,
-            effect=float(f.effect),
-            direction=f.direction,
+            statistic=d.statistic,
+            value=d.value,
+            threshold=d.threshold,
+            p_value=d.p_value,
+            effect=float(d.effect),
+            direction=d.direction,
+            psi=d.psi,
+            category=d.category,
+            contributors=list(d.contributors),
             window=win,
             reference=self.reference,
             detected_at_index=win.end_index - 1,
             detected_at_time=win.end_time,
-            message=f"{what}{moved}, psi={f.psi:.3f}, window {win.start_index}..{win.end_index - 1}",
+            message=f"{name}: {d.direction} since #{win.start_index} (cusum {d.value:.1f} > "
+            f"{d.threshold:.1f}); {d.test} p={p} over {d.rows} rows{moved}{psi}",
         )

@@ -47,8 +47,11 @@ def test_shifted_feature_is_flagged_within_two_windows(drifting_stream) -> None:
     a = found[0]
     assert at <= a.detected_at_index < at + 2 * SETTINGS.window_size
     assert a.window.start_index <= a.detected_at_index < a.window.end_index
-    assert a.effect == pytest.approx(0.5, abs=0.2) and a.direction == "increase"
-    assert a.value < a.threshold and a.statistic == "ks_p_value"
+    # the effect of the rows since the estimated change point: a short run that crossed the threshold
+    # early overstates the shift a little (it was picked for being high)
+    assert a.effect == pytest.approx(0.5, abs=0.35) and a.direction == "increase"
+    assert a.value > a.threshold and a.statistic == "cusum_llr"
+    assert a.p_value is not None and a.p_value < 1e-3 and at - 50 <= a.window.start_index
     assert a.reference is not None and a.reference.n == SETTINGS.reference_size
     assert (a.reference.start_index, a.reference.end_index) == (0, SETTINGS.reference_size)
 

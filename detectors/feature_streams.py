@@ -1,0 +1,125 @@
+"""Per-row transforms that turn a model's feature columns into CUSUM increments, fitted on a reference.
+
+- :class:`NumericScores`: a numeric feature as normal scores through the reference's empirical CDF, so
+  in-control scores are N(0, 1) whatever the feature's distribution (skewed, heavy-tailed, discrete): the
+  CUSUM's analytic calibration then holds without assuming Gaussian features, and an outlier moves a
+  score at most ~3.5 reference SDs.
+- :class:`CategoryShares`: a categorical feature as buckets (reference categories with a share of at
+  least ``min_share``; rarer and unseen categories merged into one "other" bucket).
+- :class:`Reconstruction`: PCA reconstruction error of the numeric features' normal scores (as NannyML's
+  multivariate drift): fitted on the first half of the reference, its errors turned into normal scores
+  through the second half's errors, so a change of the joint distribution (a correlation) that no
+  marginal shows raises the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.special import ndtri
+
+from ._util import is_missing
+
+__all__ = ["OTHER", "CategoryShares", "NumericScores", "Reconstruction", "normal_scores"]
+
+OTHER = "(other)"
+
+
+def normal_scores(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``ndtri`` of the mid-rank empirical CDF of ``sorted_ref`` at ``x`` (NaN stays NaN), in
+    ``[ndtri(0.5 / (n + 1)), -ndtri(0.5 / (n + 1))]``.
+
+    >>> normal_scores(np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, np.nan])).round(3).tolist()
+    [0.0, -1.15, nan]
+    """
+    n = sorted_ref.size
+    mid = (np.searchsorted(sorted_ref, x, "left") + np.searchsorted(sorted_ref, x, "right")) / 2.0
+    z = ndtri((mid + 0.5) / (n + 1.0))
+    z[np.isnan(x)] = np.nan
+    return z
+
+
+class NumericScores:
+    """Normal scores of one numeric feature, standardised by the reference's own scores (ties in a
+    discrete feature shrink their spread)."""
+
+    def __init__(self, reference: np.ndarray) -> None:
+        ref = np.sort(reference[np.isfinite(reference)])
+        self.sorted = ref
+        own = normal_scores(ref, ref)
+        self.mean = float(own.mean())
+        self.sd = max(float(own.std()), 1e-9)
+        self.n = int(ref.size)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (normal_scores(self.sorted, np.where(np.isfinite(x), x, np.nan)) - self.mean) / self.sd
+
+
+class CategoryShares:
+    """Buckets of a categorical feature and their reference shares (add-half smoothed, so an "other"
+    bucket never seen in the reference has a small positive share: a new category is drift)."""
+
+    def __init__(self, reference: np.ndarray, min_share: float) -> None:
+        values = [v for v in reference.tolist() if not is_missing(v)]
+        n = len(values)
+        counts: dict[object, int] = {}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        kept = sorted(
+            (v for v, c in counts.items() if c >= min_share * n), key=lambda v: (-counts[v], str(v))
+        )
+        self.names = [str(v) for v in kept] + [OTHER]
+        self._codes = {v: i for i, v in enumerate(kept)}
+        other = n - sum(counts[v] for v in kept)
+        ref_counts = np.array([counts[v] for v in kept] + [other], dtype=float)
+        self.shares = (ref_counts + 0.5) / (n + 0.5 * ref_counts.size)
+        self.n = n
+        self.min_share = min_share
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        """Bucket of each row; -1 for a missing value."""
+        get, other = self._codes.get, len(self.names) - 1
+        out = np.fromiter((get(v, -2) for v in x.tolist()), dtype=np.int64, count=x.size)
+        for i in np.flatnonzero(out == -2).tolist():  # not a kept category: other, or missing
+            out[i] = -1 if is_missing(x[i]) else other
+        return out
+
+
+class Reconstruction:
+    """PCA reconstruction error of standardised normal scores; components explain ``variance`` of the
+    first half of the reference (at least one, at most all but one)."""
+
+    def __init__(self, names: Sequence[str], scores: np.ndarray, variance: float = 0.65) -> None:
+        self.names = list(names)
+        z = np.nan_to_num(scores)
+        half = z.shape[0] // 2
+        fit, held = z[:half], z[half:]
+        self.center = fit.mean(axis=0)
+        _, sv, vt = np.linalg.svd(fit - self.center, full_matrices=False)
+        explained = np.cumsum(sv**2) / max(float((sv**2).sum()), 1e-12)
+        k = min(int(np.searchsorted(explained, variance) + 1), z.shape[1] - 1)
+        self.components = vt[: max(k, 1)]
+        held_res = self.residuals(held)
+        self.errors = np.sort((held_res**2).sum(axis=1))
+        own = normal_scores(self.errors, self.errors)
+        self.mean, self.sd = float(own.mean()), max(float(own.std()), 1e-9)
+        self.reference_contribution = (held_res**2).mean(axis=0)
+        self.n = int(held.shape[0])
+
+    def residuals(self, scores: np.ndarray) -> np.ndarray:
+        d = np.nan_to_num(scores) - self.center
+        return d - (d @ self.components.T) @ self.components
+
+    def error(self, scores: np.ndarray) -> np.ndarray:
+        return (self.residuals(scores) ** 2).sum(axis=1)
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Standardised normal scores of the rows' reconstruction errors (in control: about N(0, 1))."""
+        return (normal_scores(self.errors, self.error(scores)) - self.mean) / self.sd
+
+    def contributors(self, scores: np.ndarray, top: int = 3) -> list[str]:
+        """The features whose share of the reconstruction error grew most over ``scores``' rows."""
+        ratio = (self.residuals(scores) ** 2).mean(axis=0) / np.maximum(self.reference_contribution, 1e-12)
+        order = np.argsort(-ratio, kind="stable")
+        return [self.names[i] for i in order[:top] if ratio[i] > 1.0]
