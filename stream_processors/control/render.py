@@ -67,6 +67,10 @@ def alert_line(a: Alert) -> str:
 
 def incident_title(inc: Incident) -> str:
     what = _KIND[inc.kind] + (f": {', '.join(inc.features)}" if inc.features else "")
+    moved = next((a for a in inc.alerts if a.before is not None and a.after is not None), None)
+    if moved is not None and moved.before is not None and moved.after is not None:
+        name = "error rate" if moved.type == "concept_drift" else moved.statistic.removeprefix("rolling_")
+        what += f": {name} {moved.before:.3f} -> {moved.after:.3f}"
     state = "RESOLVED " if inc.status == "resolved" else ""
     return f"{state}[{inc.severity.upper()}] {inc.model} v{inc.model_version} {what}"
 
