@@ -33,9 +33,10 @@ from driftline.contracts import Scored, decode  # noqa: E402
 
 __all__ = ["OPTIONS", "Child", "Processor", "Run", "ScoredWatch", "own_outputs"]
 
-OPTIONS = {"checkpoint_interval": 1.0, "batch_size": 500}
-"""Options of every ``driftline process``: checkpoints every second, so kills land between checkpoints;
-batches of 500 records, so a kill lands within a few hundred records of the point it aims at."""
+OPTIONS = {"checkpoint_interval": 1.0, "commit_interval": 0.1, "batch_size": 500}
+"""Options of every ``driftline process``: snapshots every second and commits every 0.1 s, so kills land
+between snapshots and progress shows as the stream is processed; batches of 500 records, so a kill lands
+within a few hundred records of the point it aims at."""
 
 
 class Child:

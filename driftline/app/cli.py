@@ -136,6 +136,14 @@ def process(
         float,
         typer.Option(min=0.0, help="Seconds between checkpoints (also on a rebalance and a clean stop)."),
     ] = 10.0,
+    commit_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between commits: outputs become visible to read_committed consumers, input offsets "
+            "are committed (one Kafka transaction).",
+        ),
+    ] = 1.0,
     transactional_id: Annotated[
         str | None,
         typer.Option(
@@ -158,6 +166,7 @@ def process(
         batch_size=batch_size,
         state_dir=state_dir or None,
         checkpoint_interval=checkpoint_interval,
+        commit_interval=commit_interval,
         transactional_id=transactional_id,
     )
 

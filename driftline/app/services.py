@@ -80,11 +80,13 @@ def run_processor(
     batch_size: int = 5000,
     state_dir: str | None = None,
     checkpoint_interval: float = 10.0,
+    commit_interval: float = 1.0,
     transactional_id: str | None = None,
 ) -> KafkaRunner:
     """The data plane on Kafka, until ``stop()``. With ``state_dir``, the state of each input partition
     is checkpointed with its offsets (every ``checkpoint_interval`` s, on a rebalance and on a clean
-    stop) and restored when the partition is assigned (restart, rebalance). A checkpoint of one model
+    stop) and restored when the partition is assigned (restart, rebalance); outputs and offsets commit every
+    ``commit_interval`` s. A checkpoint of one model
     is ~2 MB, ~13 ms. With ``settings.state.exactly_once`` (the default), outputs, input offsets and
     snapshots commit in Kafka transactions under ``transactional_id`` (default: the setting, else
     ``<group>-<hostname>``): stable across this instance's restarts, its own per instance."""
@@ -113,7 +115,7 @@ def run_processor(
         transactions=sink if isinstance(sink, TransactionalSink) else None,
         store=store,
         batch_size=batch_size,
-        commit_interval=1.0,
+        commit_interval=commit_interval,
         save_interval=checkpoint_interval,
         announcements=KafkaTableReader(kafka, topics.models) if announced else None,
     )
