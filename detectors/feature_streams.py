@@ -34,7 +34,11 @@ def normal_scores(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     [0.0, -1.15, nan]
     """
     n = sorted_ref.size
-    mid = (np.searchsorted(sorted_ref, x, "left") + np.searchsorted(sorted_ref, x, "right")) / 2.0
+    left = np.searchsorted(sorted_ref, x, "left")
+    if n and bool((sorted_ref[1:] > sorted_ref[:-1]).all()):  # no ties: one search, equality for the rest
+        mid = left + 0.5 * (sorted_ref[np.minimum(left, n - 1)] == x)
+    else:
+        mid = (left + np.searchsorted(sorted_ref, x, "right")) / 2.0
     z = ndtri((mid + 0.5) / (n + 1.0))
     z[np.isnan(x)] = np.nan
     return z
