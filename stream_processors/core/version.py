@@ -26,7 +26,7 @@ What differs between binary classification, multiclass and regression comes from
 ...     return (k + 1, k + 1, 0, 0, 0, 0)
 >>> alerts, metrics = monitor.on_merged(rows, no_scores, np.zeros(len(rows), int), health)
 >>> [(a.type, a.detected_at_index) for a in alerts]
-[('concept_drift', 1055), ('performance', 1099)]
+[('concept_drift', 1055), ('performance', 1099), ('concept_drift', 1099)]
 >>> metrics[0].name, metrics[0].window.n
 ('accuracy', 100)
 """
@@ -158,6 +158,10 @@ class VersionMonitor:
         alerts = self.floor.check(self.metrics.headline(), at, time, self._context)
         if first:  # the first full window: the baseline, and the label-free estimate's calibration
             self.label_free.calibrate(self.metrics)
+        elif self.floor.baseline is not None and self.floor.higher_is_better:
+            limit = (self.floor.baseline - self.floor.drop, self.floor.drop)
+            model = self.floor.model
+            alerts += self.label_free.check(model, self.version, self.metrics, limit, at, time, self._context)
         return alerts
 
     def _context(self) -> AlertContext:

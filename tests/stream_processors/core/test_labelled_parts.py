@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors import get_detector
+from detectors import get_detector, get_task
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Prediction, Scored, Window
 from stream_processors.core.concept_drift import ConceptDriftMonitor
+from stream_processors.core.label_free import LabelFreeMonitor
 from stream_processors.core.labelled import AlertContext, LabelledBatch
 from stream_processors.core.performance_floor import PerformanceFloor
 from stream_processors.core.version import VersionMonitor
@@ -183,3 +184,30 @@ def test_a_concept_drift_alert_states_the_error_rates_on_both_sides_of_the_chang
     assert abs(first.window.start_index - 3000) < 100  # the change point
     assert first.window.end_index == first.detected_at_index + 1
     assert first.message.startswith(f"error rate {first.before:.3f} -> {first.after:.3f}")
+
+
+def test_the_label_free_estimate_alerts_below_the_floor_and_when_labels_contradict_it() -> None:
+    task = get_task("binary")
+    rng = np.random.default_rng(0)
+    p = np.where(rng.random(1000) < 0.5, 0.95, 0.05)  # confident scores, right ~95% of the time
+    y = (rng.random(1000) < p).astype(int)
+    metrics = task.rolling_metrics(1000)
+    metrics.update(y, (p >= 0.5).astype(int), p)
+    monitor = LabelFreeMonitor(task.label_free_estimate(1000))
+    monitor.calibrate(metrics)
+    floor = (metrics.headline() - 0.1, 0.1)
+    monitor.observe(p)
+    assert monitor.check("m", "1", metrics, floor, 999, 1.0, lambda: CTX) == []  # all consistent
+    monitor.observe(np.full(1000, 0.55))  # unsure scores, no labels yet: the estimate falls
+    (low,) = monitor.check("m", "1", metrics, floor, 1999, 2.0, lambda: CTX)
+    assert (low.type, low.statistic, low.severity) == ("performance", "expected_accuracy", "warning")
+    assert low.value < floor[0] and low.message.startswith("label-free expected_accuracy")
+    assert monitor.check("m", "1", metrics, floor, 2999, 3.0, lambda: CTX) == []  # once
+    flipped = task.rolling_metrics(1000)  # labels arrive: the confident predictions were wrong
+    flipped.update(1 - y, (p >= 0.5).astype(int), p)
+    alerts = monitor.check("m", "1", flipped, floor, 3999, 4.0, lambda: CTX)
+    (gap,) = [a for a in alerts if a.statistic == "estimate_gap_z"]
+    assert gap.type == "concept_drift" and gap.message.startswith(
+        "estimate unreliable -- likely concept drift"
+    )
+    assert gap.before is not None and gap.before > 0.9 and gap.after is not None and gap.after < 0.1

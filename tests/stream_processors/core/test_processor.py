@@ -79,8 +79,13 @@ def test_concept_drift_and_performance_alerts_follow_error_increase(drifting_str
                 r = Record(topic=r.topic, key=r.key, value=encode(lab))
         flipped.append(r)
     found = alerts(run(flipped))
-    kinds = {a.type: a for a in found}
+    kinds: dict[str, Alert] = {}
+    for a in found:
+        kinds.setdefault(a.type, a)  # the first of each type
     assert {"concept_drift", "performance"} <= set(kinds)
+    (gap,) = [a for a in found if a.statistic == "estimate_gap_z"]  # scores as confident, labels say no
+    assert gap.message.startswith("estimate unreliable -- likely concept drift")
+    assert gap.before is not None and gap.after is not None and gap.before - gap.after > 0.3
     assert 4000 <= kinds["concept_drift"].detected_at_index < 4200
     assert 4000 <= kinds["performance"].detected_at_index < 5000
     assert all(a.detected_at_index >= 4000 for a in found)
