@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -199,17 +200,34 @@ class KafkaSource:
         listener: RebalanceListener | None = None,
         **overrides: Any,
     ) -> None:
-        conf = {**settings.client_config(), **CONSUMER_DEFAULTS, "group.id": group, **overrides}
-        self._c = Consumer(conf)
+        self._conf = {**settings.client_config(), **CONSUMER_DEFAULTS, "group.id": group, **overrides}
+        self._topics = list(topics)
         self._listener = listener
-        self._c.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
+        self._c = self._subscribed()
         self.errors = 0
+        self.renewed = 0
+
+    def _subscribed(self) -> Any:
+        c = Consumer(self._conf)
+        c.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
+        return c
+
+    def renew(self) -> None:
+        """Replace the librdkafka consumer by a new member of the same group, which is assigned
+        partitions again (the listener is told). For a consumer left unable to reach its group
+        coordinator after a broker restart (librdkafka keeps waiting for a broker it dropped from its
+        metadata). The old one is closed on a helper thread; its rebalance events are not passed on."""
+        old, self._c = self._c, self._subscribed()
+        self.renewed += 1
+        threading.Thread(
+            target=_close_quietly, args=(old,), name="driftline-consumer-close", daemon=True
+        ).start()
 
     def listen(self, listener: RebalanceListener) -> None:
         self._listener = listener
 
     def _assigned(self, consumer: Any, parts: list[TopicPartition]) -> None:
-        if self._listener is None:
+        if self._listener is None or consumer is not self._c:
             return
         start = self._listener.on_assign(_partitions(parts))
         for tp in parts:
@@ -218,11 +236,11 @@ class KafkaSource:
         consumer.assign(parts)
 
     def _revoked(self, consumer: Any, parts: list[TopicPartition]) -> None:
-        if self._listener is not None:
+        if self._listener is not None and consumer is self._c:
             self._listener.on_revoke(_partitions(parts))
 
     def _lost(self, consumer: Any, parts: list[TopicPartition]) -> None:
-        if self._listener is not None:
+        if self._listener is not None and consumer is self._c:
             self._listener.on_lost(_partitions(parts))
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
@@ -251,14 +269,16 @@ class KafkaSource:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
 
-    def committed(self, keys: Sequence[tuple[str, int]], timeout: float = 30.0) -> dict[tuple[str, int], int]:
+    def committed(self, keys: Sequence[tuple[str, int]], timeout: float = 5.0) -> dict[tuple[str, int], int]:
         """The group's committed next offsets of ``keys`` ((topic, partition)); those never committed
         are left out. In ``read_committed`` (the default) the broker answers only once no transaction
-        holds uncommitted offsets of them (KIP-447): retried while it says to wait."""
+        holds uncommitted offsets of them (KIP-447): retried while it says to wait, ~10 s; then, or
+        after timing out each time (a coordinator it cannot reach),
+        :class:`~driftline.kafka_retry.RetriesExhausted`."""
         if not keys:
             return {}
         parts = [TopicPartition(t, p) for t, p in keys]
-        found = Backoff(attempts=12, maximum=2.0).call(
+        found = Backoff(attempts=8, maximum=2.0).call(
             lambda: self._c.committed(parts, timeout=timeout), "reading the committed offsets"
         )
         return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
@@ -291,6 +311,13 @@ class KafkaSource:
             self._c.close()
         finally:
             self._listener = None
+
+
+def _close_quietly(consumer: Any) -> None:
+    try:
+        consumer.close()
+    except Exception as exc:  # an abandoned consumer: nothing depends on how it ends
+        log.debug("closing a replaced consumer: %s", exc)
 
 
 def _partitions(parts: list[TopicPartition]) -> list[int]:

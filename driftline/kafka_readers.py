@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from driftline.config import KafkaSettings
 from driftline.errors import DriftlineError
 from driftline.kafka import CONSUMER_DEFAULTS, to_record
-from driftline.kafka_retry import Backoff, is_retriable
+from driftline.kafka_retry import Backoff, RetriesExhausted, is_retriable
 from driftline.transport import Record
 
 __all__ = ["KafkaTableReader", "KafkaWindowReader", "read_partition"]
@@ -154,8 +154,9 @@ class KafkaTableReader:
     """Reads all of ``topic``; :meth:`catch_up` returns what was added since its last call.
 
     Retriable broker errors (a leader moving, a request timing out) are retried until ``timeout`` s
-    have passed; then a :class:`DriftlineError` says the table could not be read -- a caller that
-    must not act on a stale table (the processor) stops, and resumes from its last checkpoint.
+    have passed; then :class:`~driftline.kafka_retry.RetriesExhausted` says the table could not be
+    read -- a caller must not act on a stale table: the exactly-once processor starts its partitions
+    over from their committed state, an at-least-once one stops and resumes from its checkpoint.
     The partitions of the topic are looked up again every ``refresh_s`` s (a topic can grow).
     """
 
@@ -207,7 +208,7 @@ class KafkaTableReader:
     def _read(self, behind: set[int], ends: dict[int, int], deadline: float, out: list[Record]) -> None:
         while behind:
             if time.monotonic() > deadline:
-                raise DriftlineError(
+                raise RetriesExhausted(
                     f"could not read topic {self.topic!r} up to offsets {ends} within {self.timeout:.0f} s "
                     f"(read up to {self._next}): is the broker reachable?"
                 )
@@ -261,7 +262,8 @@ class KafkaTableReader:
             except KafkaException as exc:
                 err = exc.args[0]
                 if not is_retriable(exc) or time.monotonic() + backoff > deadline:
-                    raise DriftlineError(
+                    kind = RetriesExhausted if is_retriable(exc) else DriftlineError
+                    raise kind(
                         f"reading topic {self.topic!r}: {err} (does it exist? driftline.kafka.ensure_topics "
                         "creates it; is the broker reachable?)"
                     ) from None

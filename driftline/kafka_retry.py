@@ -39,7 +39,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from driftline.errors import DriftlineError
 
-__all__ = ["RETRIABLE_CODES", "Backoff", "is_retriable"]
+__all__ = ["RETRIABLE_CODES", "Backoff", "RetriesExhausted", "is_retriable"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +75,12 @@ _FIXES = (
     ("_SSL", "check the TLS settings (DRIFTLINE_KAFKA__SSL_CA_LOCATION, the broker's certificate)"),
     ("UNKNOWN_TOPIC", "does the topic exist? Driftline's services create their topics at start-up"),
 )
+
+
+class RetriesExhausted(DriftlineError):
+    """Kafka kept answering a passing error (a timeout, no leader, no coordinator) for every attempt:
+    the broker is away, or the client cannot reach it -- a caller that can start its client over
+    (a new consumer) may try that."""
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -117,7 +123,8 @@ class Backoff:
         try:
             return retrying(fn)
         except KafkaException as exc:
-            raise DriftlineError(_explain(what, exc, self.attempts)) from None
+            kind = RetriesExhausted if is_retriable(exc) else DriftlineError
+            raise kind(_explain(what, exc, self.attempts)) from None
 
 
 def _log_retry(what: str, state: RetryCallState) -> None:

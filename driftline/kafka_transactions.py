@@ -66,8 +66,10 @@ class TransactionalSink(KafkaSink):
     """A blocking :class:`KafkaSink` inside Kafka transactions (see the module's docstring).
 
     ``transaction_timeout_s``: how long the broker lets a transaction stay open before aborting it
-    (a killed instance with a *new* id holds ``read_committed`` readers up to that long); also the
-    timeout of each transactional call, plus ``grace_s`` before the call is abandoned as stuck.
+    (a killed instance with a *new* id holds ``read_committed`` readers up to that long).
+    ``call_timeout_s``: librdkafka's timeout of each transactional call (one that times out is tried
+    again, up to ``retry_for`` s: a slow commit is resumed, not aborted); a call that has not returned
+    ``grace_s`` after it is abandoned as stuck.
     ``producer``: makes the librdkafka producer from its configuration (a fake one in tests).
     """
 
@@ -77,6 +79,7 @@ class TransactionalSink(KafkaSink):
         transactional_id: str,
         *,
         transaction_timeout_s: float = 30.0,
+        call_timeout_s: float = 10.0,
         retry_for: float = 120.0,
         grace_s: float = 5.0,
         producer: Callable[[dict[str, Any]], Any] = Producer,
@@ -90,7 +93,7 @@ class TransactionalSink(KafkaSink):
         self._factory = producer
         super().__init__(settings, block=True, **conf, **overrides)
         self.transactional_id, self.retry_for, self.grace_s = transactional_id, retry_for, grace_s
-        self.call_timeout = transaction_timeout_s
+        self.call_timeout = call_timeout_s
         self._open = False
         self._ready = False  # init_transactions done on the current producer
         self.commits = self.aborts = self.replaced = 0
@@ -183,8 +186,7 @@ class TransactionalSink(KafkaSink):
     ) -> T:
         """``fn(producer)``, retried with a backoff while it raises a retriable error, for up to
         ``retry_for`` s; each attempt (``bounded``) on a helper thread, abandoned ``grace_s`` after
-        ``timeout`` (at most the transaction timeout: the broker aborts a longer one anyway) -- then
-        the producer is replaced."""
+        ``timeout`` (at most ``call_timeout_s``) -- then the producer is replaced."""
         deadline, wait = time.monotonic() + self.retry_for, 0.1
         limit = min(self.call_timeout, timeout or self.call_timeout) + self.grace_s
         while True:

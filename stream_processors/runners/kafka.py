@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from driftline.kafka import RebalanceListener
+from driftline.kafka_retry import RetriesExhausted
 from driftline.kafka_transactions import TransactionAborted
 from driftline.transport import Record, Sink
 from stream_processors.core.processor import ProcessorCore
@@ -225,7 +226,16 @@ class KafkaRunner(BatchRunner):
             return super().run_once(timeout)
         except TransactionAborted as exc:
             self.failed = False  # nothing of the state survives the rewind: it is the committed one
-            self._rewind(str(exc))
+            try:
+                self._rewind(str(exc))
+            except RetriesExhausted as stuck:
+                self._start_over(str(stuck))
+            return 0
+        except RetriesExhausted as exc:  # e.g. the committed offsets, read on an assignment
+            if self._txn is None or not hasattr(self.consumer, "renew"):
+                raise
+            self.failed = False
+            self._start_over(str(exc))
             return 0
 
     def _checkpoint_or_abort(self) -> None:
@@ -252,6 +262,20 @@ class KafkaRunner(BatchRunner):
         committed = self._partitions.offsets  # resume() set them: the later of start and committed
         seek = {(t, p): start.get((t, p), committed(p).get(t, 0)) for p in owned for t in self._inputs}
         consumer.seek(seek)
+
+    def _start_over(self, why: str) -> None:
+        """The consumer cannot reach its group (after a broker restart librdkafka was seen timing out
+        on every request to a coordinator it had dropped): abort, drop every partition's state and
+        replace the consumer; the new one joins the group and each partition it is assigned is
+        restored to its committed state (:meth:`on_assign`)."""
+        assert self._txn is not None
+        log.warning("the consumer cannot reach its group (%s): it is replaced by a new one", why)
+        try:
+            self._txn.abort()
+        except TransactionAborted as exc:  # the next transaction finds out; nothing is committed now
+            log.warning("abort before the consumer is replaced: %s", exc)
+        self._release(sorted(self._owned))
+        self.consumer.renew()  # type: ignore[attr-defined]
 
     def _idle_long_enough(self) -> bool:
         """No drain while a partition is replayed (its state is behind its committed offsets), nor

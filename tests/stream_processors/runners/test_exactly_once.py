@@ -18,6 +18,7 @@ from events import record
 
 from driftline.config import KafkaSettings, MonitorSettings, Topics
 from driftline.contracts import Scored, decode
+from driftline.kafka_retry import RetriesExhausted
 from driftline.kafka_transactions import ProducerFenced, TransactionAborted, TransactionalSink
 from driftline.transport import Record
 from stream_processors.core.processor import ProcessorCore
@@ -152,10 +153,10 @@ def partitioned(*streams: list[Record]) -> dict[int, list[Record]]:
 
 
 def processor(
-    broker: Broker, store_kind: str, tmp_path, fail=None
+    broker: Broker, store_kind: str, tmp_path, fail=None, member: Member | None = None
 ) -> tuple[KafkaRunner, Member, TxSink, Clock]:
     """A runner committing every 3rd batch and saving state every 7th (so a restore replays)."""
-    sink, member, clock = TxSink(broker, fail), Member(broker), Clock()
+    sink, member, clock = TxSink(broker, fail), member or Member(broker), Clock()
     store: CheckpointStore | ChangelogStore = CheckpointStore(str(tmp_path / "state"), "g")
     if store_kind == "changelog":  # in chunks of 64 KB: a snapshot is several
 
@@ -378,7 +379,7 @@ def test_a_transactional_call_that_never_returns_replaces_the_producer(
     broker = Broker(logs)
     lib = Librdkafka(broker, {hang})
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:9")
-    sink = TransactionalSink(settings, "t", transaction_timeout_s=0.2, grace_s=0.05, producer=lib)
+    sink = TransactionalSink(settings, "t", call_timeout_s=0.2, grace_s=0.05, producer=lib)
     member, clock = Member(broker), Clock()
     store = CheckpointStore(str(tmp_path / "state"), "g")
     runner = KafkaRunner(
@@ -438,3 +439,46 @@ def test_inputs_dry_while_the_broker_is_away_are_not_drained(logs, tmp_path) -> 
         runner.run_once()
     assert not runner.core.waiting
     runner.close()
+
+
+class StuckMember(Member):
+    """A member whose reads of the committed offsets time out ``stuck`` times (a group coordinator it
+    cannot reach after a broker restart), until :meth:`renew` makes a new member of the group, which
+    is assigned the same partitions at its next poll."""
+
+    def __init__(self, broker: Broker, stuck: int) -> None:
+        super().__init__(broker)
+        self.stuck, self.renewed = stuck, 0
+        self._reassign: list[int] = []
+
+    def committed(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if self.stuck:
+            self.stuck -= 1
+            raise RetriesExhausted("reading the committed offsets: Kafka kept answering _TIMED_OUT")
+        return super().committed(keys)
+
+    def renew(self) -> None:
+        self.renewed += 1
+        self._reassign, self.assigned = [0, 1], []  # the group's partitions, all to the new member
+
+    def done(self) -> bool:
+        return not self._reassign and super().done()
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        if self._reassign:
+            parts, self._reassign = self._reassign, []
+            self.assign(parts)
+        return super().poll(max_records, timeout)
+
+
+def test_a_consumer_that_cannot_reach_its_group_is_replaced(logs, reference, tmp_path) -> None:
+    broker = Broker(logs)
+    lost = TransactionAborted("send offsets: UNKNOWN_MEMBER_ID")
+    member = StuckMember(broker, stuck=0)
+    runner, _, sink, clock = processor(broker, "local", tmp_path, fail={2: lost}, member=member)
+    member.assign([0, 1])
+    member.stuck = 2  # the rewind's read fails, then the new member's first one
+    run(runner, clock)
+    runner.close()
+    assert member.renewed == 2 and not runner.failed
+    assert Counter(broker.outputs) == Counter(reference)
