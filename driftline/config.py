@@ -68,6 +68,7 @@ class Topics(_Frozen):
     models: str = "driftline.models"
     dlq: str = "driftline.dlq"
     state: str = "driftline.state"  # the processor's changelog (compacted): snapshots per input partition
+    alert_actions: str = "driftline.alert-actions"  # on-call's acks and silences (driftline alerts)
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())
@@ -282,6 +283,11 @@ class RoutingSettings(_Frozen):
     )
     reports_dir: str = Field(
         default="", description="where evidence reports are written ('' = no Evidently reports)"
+    )
+    store_dir: str = Field(
+        default="",
+        description="embedded mode: where the control plane writes notifications and reads on-call's "
+        "acks and silences (driftline alerts --store); '' = nowhere",
     )
 
 

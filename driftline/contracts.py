@@ -36,6 +36,7 @@ __all__ = [
     "SAFE_NAME_PATTERN",
     "SCHEMA_VERSION",
     "Alert",
+    "AlertAction",
     "AlertType",
     "DeadLetter",
     "Event",
@@ -376,6 +377,7 @@ def alert_id_for(*parts: object) -> str:
 
 # incidents and the notifications topic's reader, kept in their own module (re-exported here)
 from driftline.notifications import (  # noqa: E402
+    AlertAction,
     Incident,
     IncidentKind,
     Notification,

@@ -13,7 +13,7 @@ from typing import Literal, TypeAlias
 from driftline.contracts import Alert, RetrainOutcome, _Event, decode
 from driftline.errors import InvalidEvent
 
-__all__ = ["Incident", "IncidentKind", "Notification", "alerts_in", "decode_notification"]
+__all__ = ["AlertAction", "Incident", "IncidentKind", "Notification", "alerts_in", "decode_notification"]
 
 IncidentKind = Literal["data_drift", "performance"]
 
@@ -45,6 +45,22 @@ class Incident(_Event, frozen=True, kw_only=True):
     runbook_url: str = ""
     evidence: list[str] = []  # links: reports, metric history
     labels_confirm: bool = False  # a labelled-stream alert (error rate, metric floor) is part of it
+
+
+class AlertAction(_Event, frozen=True, kw_only=True):
+    """What on-call did (``driftline alerts ack|silence``), on ``topics.alert_actions``: the control
+    plane keeps it in its routing table. ``ack``: ``target`` is an incident id, whose updates stop
+    reaching the sinks (its resolution still does); ``silence``: ``target`` is a matcher
+    (``model=churn,kind=data_drift``; keys model, model_version, kind, severity, feature) and no
+    matching incident reaches the sinks until ``until`` (unix time). The notifications topic keeps
+    everything either way."""
+
+    action_id: str
+    action: Literal["ack", "silence"]
+    target: str
+    until: float | None = None
+    by: str = ""
+    created_at: float = 0.0
 
 
 Notification: TypeAlias = Alert | Incident | RetrainOutcome

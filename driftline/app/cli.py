@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from driftline.app.alerts_cli import alerts_app
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import DriftlineError
 
@@ -25,6 +26,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (print a table; -
 app.add_typer(bench_app, name="bench")
 models_app = typer.Typer(no_args_is_help=True, help="Models and versions the processor monitors.")
 app.add_typer(models_app, name="models")
+app.add_typer(alerts_app, name="alerts")
 
 Bootstrap = Annotated[
     str | None,

@@ -41,6 +41,7 @@ from stream_processors.control.handler import AlertHandler
 from stream_processors.control.inprocess import AlertRoutingRunner
 from stream_processors.control.routing import AlertRouter
 from stream_processors.control.sinks import Delivery
+from stream_processors.control.store import AlertStore
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.announced import SourceTable
@@ -123,8 +124,9 @@ class EmbeddedLoop:
             else None,
         )
         handler = AlertHandler(AlertRouter(settings.routing), topics)
+        store = AlertStore(settings.routing.store_dir) if settings.routing.store_dir else None
         self.routing = AlertRoutingRunner(
-            handler, bus.source(handler.inputs, "routing"), bus.sink(), self.delivery.sinks
+            handler, bus.source(handler.inputs, "routing"), bus.sink(), self.delivery.sinks, store
         )
         self.worker = RetrainWorker(settings.retrain, topics, self.registry, bus, bus.sink(), task=self.task)
         self.requests = bus.source([topics.retrain], "retrain-worker")
@@ -289,11 +291,10 @@ def build_report(
     task: Task | None = None,
     notes: list[Notification] | None = None,
 ) -> dict[str, Any]:
-    """The demo's figures, from what the topics hold; ``task`` says which predictions were right;
-    ``notes``: the notifications topic (its incidents and retrain notifications are reported)."""
+    """The demo's figures from the topics; ``task``: which predictions were right; ``notes``: the
+    notifications (incidents and retrain notifications are reported)."""
     task = task or get_task("binary")
-    first_drift = scenario.covariate_shift_at
-    idx = np.array([s.index for s in scored])
+    first_drift, idx = scenario.covariate_shift_at, np.array([s.index for s in scored])
     ok = task.correct([s.label for s in scored], [s.prediction.prediction for s in scored])
     version = np.array([s.prediction.model_version for s in scored])
     promoted = [u for u in updates if u.model == scenario.model and u.kind == "promoted"]

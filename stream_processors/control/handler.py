@@ -15,6 +15,8 @@ send what it returns, so an alert is treated the same way under both:
   :mod:`~stream_processors.control.incidents`);
 * a promoted model version on ``topics.models`` -> a retrain outcome on-call sees (promoted, or
   rolled back when the new champion is older than the one it replaces);
+* an ack or a silence on ``topics.alert_actions`` -> kept (:mod:`~stream_processors.control.actions`):
+  from then on :attr:`Handled.notes` leaves out what it mutes;
 * a duplicate or an alert within its cooldown -> nothing;
 * the same record read again after a restart (its offset was not committed) -> the messages its first
   reading sent, again (the same ids: readers drop copies by id), but not to the alert sinks, which were
@@ -32,12 +34,15 @@ they were read, when the key last fired) and the incident book's (per model), in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from driftline.config import Topics
 from driftline.contracts import (
     Alert,
+    AlertAction,
     DeadLetter,
     Incident,
     Metric,
@@ -47,8 +52,9 @@ from driftline.contracts import (
     decode,
     encode,
 )
-from driftline.errors import InvalidEvent
+from driftline.errors import ConfigError, InvalidEvent
 from driftline.transport import Record
+from stream_processors.control.actions import Mutes
 from stream_processors.control.incidents import IncidentBook, version_order
 from stream_processors.control.routing import AlertRouter, Routed
 
@@ -75,16 +81,7 @@ class Handled:
     dead_letter: DeadLetter | None = None
     incidents: list[Incident] = field(default_factory=list)
     outcome: RetrainOutcome | None = None
-
-    @property
-    def notes(self) -> list[Notification]:
-        """Everything for the alert sinks: the delivered alert, the incidents, a retrain outcome."""
-        alert = self.delivered
-        return [
-            *([alert] if alert is not None else []),
-            *self.incidents,
-            *([self.outcome] if self.outcome else []),
-        ]
+    notes: list[Notification] = field(default_factory=list)  # for the alert sinks (acks, silences applied)
 
     @property
     def delivered(self) -> Alert | None:
@@ -96,21 +93,42 @@ class Handled:
 class AlertHandler:
     """Decodes, routes and turns one alert record into the messages to send."""
 
-    def __init__(self, router: AlertRouter, topics: Topics, incidents: IncidentBook | None = None) -> None:
-        self.router, self.topics = router, topics
+    def __init__(
+        self,
+        router: AlertRouter,
+        topics: Topics,
+        incidents: IncidentBook | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.router, self.topics, self.clock = router, topics, clock
         self.incidents = incidents if incidents is not None else IncidentBook(router.settings, router.state)
+        self.mutes = Mutes(router.state)
 
     @property
     def inputs(self) -> list[str]:
-        """The topics the control plane reads: alerts, the metrics that resolve incidents, models."""
-        return [self.topics.alerts, self.topics.metrics, self.topics.models]
+        """The topics the control plane reads: alerts, the metrics that resolve incidents, models,
+        on-call's acks and silences."""
+        return [self.topics.alerts, self.topics.metrics, self.topics.models, self.topics.alert_actions]
 
     def handle(self, record: Record) -> Handled:
+        handled = self._handle(record)
+        notes: list[Notification] = [handled.delivered] if handled.delivered is not None else []
+        notes += [*handled.incidents, *([handled.outcome] if handled.outcome is not None else [])]
+        now = self.clock()
+        return replace(handled, notes=[n for n in notes if not self.mutes.muted(n, now)])
+
+    def _handle(self, record: Record) -> Handled:
         at = (record.partition, record.offset) if record.offset >= 0 else None  # None: read from nowhere
         if record.topic == self.topics.metrics:
             return self._metric(record, at)
         if record.topic == self.topics.models:
             return self._model(record)
+        if record.topic == self.topics.alert_actions:
+            try:
+                self.mutes.apply(decode(AlertAction, record.value))
+            except (InvalidEvent, ConfigError) as exc:
+                return self._dead(record, exc)
+            return Handled()
         try:
             alert = decode(Alert, record.value)
         except InvalidEvent as exc:

@@ -27,7 +27,8 @@ healthy, with no alert joining in between:
 **State and replay** (the router's property, :mod:`~stream_processors.control.routing`): one entry
 per model, written whole once per record that changes it; it remembers the notifications each record
 produced by where the record was read, so a record read again after a kill -9 produces the same
-notifications (the same ``notification_id``), and a copy read elsewhere produces none.
+notifications (the same ``notification_id``), and a copy read elsewhere produces none. A position is
+the input (alerts or metrics) with its partition and offset.
 
 >>> from driftline.config import RoutingSettings
 >>> from driftline.contracts import Alert, Metric, Window
@@ -90,6 +91,7 @@ class IncidentBook:
     def on_alert(self, alert: Alert, at: tuple[int, int] | None = None) -> list[Incident]:
         """The incident notifications ``alert`` causes (none when it changes nothing people see)."""
         entry, key = self._entry(alert.model)
+        at = None if at is None else ("alerts", *at)  # type: ignore[assignment]
         replay = self._replayed(entry, at)
         if replay is not None:
             return replay
@@ -119,6 +121,7 @@ class IncidentBook:
         entry, key = self._entry(metric.model, create=False)
         if entry is None or not entry["open"]:
             return []
+        at = None if at is None else ("metrics", *at)  # type: ignore[assignment]
         replay = self._replayed(entry, at)
         if replay is not None:
             return replay
@@ -224,7 +227,7 @@ class IncidentBook:
             return ({"open": {}, "seen": [], "sent": [], "current": None} if create else None), key
         return msgspec.json.decode(msgspec.json.encode(entry)), key  # a copy: written back whole
 
-    def _replayed(self, entry: dict[str, Any], at: tuple[int, int] | None) -> list[Incident] | None:
+    def _replayed(self, entry: dict[str, Any], at: tuple[Any, ...] | None) -> list[Incident] | None:
         if at is None:
             return None
         for pos, notes in entry["sent"]:
@@ -233,7 +236,7 @@ class IncidentBook:
         return None
 
     def _publish(
-        self, entry: dict[str, Any], key: str, at: tuple[int, int] | None, incs: list[dict[str, Any]]
+        self, entry: dict[str, Any], key: str, at: tuple[Any, ...] | None, incs: list[dict[str, Any]]
     ) -> list[Incident]:
         notes = []
         for inc in incs:

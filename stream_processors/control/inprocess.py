@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from driftline.transport import Record, Sink, Source
 from stream_processors.control.handler import AlertHandler, Handled
 from stream_processors.control.sinks import AlertSink, fan_out
+from stream_processors.control.store import AlertStore
 
 __all__ = ["AlertRoutingRunner"]
 
@@ -16,10 +17,23 @@ __all__ = ["AlertRoutingRunner"]
 class AlertRoutingRunner:
     """Control plane, embedded: polls alerts, sends what the handler returns, feeds the alert sinks."""
 
-    def __init__(self, handler: AlertHandler, source: Source, sink: Sink, sinks: Sequence[AlertSink]) -> None:
+    def __init__(
+        self,
+        handler: AlertHandler,
+        source: Source,
+        sink: Sink,
+        sinks: Sequence[AlertSink],
+        store: AlertStore | None = None,
+    ) -> None:
         self.handler, self.source, self.sink, self.sinks = handler, source, sink, list(sinks)
+        self.store, self._actions = store, 0
 
     def run_once(self, timeout: float = 0.0) -> int:
+        if self.store is not None:  # on-call's acks and silences since the last pass
+            fresh = self.store.action_records()[self._actions :]
+            self._actions += len(fresh)
+            for value in fresh:
+                self.handle(Record(self.handler.topics.alert_actions, value))
         records = self.source.poll(1000, timeout)
         for rec in records:
             self.handle(rec)
@@ -34,4 +48,7 @@ class AlertRoutingRunner:
             fan_out(self.sinks, note)
         for out in handled.outputs:
             self.sink.send(out.topic, out.key, out.value, out.timestamp)
+        if self.store is not None:
+            notes = self.handler.topics.notifications
+            self.store.append_notifications(o.value for o in handled.outputs if o.topic == notes)
         return handled
