@@ -68,7 +68,10 @@ __all__ = [
     "unseal",
 ]
 
-_FORMAT = 1
+_FORMAT = 2
+"""Bumped whenever the core's state changes incompatibly (2: sequential feature drift). A snapshot of
+another format is rejected like a corrupt one: the partition is rebuilt by replaying its input from the
+start (outputs discarded up to the committed offsets), never restored into objects that no longer fit."""
 
 Offsets = Mapping[tuple[str, int], int]
 """Next offset to read per (topic, partition)."""

@@ -70,3 +70,16 @@ def test_forged_checkpoint_with_code_is_never_unpickled(tmp_path: Path) -> None:
     raw = path.read_bytes()
     path.write_bytes(raw[:40] + blob)  # right header and a stale MAC over other bytes
     assert store.load(0) is None  # Boom would raise FileNotFoundError if it were unpickled
+
+
+def test_a_checkpoint_of_an_older_state_format_is_set_aside(tmp_path: Path, monkeypatch, caplog) -> None:
+    """After an upgrade that changed the core's state, an authentic older snapshot is never restored into
+    objects that no longer fit: it is moved aside and the partition is rebuilt from its input."""
+    import stream_processors.runners.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "_FORMAT", checkpoint._FORMAT - 1)
+    store, path = saved(tmp_path)
+    monkeypatch.undo()
+    with caplog.at_level(logging.ERROR):
+        assert CheckpointStore(tmp_path, "g").load(0) is None
+    assert "unknown format" in caplog.text and not path.exists()
