@@ -36,7 +36,15 @@ from detectors.tasks import get_task
 from driftline.app.demo import bootstrap_registry
 from driftline.app.services import announce_on_kafka, prepare_kafka
 from driftline.config import DriftlineSettings, Topics
-from driftline.contracts import Alert, ModelUpdate, RetrainRequest, decode, decode_notification, encode
+from driftline.contracts import (
+    Alert,
+    ModelUpdate,
+    RetrainOutcome,
+    RetrainRequest,
+    decode,
+    decode_notification,
+    encode,
+)
 from driftline.kafka import KafkaSink
 from driftline.kafka_readers import KafkaWindowReader
 from driftline.registry import LocalModelRegistry
@@ -282,7 +290,7 @@ def collect_loop(settings: DriftlineSettings, registry_dir: Path, model: str) ->
         alerts=[decode(Alert, r.value).alert_id for r in alert_recs],
         routed=routed,
         notified=[n.alert_id for n in notes if isinstance(n, Alert)],
-        outcomes=[(n.request_id, n.status) for n in notes if not isinstance(n, Alert)],
+        outcomes=[(n.request_id, n.status) for n in notes if isinstance(n, RetrainOutcome)],
         requests=[decode(RetrainRequest, r.value).request_id for r in reader.read_since(t.retrain, 0.0, -1)],
         updates=[(u.version, u.triggered_by or "") for u in updates if u.kind == "promoted"],
         versions=[(v.version, v.triggered_by or "", v.stage) for v in versions],

@@ -24,10 +24,10 @@ from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from detectors.tasks import get_task
-from driftline.app.demo import DemoResult, bootstrap_registry, build_report
+from driftline.app.demo import DemoResult, bootstrap_registry, build_report, notification_report
 from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
-from driftline.contracts import ModelUpdate, Scored, alerts_in, decode
+from driftline.contracts import ModelUpdate, Scored, alerts_in, decode, decode_notification
 from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry
 from producers.simulator import Scenario
@@ -165,6 +165,7 @@ def run_kafka_demo(
                 "the processor did not catch up with the labels within 60 s:\n" + services.log_tail("process")
             )
         say(f"simulation done; serving v{server.version}; processor caught up ({labels} labels joined)")
+        wait_until(lambda: _incidents_settled(settings), 30, 1.0)  # the control plane reads the last metrics
     finally:
         services.stop()
     report = _report_from_topics(settings, scenario, registry, labels)
@@ -172,6 +173,14 @@ def run_kafka_demo(
     report["run_id"] = run_id
     _say_summary(settings, report, say)
     return DemoResult(report, [], str(workdir))
+
+
+def _incidents_settled(settings: DriftlineSettings) -> bool:
+    """Every incident on the notifications topic has reached ``resolved``."""
+    report = notification_report(
+        [decode_notification(v) for v in collect_topic(settings, settings.topics.notifications)]
+    )
+    return bool(report["incidents"]) and all(i["status"] == "resolved" for i in report["incidents"])
 
 
 def _report_from_topics(
@@ -200,6 +209,7 @@ def _report_from_topics(
         events=len(collect_topic(settings, topics.predictions)) + labels,
         dead_letters=len(collect_topic(settings, topics.dlq)),
         task=get_task(settings.monitor.task),
+        notes=[decode_notification(v) for v in collect_topic(settings, topics.notifications)],
     )
 
 

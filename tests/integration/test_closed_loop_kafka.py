@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from closed_loop import check_closed_loop
+from closed_loop import check_closed_loop, check_incidents
 from events import alert as make_alert
 
 from driftline.app.kafka_demo import run_kafka_demo
@@ -42,6 +42,7 @@ def test_closed_loop_through_kafka(kafka_settings) -> None:
     result = run_kafka_demo(scenario, settings, rate=1500, echo=lines.append)
     report = result.report
     check_closed_loop(report, shift_at=8_000, concept_at=14_000)
+    check_incidents(report, concept_at=14_000)
     assert report["labelled"] == report["events"] - scenario.n_events  # every label joined, none lost
     assert report["dead_letters"] == 0
     assert any("services ready" in line for line in lines)
