@@ -115,7 +115,8 @@ class TransactionalSink(KafkaSink):
             self._open = True
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, ts: int) -> None:
-        self._begin()
+        if not self._open:  # per record: the check inline, the call once per transaction
+            self._begin()
         try:
             super()._produce(topic, key, value, ts)
         except KafkaException as exc:  # KafkaSink raises only typed errors; this is a state error

@@ -1,0 +1,120 @@
+"""A broker restarting under an exactly-once processor, on fakes (``exactly_once_fakes``): a call into
+librdkafka that never returns, a producer queue that stays full, a consumer that cannot reach its group,
+inputs dry because the broker is away -- the processor goes on, and commits exactly the outputs of an
+uninterrupted run. The real broker's version: tests/integration/test_broker_restart_kafka.py."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import exactly_once_fakes
+import pytest
+from exactly_once_fakes import (
+    SETTINGS,
+    TOPICS,
+    Broker,
+    Clock,
+    FakeProducer,
+    Librdkafka,
+    Member,
+    StuckMember,
+    processor,
+    run,
+    without_timestamps,
+)
+
+from driftline.config import KafkaSettings
+from driftline.kafka_transactions import TransactionAborted, TransactionalSink
+from stream_processors.core.processor import ProcessorCore
+from stream_processors.runners.checkpoint import CheckpointStore
+from stream_processors.runners.kafka import KafkaRunner
+
+logs, reference = exactly_once_fakes.logs, exactly_once_fakes.reference  # the fixtures
+
+
+@pytest.mark.parametrize("hang", [("send_offsets_to_transaction", 3), ("commit_transaction", 4)])
+def test_a_transactional_call_that_never_returns_replaces_the_producer(
+    logs, reference, tmp_path, hang
+) -> None:
+    """After a broker restart librdkafka was seen waiting forever in send_offsets_to_transaction: the
+    call is abandoned at its deadline, a new producer with the same transactional.id fences the stuck
+    one, the runner rewinds, and the committed outputs are the uninterrupted run's -- also once the
+    stuck call returns (the fenced producer can no longer commit)."""
+    broker = Broker(logs)
+    lib = Librdkafka(broker, {hang})
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+    sink = TransactionalSink(settings, "t", call_timeout_s=0.2, grace_s=0.05, producer=lib)
+    member, clock = Member(broker), Clock()
+    store = CheckpointStore(str(tmp_path / "state"), "g")
+    runner = KafkaRunner(
+        ProcessorCore(SETTINGS, TOPICS), member, sink, store=store, batch_size=300, commit_interval=2.5,
+        save_interval=6.5, idle_drain_s=None, clock=clock, transactions=sink,
+    )  # fmt: skip
+    member.assign([0, 1])
+    try:
+        run(runner, clock)
+        runner.close()
+    finally:
+        lib.release.set()  # the stuck call returns: fenced, it commits nothing
+    time.sleep(0.1)
+    assert sink.replaced >= 1 and len(lib.made) == 1 + sink.replaced and runner.rewinds >= 1
+    assert not runner.failed
+    assert Counter(without_timestamps(broker.outputs)) == Counter(without_timestamps(reference))
+
+
+def test_a_queue_that_stays_full_aborts_the_transaction_instead_of_stopping(tmp_path) -> None:
+    class Full(FakeProducer):
+        def produce(self, topic: str, value: bytes, key: bytes | None = None, **kw: Any) -> None:
+            raise BufferError("queue full")
+
+    lib = Librdkafka(Broker({}), set())
+    sink = TransactionalSink(
+        KafkaSettings(bootstrap_servers="127.0.0.1:9"), "t", producer=lambda conf: Full(lib)
+    )
+    sink.block_timeout = 0.1
+    with pytest.raises(TransactionAborted, match="stayed full"):
+        sink.send("scored", b"k", b"v")
+
+
+def test_inputs_dry_while_the_broker_is_away_are_not_drained(logs, tmp_path) -> None:
+    """A drain joins what waits for the other input at a wall-clock moment: only once every owned
+    partition is read to its end -- never because the broker, restarting, could not be asked."""
+    broker = Broker(logs)
+    runner, member, _, clock = processor(broker, "local", tmp_path)
+    runner.idle_drain_s = 5.0
+    away = True
+
+    def ends(keys: list[tuple[str, int]]) -> dict[tuple[str, int], int] | None:
+        if away:
+            return None
+        return {(t, p): sum(1 for r in broker.logs[p] if r.topic == t) for t, p in keys}
+
+    member.ends = ends  # type: ignore[attr-defined]
+    member.assign([0, 1])
+    run(runner, clock)
+    waiting = runner.core.waiting
+    for _ in range(20):  # 20 s dry, the broker away: nothing drained
+        clock.now += 1
+        runner.run_once()
+    assert waiting and runner.core.waiting == waiting
+    away = False
+    for _ in range(2):
+        clock.now += 1
+        runner.run_once()
+    assert not runner.core.waiting
+    runner.close()
+
+
+def test_a_consumer_that_cannot_reach_its_group_is_replaced(logs, reference, tmp_path) -> None:
+    broker = Broker(logs)
+    lost = TransactionAborted("send offsets: UNKNOWN_MEMBER_ID")
+    member = StuckMember(broker, stuck=0)
+    runner, _, sink, clock = processor(broker, "local", tmp_path, fail={2: lost}, member=member)
+    member.assign([0, 1])
+    member.stuck = 2  # the rewind's read fails, then the new member's first one
+    run(runner, clock)
+    runner.close()
+    assert member.renewed == 2 and not runner.failed
+    assert Counter(broker.outputs) == Counter(reference)
