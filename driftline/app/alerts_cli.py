@@ -30,7 +30,7 @@ from stream_processors.control.actions import Mutes, labels_of, parse_duration, 
 from stream_processors.control.render import alert_line, iso, notification_text
 from stream_processors.control.store import AlertStore
 
-__all__ = ["alerts_app"]
+__all__ = ["alerts_app", "notification_report"]
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts and incidents: list, follow, show, ack, silence.")
 
@@ -112,6 +112,34 @@ def _incidents(notes: list[Notification]) -> dict[str, Incident]:
         if isinstance(n, Incident) and n.revision >= getattr(last.get(n.incident_id), "revision", 0):
             last[n.incident_id] = n
     return dict(sorted(last.items(), key=lambda kv: (kv[1].started_at, kv[1].started_at_index)))
+
+
+def notification_report(notes: list[Notification]) -> dict[str, Any]:
+    """Each incident as it stands at its last revision, and the retrain notifications on-call got."""
+    incidents = []
+    for inc in sorted(_incidents(notes).values(), key=lambda i: (i.started_at_index, i.kind)):
+        moved = next((a for a in inc.alerts if a.before is not None and a.after is not None), None)
+        incidents.append(
+            {
+                "id": inc.incident_id,
+                "kind": inc.kind,
+                "model_version": inc.model_version,
+                "severity": inc.severity,
+                "status": inc.status,
+                "features": inc.features,
+                "alerts": len(inc.alert_ids),
+                "started_at": inc.started_at_index,
+                "updates": inc.revision,
+                **({"before": moved.before, "after": moved.after} if moved else {}),
+            }
+        )
+    outcomes = [n for n in notes if not isinstance(n, Alert | Incident)]
+    return {
+        "incidents": incidents,
+        "retrain_notifications": [
+            {"status": o.status, "version": o.version, "reason": o.reason} for o in outcomes
+        ],
+    }
 
 
 def _mutes(actions: list[AlertAction]) -> Mutes:
@@ -228,3 +256,31 @@ def silence(
     parse_matcher(matcher)
     until = time.time() + parse_duration(duration)
     _act(_Backend(bootstrap_servers, store), "silence", matcher, until, typer.echo)
+
+
+@alerts_app.command()
+def report(
+    incident_id: str,
+    reports_dir: Annotated[str, typer.Option(help="Where to write (default: routing.reports_dir).")] = "",
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Write an incident's evidence from the scored and metrics topics (Kafka): the Evidently
+    data-drift report (HTML, JSON) or the metric history. The embedded demo writes its own."""
+    backend = _Backend(bootstrap_servers, None)
+    if backend.store is not None:
+        raise DriftlineError(
+            "report reads Kafka: pass --bootstrap-servers (the embedded demo writes its evidence)"
+        )
+    found = _incidents(backend.notes()).get(incident_id)
+    if found is None:
+        raise DriftlineError(f"no incident {incident_id!r}: `driftline alerts list` shows their ids")
+    from driftline.app.evidence import write_evidence
+    from driftline.app.services import collect_topic
+    from driftline.contracts import Metric, Scored
+
+    topics = backend.settings.topics
+    scored = [decode(Scored, v) for v in collect_topic(backend.settings, topics.scored)]
+    metrics = [decode(Metric, v) for v in collect_topic(backend.settings, topics.metrics)]
+    where = reports_dir or backend.settings.routing.reports_dir or ".driftline/reports"
+    for path in write_evidence(found, scored, metrics, where):
+        typer.echo(path)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from detectors.tasks import Task, get_task
+from driftline.app.alerts_cli import notification_report
 from driftline.config import DriftlineSettings, Topics
 from driftline.contracts import (
     Alert,
@@ -161,10 +162,25 @@ class EmbeddedLoop:
             pass
         self._say_notifications()
         self.client.close()
+        if self.settings.routing.reports_dir:
+            self._evidence(self.settings.routing.reports_dir)
         left = self.delivery.dispatcher.drain(10.0)
         self.delivery.stop()
         if left:
             log.warning("%d notification(s) not delivered by the end of the demo", left)
+
+    def _evidence(self, reports_dir: str) -> None:
+        """Each incident's evidence (Evidently reports, metric history), off the loop, at the end."""
+        from driftline.app.evidence import write_evidence
+
+        log_of, topics = self.bus.log, self.topics
+        notes = map(decode_notification, (r.value for r in log_of(topics.notifications)))
+        last = {n.incident_id: n for n in notes if isinstance(n, Incident)}
+        scored = [decode(Scored, r.value) for r in log_of(topics.scored)]
+        metrics = [decode(Metric, r.value) for r in log_of(topics.metrics)]
+        for inc in last.values():
+            for path in write_evidence(inc, scored, metrics, reports_dir):
+                self.say(f"          evidence for {inc.incident_id}: {path}")
 
     def _say_notifications(self) -> None:
         for note in map(decode_notification, (r.value for r in self.notified.poll(1000))):
@@ -172,7 +188,8 @@ class EmbeddedLoop:
                 a = note
                 self.say(f"#{a.detected_at_index:>6}  ALERT {a.type:<16} v{a.model_version} {a.message}")
             elif isinstance(note, Incident):
-                self.say(f"#{self.sim.index:>6}  INCIDENT {note.title} (rev {note.revision})")
+                at = note.alerts[-1].detected_at_index if note.status == "firing" else self.sim.index
+                self.say(f"#{at:>6}  INCIDENT {note.title} (rev {note.revision})")
 
     def _serve(self, batch_size: int) -> None:
         batch = self.sim.next_batch(batch_size)
@@ -338,38 +355,6 @@ def build_report(
         "accuracy_after_drift": acc((idx >= scenario.concept_change_at) & (version == first_version)),
         "accuracy_after_retrain": acc(version == last) if last else None,
         **notification_report(notes or []),
-    }
-
-
-def notification_report(notes: list[Notification]) -> dict[str, Any]:
-    """Each incident as it stands at its last revision, and the retrain notifications on-call got."""
-    last: dict[str, Incident] = {}
-    for n in notes:
-        if isinstance(n, Incident) and n.revision >= getattr(last.get(n.incident_id), "revision", 0):
-            last[n.incident_id] = n
-    incidents = []
-    for inc in sorted(last.values(), key=lambda i: (i.started_at_index, i.kind)):
-        moved = next((a for a in inc.alerts if a.before is not None and a.after is not None), None)
-        incidents.append(
-            {
-                "id": inc.incident_id,
-                "kind": inc.kind,
-                "model_version": inc.model_version,
-                "severity": inc.severity,
-                "status": inc.status,
-                "features": inc.features,
-                "alerts": len(inc.alert_ids),
-                "started_at": inc.started_at_index,
-                "updates": inc.revision,
-                **({"before": moved.before, "after": moved.after} if moved else {}),
-            }
-        )
-    outcomes = [n for n in notes if not isinstance(n, Alert | Incident)]
-    return {
-        "incidents": incidents,
-        "retrain_notifications": [
-            {"status": o.status, "version": o.version, "reason": o.reason} for o in outcomes
-        ],
     }
 
 

@@ -24,7 +24,8 @@ from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from detectors.tasks import get_task
-from driftline.app.demo import DemoResult, bootstrap_registry, build_report, notification_report
+from driftline.app.alerts_cli import notification_report
+from driftline.app.demo import DemoResult, bootstrap_registry, build_report
 from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
 from driftline.contracts import ModelUpdate, Scored, alerts_in, decode, decode_notification

@@ -163,10 +163,19 @@ class IncidentBook:
             "alerts": [],
             "alert_ids": [],
             "labels_confirm": False,
+            "evidence": self._evidence(alert_id_for("incident", fingerprint, alert.alert_id), kind),
         }
         inc = {"doc": doc, "floor": None, "healthy": 0, "through": -1}
         self._join(inc, alert)
         return inc
+
+    def _evidence(self, incident_id: str, kind: str) -> list[str]:
+        """Where the evidence reporter (driftline.app.evidence) writes this incident's reports."""
+        root = self.settings.reports_dir
+        if not root:
+            return []
+        base = f"{root.rstrip('/')}/{incident_id}"
+        return [f"{base}.html", f"{base}.json"] if kind == "data_drift" else [f"{base}-metrics.json"]
 
     def _join(self, inc: dict[str, Any], alert: Alert) -> None:
         doc = inc["doc"]
