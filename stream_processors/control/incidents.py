@@ -64,8 +64,11 @@ from stream_processors.control.render import incident_summary, incident_title
 
 __all__ = ["KEEP_ALERTS", "IncidentBook", "incident_kind", "version_order"]
 
-KEEP_ALERTS = 10  # newest alerts an incident carries in full (its ids: up to 10x more)
-_SENT_KEPT = 64  # records whose notifications an entry remembers, for a replay
+KEEP_ALERTS = 5  # newest alerts an incident carries in full (its ids: up to 20x more)
+_SENT_KEPT = 16  # records whose notifications an entry remembers, for a replay (a replay reaches back to
+# the last committed offset: faust commits every 10 records); with the bounds above an entry stays
+# well under 200 KB, under the 1 MB a changelog message may have
+_SEEN_KEPT = 500  # alert ids an entry remembers (a copy of an older one is older than its incident)
 _LARGE_EFFECT = {"chi2_p_value": 0.1}  # a category's share; otherwise in standard deviations
 _LARGE_SD = 0.5
 State = MutableMapping[str, Any]
@@ -97,7 +100,7 @@ class IncidentBook:
             return replay
         if alert.alert_id in entry["seen"]:
             return []  # a copy: the processor sent it twice
-        entry["seen"] = [*entry["seen"][-4 * _SENT_KEPT * KEEP_ALERTS :], alert.alert_id]
+        entry["seen"] = [*entry["seen"][-(_SEEN_KEPT - 1) :], alert.alert_id]
         fingerprint = f"{alert.model}|{alert.model_version}|{incident_kind(alert)}"
         inc = entry["open"].get(fingerprint)
         notes = []
@@ -180,7 +183,7 @@ class IncidentBook:
     def _join(self, inc: dict[str, Any], alert: Alert) -> None:
         doc = inc["doc"]
         doc["alerts"] = [*doc["alerts"][-(KEEP_ALERTS - 1) :], msgspec.to_builtins(alert)]
-        doc["alert_ids"] = [*doc["alert_ids"][-(10 * KEEP_ALERTS - 1) :], alert.alert_id]
+        doc["alert_ids"] = [*doc["alert_ids"][-(20 * KEEP_ALERTS - 1) :], alert.alert_id]
         if alert.feature and alert.feature not in doc["features"]:
             doc["features"] = sorted([*doc["features"], alert.feature])
         doc["updated_at"] = alert.detected_at_time
@@ -257,7 +260,7 @@ class IncidentBook:
                 incident, title=incident_title(incident), summary=incident_summary(incident)
             )
             notes.append(incident)
-        if at is not None:
+        if at is not None and notes:  # a record that changed nothing people see replays as nothing
             sent = [*entry["sent"], [list(at), [encode(n).decode() for n in notes]]]
             entry["sent"] = sent[-_SENT_KEPT:]
         self.state[key] = entry  # one write per record
