@@ -221,7 +221,12 @@ class LoopRun:
             return False
         assert s.kafka is not None
         reader = KafkaWindowReader(s.kafka)
-        for topic, group in ((s.topics.alerts, "control-plane"), (s.topics.retrain, "retrain-worker")):
+        inputs = (
+            (s.topics.alerts, "control-plane"),
+            (s.topics.metrics, "control-plane"),  # it resolves incidents: read to the end, it is up
+            (s.topics.retrain, "retrain-worker"),
+        )
+        for topic, group in inputs:
             end: dict[int, int] = {}  # past the last record: a transaction's commit marker is never consumed
             for r in reader.read_since(topic, 0.0, -1):
                 end[r.partition] = max(end.get(r.partition, 0), r.offset + 1)
