@@ -14,10 +14,11 @@ confirm harm on the same version.
 
 **Resolution** (hysteresis): the processor publishes the version's metrics at fixed positions of
 its labelled stream; they are what tells the control plane a version is healthy again -- no other
-signal says "back within bounds", and they arrive even when no alert does. An incident resolves
-after ``routing.resolve_after`` consecutive points of ``routing.health_metric`` of the model's
-current version (the newest version whose metrics arrived, never one older than the incident's) are
-healthy, with no alert joining in between:
+signal says "back within bounds", and they arrive even when no alert does. The book keeps each
+version's points of ``routing.health_metric`` by stream position; an incident resolves once
+``routing.resolve_after`` consecutive points of the model's current version (the newest version with
+points, never one older than the incident's) after its newest alert are healthy -- decided by stream
+positions, so however the alerts and metrics topics interleave when read (after a restart, too):
 
 * performance: the metric is ``routing.resolve_margin`` above the incident's floor -- the
   performance alert's threshold, else the midpoint between the error-stream alert's before and after;
@@ -68,6 +69,8 @@ KEEP_ALERTS = 5  # newest alerts an incident carries in full (its ids: up to 20x
 _SENT_KEPT = 16  # records whose notifications an entry remembers, for a replay (a replay reaches back to
 # the last committed offset: faust commits every 10 records); with the bounds above an entry stays
 # well under 200 KB, under the 1 MB a changelog message may have
+_POINTS_KEPT = 32  # health points kept per version (resolve_after of them decide)
+_VERSIONS_KEPT = 3  # versions of a model whose health points are kept
 _SEEN_KEPT = 500  # alert ids an entry remembers (a copy of an older one is older than its incident)
 _LARGE_EFFECT = {"chi2_p_value": 0.1}  # a category's share; otherwise in standard deviations
 _LARGE_SD = 0.5
@@ -118,34 +121,27 @@ class IncidentBook:
         return self._publish(entry, key, at, [entry["open"][fp] for fp in notes])
 
     def on_metric(self, metric: Metric, at: tuple[int, int] | None = None) -> list[Incident]:
-        """The incidents ``metric`` resolves; a model without open incidents costs one lookup."""
+        """The incidents resolved once ``metric``'s health point is kept (points of the model's
+        versions, by stream position: how the alerts and metrics topics interleave when read
+        changes nothing)."""
         if metric.name != self.settings.health_metric:
             return []
-        entry, key = self._entry(metric.model, create=False)
-        if entry is None or not entry["open"]:
-            return []
+        entry, key = self._entry(metric.model)
         at = None if at is None else ("metrics", *at)  # type: ignore[assignment]
         replay = self._replayed(entry, at)
         if replay is not None:
             return replay
-        current = entry.get("current") or metric.model_version
-        if version_order(metric.model_version) < version_order(current):
-            return []  # a late metric of a version already replaced
-        entry["current"] = metric.model_version
-        changed, resolved = False, []
-        for fp, inc in list(entry["open"].items()):
-            if version_order(metric.model_version) < version_order(inc["doc"]["model_version"]):
-                continue
-            if metric.window.end_index <= inc["through"]:
-                continue  # counted already
-            inc["through"], changed = metric.window.end_index, True
-            inc["healthy"] = inc["healthy"] + 1 if self._healthy(entry, inc, metric) else 0
-            if inc["healthy"] >= self.settings.resolve_after:
-                self._resolve(inc, metric)
-                resolved.append(entry["open"].pop(fp))
-        if not changed:
-            return []
-        return self._publish(entry, key, at, resolved)
+        health = entry.setdefault("health", {})
+        points = health.setdefault(metric.model_version, [])
+        end = metric.window.end_index
+        if any(p[0] == end for p in points):
+            return []  # a copy
+        points.append([end, metric.window.end_time, metric.value])
+        points.sort(key=lambda p: p[0])
+        health[metric.model_version] = points[-_POINTS_KEPT:]
+        for old in sorted(health, key=version_order)[:-_VERSIONS_KEPT]:
+            del health[old]
+        return self._publish(entry, key, at, self._settle(entry))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _open(self, alert: Alert, fingerprint: str) -> dict[str, Any]:
@@ -168,7 +164,7 @@ class IncidentBook:
             "labels_confirm": False,
             "evidence": self._evidence(alert_id_for("incident", fingerprint, alert.alert_id), kind),
         }
-        inc = {"doc": doc, "floor": None, "healthy": 0, "through": -1}
+        inc = {"doc": doc, "floor": None, "last_index": alert.detected_at_index}
         self._join(inc, alert)
         return inc
 
@@ -191,7 +187,7 @@ class IncidentBook:
             "expected_"
         )
         doc["labels_confirm"] = doc["labels_confirm"] or labelled
-        inc["healthy"] = 0  # a new alert: the hysteresis starts again
+        inc["last_index"] = max(inc["last_index"], alert.detected_at_index)  # health counts after it
         if alert.type == "performance" and not alert.statistic.startswith("expected_"):
             inc["floor"] = max(inc["floor"] or alert.threshold, alert.threshold)
         elif alert.type == "concept_drift" and inc["floor"] is None and alert.before is not None:
@@ -214,29 +210,45 @@ class IncidentBook:
                 changed.append(fp)
         return changed
 
-    def _healthy(self, entry: dict[str, Any], inc: dict[str, Any], metric: Metric) -> bool:
+    def _settle(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """The open incidents whose model's current version has ``resolve_after`` consecutive healthy
+        points after the incident's newest alert, resolved at the last of them (and closed)."""
+        health = entry.get("health") or {}
+        if not health:
+            return []
+        current = max(health, key=version_order)
+        resolved = []
+        for fp, inc in list(entry["open"].items()):
+            if version_order(current) < version_order(inc["doc"]["model_version"]):
+                continue
+            run = 0
+            for end, end_time, value in health[current]:
+                if end <= inc["last_index"]:
+                    continue
+                run = run + 1 if self._healthy(entry, inc, current, value) else 0
+                if run >= self.settings.resolve_after:
+                    doc = inc["doc"]
+                    doc["status"], doc["resolved_at"], doc["updated_at"] = "resolved", end_time, end_time
+                    resolved.append(entry["open"].pop(fp))
+                    break
+        return resolved
+
+    def _healthy(self, entry: dict[str, Any], inc: dict[str, Any], version: str, value: float) -> bool:
         doc = inc["doc"]
-        newer = version_order(metric.model_version) > version_order(doc["model_version"])
+        newer = version_order(version) > version_order(doc["model_version"])
         if doc["kind"] == "data_drift":
-            own = f"{metric.model}|{metric.model_version}|data_drift"
-            return newer and own not in entry["open"]
+            return newer and f"{doc['model']}|{version}|data_drift" not in entry["open"]
         floor = inc["floor"]
         if floor is None:
             return newer
-        return bool(metric.value >= floor + self.settings.resolve_margin)
-
-    @staticmethod
-    def _resolve(inc: dict[str, Any], metric: Metric) -> None:
-        doc = inc["doc"]
-        doc["status"], doc["resolved_at"] = "resolved", metric.window.end_time
-        doc["updated_at"] = metric.window.end_time
+        return bool(value >= floor + self.settings.resolve_margin)
 
     # -- state -----------------------------------------------------------------------------------
     def _entry(self, model: str, *, create: bool = True) -> tuple[Any, str]:
         key = f"incidents|{model}"
         entry = self.state.get(key)
         if entry is None:
-            return ({"open": {}, "seen": [], "sent": [], "current": None} if create else None), key
+            return ({"open": {}, "seen": [], "sent": [], "health": {}} if create else None), key
         return msgspec.json.decode(msgspec.json.encode(entry)), key  # a copy: written back whole
 
     def _replayed(self, entry: dict[str, Any], at: tuple[Any, ...] | None) -> list[Incident] | None:

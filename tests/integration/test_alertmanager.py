@@ -115,7 +115,9 @@ def test_an_incident_appears_in_alertmanager_and_its_resolution_ends_it(
         assert active["annotations"]["summary"] == opened.title
         resolved: list[Incident] = []
         for k in range(3):  # the retrained version is healthy three metric points in a row
-            w = Window(start_index=k, end_index=k + 1, start_time=now - 3 + k, end_time=now - 3 + k, n=1)
+            w = Window(
+                start_index=k + 10, end_index=k + 11, start_time=now - 3 + k, end_time=now - 3 + k, n=1
+            )
             m = Metric(model="churn", model_version="2", name="accuracy", value=0.95, window=w)
             resolved += book.on_metric(m, (1, k))
         (done,) = resolved

@@ -44,7 +44,9 @@ class Loop:
 
 
 def healthy(k: int) -> bytes:
-    w = Window(start_index=k, end_index=k + 1, start_time=float(k), end_time=float(k), n=1)
+    w = Window(
+        start_index=k + 10, end_index=k + 11, start_time=float(k), end_time=float(k), n=1
+    )  # after the alerts
     return encode(Metric(model="churn", model_version="2", name="accuracy", value=0.95, window=w))
 
 

@@ -17,7 +17,16 @@ import pytest
 from events import alert
 
 from driftline.config import RoutingSettings, Topics
-from driftline.contracts import Alert, Incident, RetrainRequest, decode, decode_notification, encode
+from driftline.contracts import (
+    Alert,
+    Incident,
+    Metric,
+    RetrainRequest,
+    Window,
+    decode,
+    decode_notification,
+    encode,
+)
 from driftline.transport import Record
 from stream_processors.control.handler import AlertHandler
 from stream_processors.control.routing import AlertRouter
@@ -25,12 +34,18 @@ from stream_processors.control.routing import AlertRouter
 TOPICS = Topics()
 
 
-def alerts(rng: np.random.Generator, n: int) -> list[Alert]:
-    """Alerts of two types on two models, some sent twice (a replaying processor), times rising."""
-    out: list[Alert] = []
+def alerts(rng: np.random.Generator, n: int) -> list[Alert | Metric]:
+    """Alerts of two types on two models, some sent twice (a replaying processor), times rising; and
+    the accuracy of each model's version 2, healthy or not, which resolves their incidents."""
+    out: list[Alert | Metric] = []
     for i in range(n):
         if out and rng.random() < 0.2:
             out.append(out[int(rng.integers(len(out)))])
+            continue
+        if rng.random() < 0.4:
+            w = Window(start_index=99 + i, end_index=100 + i, start_time=float(i), end_time=float(i), n=1)
+            model, value = ["churn", "fraud"][int(rng.integers(2))], [0.5, 0.95][int(rng.random() < 0.8)]
+            out.append(Metric(model=model, model_version="2", name="accuracy", value=value, window=w))
             continue
         kind = ["concept_drift", "data_drift"][int(rng.integers(2))]
         model = ["churn", "fraud"][int(rng.integers(2))]
@@ -53,7 +68,7 @@ class Writes(dict[str, Any]):
 
 
 def run(
-    records: list[Alert],
+    records: list[Alert | Metric],
     state: dict[str, Any],
     start: int,
     stop: int,
@@ -66,7 +81,8 @@ def run(
     for i in range(start, stop):
         if isinstance(state, Writes):
             state.at = i
-        handled = handler.handle(Record(TOPICS.alerts, encode(records[i]), b"k", partition=0, offset=i))
+        topic = TOPICS.metrics if isinstance(records[i], Metric) else TOPICS.alerts
+        handled = handler.handle(Record(topic, encode(records[i]), b"k", partition=0, offset=i))
         seen["sinks"] += [_id(n) for n in handled.notes]
         for o in handled.outputs if i not in lost else []:
             if o.topic == TOPICS.retrain:
@@ -90,10 +106,11 @@ def empty() -> dict[str, list[str]]:
 @pytest.mark.parametrize("seed", range(6))
 def test_a_kill_at_any_point_with_any_changelog_prefix_changes_nothing_after_dedup(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    records = alerts(rng, 14)
+    records = alerts(rng, 24)
     clean = empty()
     run(records, {}, 0, len(records), clean)
     assert len(clean[TOPICS.notifications]) == len(set(clean[TOPICS.notifications])) > 2
+    assert any(":resolved:" in n for n in clean[TOPICS.notifications])  # the metrics resolve incidents
     for _ in range(60):
         commit, kill = sorted(int(x) for x in rng.integers(0, len(records) + 1, 2))
         first = Writes()
