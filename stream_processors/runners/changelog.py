@@ -71,8 +71,13 @@ class ChangelogStore:
     def _key_of(self, partition: int, part: str) -> bytes:
         return f"{self.group}/{partition}/{part}".encode()
 
+    def seal(self, models: dict[str, Any], offsets: dict[str, int]) -> bytes:
+        return seal(self._key, models, offsets)
+
     def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None:
-        sealed = seal(self._key, models, offsets)
+        self.save_sealed(partition, self.seal(models, offsets))
+
+    def save_sealed(self, partition: int, sealed: bytes) -> None:
         sid = uuid.uuid4().bytes
         n = max(1, -(-len(sealed) // self.chunk_bytes))
         for i in range(n):

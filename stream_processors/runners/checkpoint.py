@@ -92,6 +92,12 @@ class SnapshotStore(Protocol):
 
     def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None: ...
 
+    def seal(self, models: dict[str, Any], offsets: dict[str, int]) -> bytes:
+        """The snapshot's bytes (:func:`seal` under the store's key): what :meth:`save_sealed` writes."""
+        ...
+
+    def save_sealed(self, partition: int, sealed: bytes) -> None: ...
+
     def load(self, partition: int) -> tuple[dict[str, Any], dict[str, int]] | None: ...
 
 
@@ -109,8 +115,13 @@ class CheckpointStore:
     def _path(self, partition: int) -> Path:
         return self.dir / f"partition-{partition}.ckpt"
 
+    def seal(self, models: dict[str, Any], offsets: dict[str, int]) -> bytes:
+        return seal(self._key, models, offsets)
+
     def save(self, partition: int, models: dict[str, Any], offsets: dict[str, int]) -> None:
-        sealed = seal(self._key, models, offsets)
+        self.save_sealed(partition, self.seal(models, offsets))
+
+    def save_sealed(self, partition: int, sealed: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(sealed)

@@ -8,6 +8,13 @@ the transaction (the changelog topic, ``in_transaction``) -- the snapshots due. 
 ahead of the committed outputs; a restore then replays from the snapshot's offsets up to the
 committed ones (:mod:`~stream_processors.runners.replay`).
 
+Periodic snapshots are taken off the processing thread: right after a transaction commits, a forked
+child seals the partition's state as it is at the committed offsets
+(:class:`~stream_processors.runners.snapshot.ForkedSnapshot`), and a later commit writes it once it is
+ready -- it is never ahead of committed outputs, and a restore replays from it. Forced checkpoints (a
+rebalance, a stop, a drain) and a partition's first snapshot are sealed at once, and replace any
+snapshot of that partition still being made.
+
 If the transaction cannot commit (:class:`~driftline.kafka_transactions.TransactionAborted`), it is
 aborted and the caller rewinds: nothing of it was committed, so every partition goes back to its
 committed state.
@@ -21,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from stream_processors.runners.checkpoint import Offsets, PartitionCheckpoint, SnapshotStore
+from stream_processors.runners.snapshot import ForkedSnapshot
 
 __all__ = ["TransactionalCheckpoint", "Transactions", "TxConsumer"]
 
@@ -58,6 +66,7 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         replaying: Callable[[int], bool] = lambda p: False,
         save_interval: float = 10.0,
         commit_timeout: float = 30.0,
+        background: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
@@ -71,6 +80,8 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         self._txn, self._consumer, self._replaying = transactions, consumer, replaying
         self.commit_timeout = commit_timeout
         self.snapshots = 0
+        self.background = background
+        self._making: dict[int, tuple[ForkedSnapshot, dict[str, int]]] = {}  # partition -> (child, offsets)
 
     def resume(self, partition: int, start: Mapping[str, int], committed: Mapping[str, int]) -> None:
         """After :meth:`restore`: ``partition`` is read from ``start`` and its group has ``committed``
@@ -84,10 +95,12 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         store = self.store
         saves = self._due(force) if store is not None else []
         self._dirty.difference_update(saves if store is not None else list(self._dirty))
-        snapshots = [(p, dict(self._state(p)), dict(self._next.get(p, {}))) for p in saves]
+        later = [] if force or not self.background else [p for p in saves if self._covers(p)]
+        snapshots = [(p, self._seal_now(p), dict(self._next.get(p, {}))) for p in saves if p not in later]
+        snapshots += self._made()
         if store is not None and store.in_transaction:
-            for p, models, saved in snapshots:
-                store.save(p, models, saved)
+            for p, sealed, _ in snapshots:
+                store.save_sealed(p, sealed)
         offsets: dict[tuple[str, int], int] = {
             (topic, p): off
             for p, by_topic in self._next.items()
@@ -97,12 +110,55 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         self._txn.commit(offsets, self._consumer.group_metadata(), self.commit_timeout)
         self._committed.update(offsets)
         if store is not None and not store.in_transaction:
-            for p, models, offsets_p in snapshots:
-                store.save(p, models, offsets_p)
+            for p, sealed, _ in snapshots:
+                store.save_sealed(p, sealed)
         for p, _, offsets_p in snapshots:
             self._covered[p] = set(offsets_p)
         self.snapshots += len(snapshots)
         self._pending = 0
+        for p in later:  # the state as it is at the offsets just committed, sealed by a child
+            self._start(p)
+
+    def _covers(self, p: int) -> bool:
+        """Whether ``p``'s last snapshot covers every topic it has offsets of (else it is sealed now)."""
+        return self._next.get(p, {}).keys() <= self._covered.get(p, set())
+
+    def _seal_now(self, p: int) -> bytes:
+        self._cancel(p)  # a snapshot being made would be older than this one
+        assert self.store is not None
+        return self.store.seal(dict(self._state(p)), dict(self._next.get(p, {})))
+
+    def _start(self, p: int) -> None:
+        store, models, offsets = self.store, dict(self._state(p)), dict(self._next.get(p, {}))
+        assert store is not None
+        self._cancel(p)
+        self._making[p] = (ForkedSnapshot(lambda: store.seal(models, offsets)), offsets)
+
+    def _made(self) -> list[tuple[int, bytes, dict[str, int]]]:
+        """The snapshots whose children are done (a failed child is logged; the next one is due)."""
+        done = []
+        for p, (snap, offsets) in list(self._making.items()):
+            try:
+                sealed = snap.result()
+            except Exception:
+                log.exception("partition %d: the snapshot being made in the background failed", p)
+                del self._making[p]
+                self._dirty.add(p)
+                continue
+            if sealed is not None:
+                del self._making[p]
+                done.append((p, sealed, offsets))
+        return done
+
+    def _cancel(self, p: int) -> None:
+        making = self._making.pop(p, None)
+        if making is not None:
+            making[0].cancel()
+
+    def forget(self, partition: int) -> None:
+        """Also drop a snapshot of it still being made: the partition is someone else's now."""
+        self._cancel(partition)
+        super().forget(partition)
 
     def _due(self, force: bool) -> list[int]:
         """The partitions to snapshot now: changed ones when due (or forced), and any whose offsets
