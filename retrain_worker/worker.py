@@ -233,8 +233,8 @@ class RetrainWorker:
             stage="candidate" if fit.wins else "rejected",
         )
         if not fit.wins:
-            return self._done(
-                req, "rejected", "challenger did not beat champion", mv.version, fit.metrics, rows
+            return self._done(  # on-call hears of it: the drift stays unresolved
+                req, "rejected", "challenger did not beat champion", mv.version, fit.metrics, rows, notify=True
             )
         self._publish(mv, champion_mv.version, rows[-1].label_time)
         return self._done(req, "promoted", "challenger beat champion", mv.version, fit.metrics, rows)
@@ -261,7 +261,13 @@ class RetrainWorker:
         end = int(mv.validated_on["end_index"]) - 1 if mv.validated_on else -1
         if mv.stage == "rejected":
             return self._done(
-                req, "rejected", "challenger did not beat champion", mv.version, mv.metrics, through=end
+                req,
+                "rejected",
+                "challenger did not beat champion",
+                mv.version,
+                mv.metrics,
+                through=end,
+                notify=True,
             )
         if self._announced(mv):
             why = "its model update was already on the models topic"

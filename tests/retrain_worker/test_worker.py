@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from driftline.config import Topics
-from driftline.contracts import ModelUpdate, decode
+from driftline.contracts import ModelUpdate, RetrainOutcome, decode
 
 TOPICS = Topics()
 
@@ -43,6 +43,8 @@ def test_worker_rejects_a_challenger_that_is_not_better(
     assert registry.champion("churn").version == "1"
     assert registry.get("churn", "2").stage == "rejected"  # recorded, not promoted
     assert bus.log(TOPICS.models) == []
+    (told,) = [decode(RetrainOutcome, r.value) for r in bus.log(TOPICS.notifications)]  # on-call hears of it
+    assert (told.status, told.version, told.request_id) == ("rejected", "2", out.request_id)
 
 
 def test_worker_cooldown(make_worker, make_request) -> None:
