@@ -233,9 +233,8 @@ class RetrainWorker:
             stage="candidate" if fit.wins else "rejected",
         )
         if not fit.wins:
-            return self._done(  # on-call hears of it: the drift stays unresolved
-                req, "rejected", "challenger did not beat champion", mv.version, fit.metrics, rows, notify=True
-            )
+            why = "challenger did not beat champion"  # on-call hears of it: the drift stays unresolved
+            return self._done(req, "rejected", why, mv.version, fit.metrics, rows, notify=True)
         self._publish(mv, champion_mv.version, rows[-1].label_time)
         return self._done(req, "promoted", "challenger beat champion", mv.version, fit.metrics, rows)
 
