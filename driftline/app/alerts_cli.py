@@ -260,20 +260,52 @@ def silence(
 
 @alerts_app.command()
 def report(
-    incident_id: str,
+    incident_id: Annotated[str, typer.Argument(help="The incident ('' with --follow: every one).")] = "",
     reports_dir: Annotated[str, typer.Option(help="Where to write (default: routing.reports_dir).")] = "",
     bootstrap_servers: Bootstrap = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--no-follow", "-f", help="Keep writing each incident's evidence as it changes."
+        ),
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between reads with --follow.")] = 5.0,
 ) -> None:
-    """Write an incident's evidence from the scored and metrics topics (Kafka): the Evidently
-    data-drift report (HTML, JSON) or the metric history. The embedded demo writes its own."""
+    """Write incidents' evidence from the scored and metrics topics (Kafka): the Evidently data-drift
+    report (HTML, JSON) or the metric history. With --follow, a reporter process: every incident's
+    evidence is written when it opens and again at each revision, off the hot path. The embedded demo
+    writes its own."""
     backend = _Backend(bootstrap_servers, None)
     if backend.store is not None:
         raise DriftlineError(
             "report reads Kafka: pass --bootstrap-servers (the embedded demo writes its evidence)"
         )
-    found = _incidents(backend.notes()).get(incident_id)
-    if found is None:
-        raise DriftlineError(f"no incident {incident_id!r}: `driftline alerts list` shows their ids")
+    if not incident_id and not follow:
+        raise DriftlineError("name an incident (`driftline alerts list` shows their ids), or pass --follow")
+    where = reports_dir or backend.settings.routing.reports_dir or ".driftline/reports"
+    written: dict[str, int] = {}  # incident id -> revision whose evidence is written
+    while True:
+        for path in write_new_evidence(backend, where, written, only=incident_id or None):
+            typer.echo(path)
+        if not follow:
+            if incident_id not in written:
+                raise DriftlineError(f"no incident {incident_id!r}: `driftline alerts list` shows their ids")
+            return
+        time.sleep(interval)
+
+
+def write_new_evidence(
+    backend: Any, where: str, written: dict[str, int], only: str | None = None
+) -> list[str]:
+    """Writes the evidence of every incident (or ``only`` one) whose newest revision has none yet;
+    ``written`` remembers what is done. The topics are read only when something is to be written."""
+    todo = [
+        inc
+        for inc in _incidents(backend.notes()).values()
+        if (only is None or inc.incident_id == only) and written.get(inc.incident_id) != inc.revision
+    ]
+    if not todo:
+        return []
     from driftline.app.evidence import write_evidence
     from driftline.app.services import collect_topic
     from driftline.contracts import Metric, Scored
@@ -281,6 +313,8 @@ def report(
     topics = backend.settings.topics
     scored = [decode(Scored, v) for v in collect_topic(backend.settings, topics.scored)]
     metrics = [decode(Metric, v) for v in collect_topic(backend.settings, topics.metrics)]
-    where = reports_dir or backend.settings.routing.reports_dir or ".driftline/reports"
-    for path in write_evidence(found, scored, metrics, where):
-        typer.echo(path)
+    paths: list[str] = []
+    for inc in todo:
+        paths += write_evidence(inc, scored, metrics, where)
+        written[inc.incident_id] = inc.revision
+    return paths

@@ -97,3 +97,36 @@ def test_a_performance_incident_gets_its_metric_history(tmp_path: Path) -> None:
     (path,) = write_evidence(incident, [], history, str(tmp_path))
     assert path == incident.evidence[0]
     assert [m["value"] for m in json.loads(Path(path).read_text())["metrics"]] == [0.9, 0.7]
+
+
+def test_the_reporter_writes_each_incident_once_per_revision(tmp_path: Path, monkeypatch) -> None:
+    """``driftline alerts report --follow``: every incident's evidence when it opens and again when it
+    changes (the second feature joining), never twice for one revision; the topics are read only then."""
+    from types import SimpleNamespace
+
+    import driftline.app.services as services
+    from driftline.app.alerts_cli import write_new_evidence
+    from driftline.config import Topics
+    from driftline.contracts import encode
+
+    book = IncidentBook(RoutingSettings(reports_dir=str(tmp_path)))
+    notes = list(book.on_alert(drift("income"), (0, 0)))
+    rows = scored(1500, 1000)
+    reads: list[str] = []
+
+    def collect_topic(settings, topic):  # the scored and metrics topics, as Kafka would give them
+        reads.append(topic)
+        return [encode(s) for s in rows] if topic == Topics().scored else []
+
+    monkeypatch.setattr(services, "collect_topic", collect_topic)
+    backend = SimpleNamespace(notes=lambda: notes, settings=SimpleNamespace(topics=Topics()))
+    written: dict[str, int] = {}
+    first = write_new_evidence(backend, str(tmp_path), written)
+    assert first == notes[0].evidence and len(reads) == 2
+    assert write_new_evidence(backend, str(tmp_path), written) == [] and len(reads) == 2  # nothing new
+    notes += book.on_alert(drift("region"), (0, 1))  # revision 2: region joins
+    again = write_new_evidence(backend, str(tmp_path), written)
+    assert again == notes[-1].evidence and written == {notes[-1].incident_id: notes[-1].revision}
+    report = json.loads(Path(again[1]).read_text())
+    columns = [m["metric_name"] for m in report["metrics"] if m["metric_name"].startswith("ValueDrift")]
+    assert len(columns) == 2  # income and region
