@@ -40,6 +40,10 @@ Bootstrap = Annotated[
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")]
 Events = Annotated[int, typer.Option("--events", help="Predictions to simulate.")]
 RegistryDir = Annotated[str | None, typer.Option(help="Model registry directory (default: a temporary one).")]
+UiPort = Annotated[int, typer.Option("--ui-port", help="The dashboard page's port (0: a free one).")]
+UiHost = Annotated[
+    str, typer.Option("--ui-host", help="The page's address (no authentication: keep it local).")
+]
 
 
 def _settings(bootstrap: str | None) -> DriftlineSettings:
@@ -80,22 +84,47 @@ def demo(
     bootstrap_servers: Bootstrap = None,
     rate: Annotated[float, typer.Option(help="Kafka mode: predictions per second.")] = 3000.0,
     registry_dir: RegistryDir = None,
+    ui: Annotated[
+        bool, typer.Option("--ui/--no-ui", help="Serve the dashboard page while the demo runs, and after it.")
+    ] = False,
+    ui_port: UiPort = 8765,
+    ui_host: UiHost = "127.0.0.1",
 ) -> None:
     """Run the whole closed loop: simulate, monitor, alert, retrain, hot-reload, recover."""
     scenario = _scenario(seed, events)
     settings = _settings(bootstrap_servers)
     # the demo prints every routed alert in its timeline: the log sink's copies would only repeat them
     logging.getLogger("stream_processors.control.sinks").setLevel(logging.ERROR)
+    servers: list[Any] = []
     if settings.kafka is None:
         from driftline.app.demo import run_embedded
 
-        result = run_embedded(scenario, settings, registry_dir=registry_dir, echo=typer.echo)
+        def on_start(loop: Any) -> None:
+            if ui:
+                from driftline.app import ui as page
+
+                feed = page.BusFeed(loop.bus, loop.topics, loop.registry, settings.routing.reports_dir)
+                servers.append(page.serve(feed, ui_host, ui_port, say=typer.echo))
+
+        result = run_embedded(
+            scenario, settings, registry_dir=registry_dir, echo=typer.echo, on_start=on_start
+        )
     else:
         from driftline.app.kafka_demo import run_kafka_demo
 
+        if ui:
+            from driftline.app import ui as page
+
+            feed = page.KafkaFeed(settings, None, settings.routing.reports_dir)
+            servers.append(page.serve(feed, ui_host, ui_port, say=typer.echo))
         result = run_kafka_demo(scenario, settings, rate=rate, registry_dir=registry_dir, echo=typer.echo)
     if as_json:
         typer.echo(json.dumps(result.report, separators=(",", ":")))
+    if servers:
+        from driftline.app.ui import hold
+
+        stop = _stop_flag()
+        hold(servers[0], lambda: stop[0], typer.echo)
 
 
 @app.command()
@@ -206,6 +235,32 @@ def retrain_worker(
     prepare_kafka(settings)
     stop = _stop_flag()
     run_retrain_worker(settings, lambda: stop[0], registry_dir=registry_dir, group=group)
+
+
+@app.command("ui")
+def ui_command(
+    bootstrap_servers: Bootstrap = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Embedded mode: the control plane's store (routing.store_dir)."),
+    ] = None,
+    registry: Annotated[
+        str | None, typer.Option("--registry", help="Model registry directory (versions).")
+    ] = None,
+    reports_dir: Annotated[
+        str | None, typer.Option(help="Evidence reports to link (default: routing.reports_dir).")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port (0: a free one).")] = 8765,
+    host: Annotated[str, typer.Option(help="Address (no authentication: keep it local).")] = "127.0.0.1",
+) -> None:
+    """Serve the dashboard page: models, versions and lineage, quality, drift per feature, incidents."""
+    from driftline.app.ui import hold, serve, standalone_feed
+
+    settings = _settings(bootstrap_servers)
+    reports = settings.routing.reports_dir if reports_dir is None else reports_dir
+    feed = standalone_feed(settings, store, registry or settings.retrain.registry_dir, reports)
+    stop = _stop_flag()
+    hold(serve(feed, host, port, say=lambda _: None), lambda: stop[0], typer.echo)
 
 
 @models_app.command("announce")

@@ -248,8 +248,10 @@ def run_embedded(
     registry_dir: str | None = None,
     batch_size: int = 500,
     echo: Printer | None = None,
+    on_start: Callable[[EmbeddedLoop], Any] | None = None,
 ) -> DemoResult:
-    """The closed loop in this process, no broker: deterministic for a seed."""
+    """The closed loop in this process, no broker: deterministic for a seed. ``on_start`` sees the
+    wired loop before it runs (``driftline demo --ui`` serves its page from the loop's bus)."""
     timeline: list[str] = []
 
     def say(line: str) -> None:
@@ -260,6 +262,8 @@ def run_embedded(
     started = time.perf_counter()
     registry_dir = registry_dir or tempfile.mkdtemp(prefix="driftline-registry-")
     loop = EmbeddedLoop(scenario, settings or DriftlineSettings(), registry_dir, say)
+    if on_start is not None:
+        on_start(loop)
     loop.run(batch_size)
     report = loop.report()
     report["wall_time_s"] = round(time.perf_counter() - started, 2)
