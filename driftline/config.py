@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.errors import ConfigError
+from driftline.observability_settings import ObservabilitySettings
 
 __all__ = [
     "DriftlineSettings",
@@ -344,6 +345,7 @@ class DriftlineSettings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     retrain: RetrainSettings = RetrainSettings()
     state: StateSettings = StateSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def load(cls, **overrides: Any) -> DriftlineSettings:
@@ -369,14 +371,8 @@ class DriftlineSettings(BaseSettings):
         return env
 
 
-_SECTIONS = {
-    "Topics": "topics",
-    "KafkaSettings": "kafka",
-    "MonitorSettings": "monitor",
-    "RoutingSettings": "routing",
-    "RetrainSettings": "retrain",
-    "StateSettings": "state",
-}
+_SECTIONS = {"Topics": "topics", "KafkaSettings": "kafka", "MonitorSettings": "monitor"}
+_SECTIONS |= {"RoutingSettings": "routing", "RetrainSettings": "retrain", "StateSettings": "state"}
 
 
 def _explain(exc: ValidationError, section: str) -> str:

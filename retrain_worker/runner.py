@@ -81,8 +81,10 @@ class RetrainRunner:
         retry_interval: float = 1.0,
         batch: int = 100,
         clock: Callable[[], float] = time.monotonic,
+        on_outcomes: Callable[[list[RetrainOutcome]], None] | None = None,
     ) -> None:
         self.worker, self.source = worker, source
+        self.on_outcomes = on_outcomes  # e.g. the metrics exporter: told of every outcome decided
         self.retry_interval, self.batch, self.clock = retry_interval, batch, clock
         self._read_to: dict[TopicPartition, int] = {}  # offset after the last record decided or queued
         self._committed: dict[TopicPartition, int] = {}
@@ -99,8 +101,11 @@ class RetrainRunner:
     def run_once(self, timeout: float = 0.0) -> list[RetrainOutcome]:
         """Read what is there, try the pending requests if it is time, commit; returns the outcomes
         the worker's step decided."""
+        at_once: list[RetrainOutcome] = []
         for rec in self.source.poll(self.batch, timeout):
-            self.worker.submit_record(rec)  # raises only on registry / broker trouble: nothing advances
+            out = self.worker.submit_record(rec)  # raises only on registry / broker trouble: nothing advances
+            if isinstance(out, RetrainOutcome):
+                at_once.append(out)
             tp = (rec.topic, rec.partition)
             self._read_to[tp] = max(self._read_to.get(tp, 0), rec.offset + 1)
         done: list[RetrainOutcome] = []
@@ -108,6 +113,8 @@ class RetrainRunner:
             self._last_try = self.clock()
             done = self.worker.step()
         self.commit()
+        if self.on_outcomes is not None and (at_once or done):
+            self.on_outcomes(at_once + done)
         return done
 
     def committable(self, partitions: set[int] | None = None) -> dict[TopicPartition, int]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from driftline.app.alerts_cli import alerts_app
+from driftline.app.metrics_export import MetricsPort, exporting
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import DriftlineError
 
@@ -182,6 +183,7 @@ def process(
             "(default: state.transactional_id, else <group>-<hostname>)."
         ),
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run the stream processor (data plane) on Kafka: join, metrics, drift, alerts."""
     from driftline.app.services import prepare_kafka, run_processor
@@ -190,16 +192,18 @@ def process(
     prepare_kafka(settings)
     stop = _stop_flag()
     state_dir = settings.state.dir if state_dir is None else state_dir
-    run_processor(
-        settings,
-        lambda: stop[0],
-        group=group,
-        batch_size=batch_size,
-        state_dir=state_dir or None,
-        checkpoint_interval=checkpoint_interval,
-        commit_interval=commit_interval,
-        transactional_id=transactional_id,
-    )
+    with exporting(settings, "process", metrics_port) as exporter:
+        run_processor(
+            settings,
+            lambda: stop[0],
+            group=group,
+            batch_size=batch_size,
+            state_dir=state_dir or None,
+            checkpoint_interval=checkpoint_interval,
+            commit_interval=commit_interval,
+            transactional_id=transactional_id,
+            exporter=exporter,
+        )
 
 
 @app.command("control-plane")
@@ -207,6 +211,7 @@ def control_plane(
     bootstrap_servers: Bootstrap = None,
     app_id: Annotated[str, typer.Option(help="faust application id.")] = "driftline-control-plane",
     datadir: Annotated[str, typer.Option(help="faust data directory.")] = ".driftline/faust",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run alert routing (dedup, cooldown, retrain trigger) as a faust-streaming worker."""
     import faust
@@ -215,9 +220,11 @@ def control_plane(
     from stream_processors.control.faust_app import create_app
 
     settings = _settings(bootstrap_servers)
-    fapp = create_app(settings, app_id=app_id, datadir=datadir)  # bad routing settings fail before Kafka
-    prepare_kafka(settings)
-    faust.Worker(fapp, loglevel="WARNING", quiet=True).execute_from_commandline()
+    with exporting(settings, "control-plane", metrics_port) as exporter:
+        # bad routing settings fail here, before Kafka
+        fapp = create_app(settings, app_id=app_id, datadir=datadir, exporter=exporter)
+        prepare_kafka(settings)
+        faust.Worker(fapp, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 
 @app.command("retrain-worker")
@@ -227,6 +234,7 @@ def retrain_worker(
         str | None, typer.Option(help="Model registry directory (default: retrain.registry_dir).")
     ] = None,
     group: Annotated[str, typer.Option(help="Consumer group.")] = "driftline-retrain-worker",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run the retraining worker on Kafka: retrain requests in, validated model versions out."""
     from driftline.app.services import prepare_kafka, run_retrain_worker
@@ -234,7 +242,10 @@ def retrain_worker(
     settings = _settings(bootstrap_servers)
     prepare_kafka(settings)
     stop = _stop_flag()
-    run_retrain_worker(settings, lambda: stop[0], registry_dir=registry_dir, group=group)
+    with exporting(settings, "retrain-worker", metrics_port) as exporter:
+        run_retrain_worker(
+            settings, lambda: stop[0], registry_dir=registry_dir, group=group, exporter=exporter
+        )
 
 
 @app.command("ui")

@@ -23,6 +23,7 @@ from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_broker
 from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader, read_partition
 from driftline.kafka_transactions import TransactionalSink
+from driftline.observability import Exporter
 from driftline.registry import LocalModelRegistry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
@@ -82,6 +83,7 @@ def run_processor(
     checkpoint_interval: float = 10.0,
     commit_interval: float = 1.0,
     transactional_id: str | None = None,
+    exporter: Exporter | None = None,
 ) -> KafkaRunner:
     """The data plane on Kafka, until ``stop()``. With ``state_dir``, the state of each input partition
     is checkpointed with its offsets (every ``checkpoint_interval`` s, on a rebalance and on a clean
@@ -119,6 +121,7 @@ def run_processor(
         save_interval=checkpoint_interval,
         announcements=KafkaTableReader(kafka, topics.models) if announced else None,
     )
+    runner.observer = exporter  # Prometheus metrics, per batch and per checkpoint
     runner.run(stop)
     return runner
 
@@ -147,6 +150,7 @@ def run_retrain_worker(
     *,
     registry_dir: str | None = None,
     group: str = "driftline-retrain-worker",
+    exporter: Exporter | None = None,
 ) -> RetrainWorker:
     kafka, topics = _kafka(settings), settings.topics
     registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
@@ -163,7 +167,8 @@ def run_retrain_worker(
     # (heartbeats run on librdkafka's thread: a long refit does not end the session).
     session: dict[str, Any] = {"session.timeout.ms": 10_000}
     source = KafkaSource(kafka, [topics.retrain], group, **session)
-    runner = RetrainRunner(worker, source, retry_interval=1.0)  # data windows grow: retry each second
+    on_outcomes = exporter.observe_retrains if exporter is not None else None
+    runner = RetrainRunner(worker, source, retry_interval=1.0, on_outcomes=on_outcomes)  # retried each second
     source.listen(runner)
     runner.run(stop)
     return worker

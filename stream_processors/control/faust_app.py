@@ -38,8 +38,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import ConfigError
+from driftline.observability import Exporter
 from driftline.transport import Record
-from stream_processors.control.handler import AlertHandler
+from stream_processors.control.handler import AlertHandler, Handled
 from stream_processors.control.routing import AlertRouter
 from stream_processors.control.sinks import AlertSink, Delivery, fan_out
 
@@ -108,12 +109,20 @@ def _credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCrede
     return faust.SSLCredentials(ctx) if ctx is not None else None
 
 
+def _observe(exporter: Exporter | None, topic: str, handled: Handled) -> None:
+    """Prometheus metrics (``create_app(exporter=...)``): each record read, the incidents it changed."""
+    if exporter is not None:
+        exporter.events_in.labels(topic).inc()
+        exporter.observe_incidents(handled.incidents)
+
+
 def create_app(
     settings: DriftlineSettings,
     *,
     app_id: str = "driftline-control-plane",
     datadir: str = ".driftline/faust",
     sinks: Sequence[AlertSink] | None = None,
+    exporter: Exporter | None = None,
 ) -> faust.App:
     """The control-plane app (not started). ``sinks`` replaces the sinks ``settings.routing.sinks``
     names; a bad sink name or a missing sink setting raises :class:`ConfigError` here."""
@@ -160,6 +169,7 @@ def create_app(
                 timestamp=msg.timestamp or 0.0,
             )
             handled = handler.handle(record)
+            _observe(exporter, msg.topic, handled)
             for note in handled.notes:
                 fan_out(alert_sinks, note)
             for o in handled.outputs:

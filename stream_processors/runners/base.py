@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from driftline.errors import InvalidEvent
@@ -14,13 +14,24 @@ from stream_processors.core.processor import CoreOutput, ProcessorCore
 from stream_processors.runners.checkpoint import Checkpoint
 from stream_processors.runners.exceptions import RunnerFailed
 
-__all__ = ["BatchRunner", "Poller"]
+__all__ = ["BatchObserver", "BatchRunner", "Poller"]
 
 log = logging.getLogger(__name__)
 
 
 class Poller(Protocol):
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]: ...
+
+
+class BatchObserver(Protocol):
+    """Told of each batch once its outputs were sent, and of each checkpoint (metrics export:
+    :class:`driftline.observability.Exporter`); it reads what the core returned, never per record."""
+
+    def observe_batch(self, records: Sequence[Record], out: CoreOutput) -> None: ...
+
+    def observe_checkpoint(self, seconds: float) -> None: ...
+
+    def observe_lag(self, lag: dict[tuple[str, int], int]) -> None: ...
 
 
 class BatchRunner:
@@ -43,6 +54,7 @@ class BatchRunner:
         commit_interval: float = 0.0,
         idle_drain_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: BatchObserver | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -58,6 +70,7 @@ class BatchRunner:
             raise ValueError(f"idle_drain_s must be >= 0 seconds or None, got {idle_drain_s}")
         self.idle_drain_s = idle_drain_s
         self._dry_since: float | None = None
+        self.observer = observer
 
     def run_once(self, timeout: float = 0.0) -> int:
         """Poll and process one batch; checkpoint if due. Returns the number of records processed."""
@@ -65,7 +78,10 @@ class BatchRunner:
             records = self.source.poll(self.batch_size, timeout)
             if records:
                 self._dry_since = None
-                self._send(self._process(records))
+                out = self._process(records)
+                self._send(out)
+                if self.observer is not None:
+                    self.observer.observe_batch(records, out)
                 self._checkpoint.track(records)
                 self.processed += len(records)
             elif self._idle_long_enough():
@@ -101,7 +117,10 @@ class BatchRunner:
         Called when the inputs have been dry for ``idle_drain_s`` (the Kafka runner), or at the end
         of a finite input (the embedded demo, a replay)."""
         try:
-            self._send(self.core.drain())
+            out = self.core.drain()
+            self._send(out)
+            if self.observer is not None:
+                self.observer.observe_batch([], out)
         except BaseException:
             self.failed = True
             raise
@@ -131,9 +150,12 @@ class BatchRunner:
                 "this runner failed mid-batch and its state may be half-updated: it cannot checkpoint; "
                 "start a new one, which resumes from the last checkpoint"
             )
+        started = time.perf_counter()
         try:
             self._checkpoint.commit(force=force)
         except BaseException:
             self.failed = True
             raise
         self._last_commit = self._clock()
+        if self.observer is not None:
+            self.observer.observe_checkpoint(time.perf_counter() - started)

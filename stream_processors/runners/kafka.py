@@ -147,6 +147,9 @@ class KafkaRunner(BatchRunner):
         self.closed = False
         consumer.listen(self)
 
+    lag_interval = 10.0  # seconds between two measures of the consumer lag (with an observer)
+    _lag_at = float("-inf")
+
     # -- rebalance listener ----------------------------------------------------------------------
     def on_assign(self, partitions: list[int]) -> dict[tuple[str, int], int]:
         """Restore the partitions' saved state; returns where to start reading them (the saved offsets)."""
@@ -295,6 +298,25 @@ class KafkaRunner(BatchRunner):
         if found is None:
             return False
         return all(self._partitions.offsets(p).get(t, 0) >= found.get((t, p), 0) for t, p in keys)
+
+    def checkpoint(self, *, force: bool = False) -> None:
+        """:meth:`BatchRunner.checkpoint`; with an :attr:`observer`, the consumer lag is measured after it at
+        most every ``lag_interval`` s (it asks the broker for the end offsets)."""
+        super().checkpoint(force=force)
+        if self.observer is not None and self._clock() - self._lag_at >= self.lag_interval:
+            self._lag_at = self._clock()
+            lag = self.lag()
+            if lag is not None:
+                self.observer.observe_lag(lag)
+
+    def lag(self) -> dict[tuple[str, int], int] | None:
+        """Records not yet processed per owned input (topic, partition); None when the broker cannot say."""
+        ends = getattr(self.consumer, "ends", None)
+        keys = [(t, p) for p in sorted(self._owned) for t in self._inputs]
+        found: Mapping[tuple[str, int], int] | None = ends(keys) if ends is not None else None
+        if found is None:
+            return None
+        return {(t, p): max(0, found.get((t, p), 0) - self._partitions.offsets(p).get(t, 0)) for t, p in keys}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool], timeout: float = 0.5) -> None:
