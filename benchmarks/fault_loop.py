@@ -1,4 +1,5 @@
-"""The closed loop killed: the control plane and the retrain worker SIGKILLed, next to a clean run.
+"""The closed loop killed, or cut off from its broker: the control plane and the retrain worker
+SIGKILLed, or the broker restarted under all three services, next to a clean run.
 
 Used by ``benchmarks/faults.py`` (the ``loop`` scenario) and ``tests/integration/test_faults_loop_kafka.py``.
 
@@ -15,7 +16,8 @@ Used by ``benchmarks/faults.py`` (the ``loop`` scenario) and ``tests/integration
 A kill lands where the loop is at work: the control plane right after its first notification (before its
 offsets are committed), again right after it restarts (while it recovers its table), and late in the
 stream; the retrain worker right after the first retrain request (pending, training or registering) and
-right after a version is registered (before or after its announcement).
+right after a version is registered (before or after its announcement). Broker restarts
+(:func:`broker_loop`) land mid-stream and soon after the first retrain request.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 from fault_kit import caught_up
-from fault_run import Child, ScoredWatch
+from fault_run import OPTIONS, Child, ScoredWatch
 
 from detectors.tasks import get_task
 from driftline.app.demo import bootstrap_registry
@@ -47,6 +49,7 @@ from driftline.contracts import (
 )
 from driftline.kafka import KafkaSink
 from driftline.kafka_readers import KafkaWindowReader
+from driftline.kafka_retry import Backoff
 from driftline.registry import LocalModelRegistry
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
@@ -57,6 +60,7 @@ __all__ = [
     "LoopRun",
     "collect_loop",
     "compare_loop",
+    "broker_loop",
     "kill_loop",
     "loop_settings",
     "make_loop_stream",
@@ -122,6 +126,11 @@ def ends(settings: DriftlineSettings, topic: str, group: str | None = None) -> d
         c.close()
 
 
+def ends_retried(settings: DriftlineSettings, topic: str, group: str | None = None) -> dict[int, int]:
+    """:func:`ends`, retried while a restarted broker settles its leaders and coordinators."""
+    return Backoff(attempts=10).call(lambda: ends(settings, topic, group), f"the ends of {topic}")
+
+
 @dataclass
 class LoopRun:
     """The three services of one run; :meth:`kill` SIGKILLs one and starts it again."""
@@ -152,8 +161,11 @@ class LoopRun:
         tag = uuid.uuid4().hex[:8]
         g = self.groups = {"process": f"loop-p-{tag}", "control-plane": f"loop-cp-{tag}"}
         g["retrain-worker"] = f"loop-w-{tag}"
+        # the fault suite's processor options: small batches and frequent commits, so that progress shows
+        # as the stream is processed and a fault aimed at a point of it lands there
+        options = [x for k, v in OPTIONS.items() for x in (f"--{k.replace('_', '-')}", str(v))]
         self.args = {
-            "process": ["process", "--group", g["process"], "--state-dir", str(self.dir / "state")],
+            "process": ["process", "--group", g["process"], "--state-dir", str(self.dir / "state"), *options],
             "control-plane": [
                 "control-plane",
                 "--app-id",
@@ -188,9 +200,15 @@ class LoopRun:
         return self.watch.distinct / max(1, self.labels)
 
     def count(self, topic: str) -> int:
-        """Records in ``topic`` so far."""
-        parts = self._probe.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(self._probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+        """Records in ``topic`` so far (retried while a restarted broker settles its leaders)."""
+
+        def count() -> int:
+            parts = self._probe.list_topics(topic, timeout=10).topics[topic].partitions
+            return sum(
+                self._probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts
+            )
+
+        return Backoff(attempts=10).call(count, f"counting the records of {topic}")
 
     def wait(self, cond: Callable[[], bool], what: str, interval: float = 0.05) -> None:
         """Wait for ``cond``; a service that exits meanwhile is a crash, started again."""
@@ -230,7 +248,7 @@ class LoopRun:
             end: dict[int, int] = {}  # past the last record: a transaction's commit marker is never consumed
             for r in reader.read_since(topic, 0.0, -1):
                 end[r.partition] = max(end.get(r.partition, 0), r.offset + 1)
-            done = ends(s, topic, self.groups[group])
+            done = ends_retried(s, topic, self.groups[group])
             if any(done.get(p, -1) < e for p, e in end.items()):
                 self.behind = f"{group}: committed {done}, ends {end}"
                 return False
@@ -324,6 +342,26 @@ def kill_loop(run: LoopRun, rng: np.random.Generator) -> None:
     ]
     for name, when, cond, jitter in plan:
         run.kill(name, when, cond, float(jitter))
+
+
+def broker_loop(run: LoopRun, rng: np.random.Generator, restart: Callable[[float], float]) -> None:
+    """The broker stopped for 5 s and started again twice: mid-stream (the processor scoring, the control
+    plane routing the first alerts) and soon after the first retrain request (the worker waiting for data,
+    training or publishing). ``restart(down_s)`` stops the broker, starts it again and returns the seconds
+    it was away; every service is left running (one that exits is a crash: :meth:`LoopRun.wait` starts
+    it again)."""
+    retrain = run.settings.topics.retrain
+    mid = float(rng.uniform(0.3, 0.7))
+    plan: list[tuple[str, Callable[[], bool], float]] = [
+        (f"mid-stream ({mid:.0%})", lambda: run.progress() >= mid, 0.0),
+        ("after the 1st retrain request", lambda: run.count(retrain) > 0, float(rng.uniform(0.0, 1.0))),
+    ]
+    for when, cond, jitter in plan:
+        run.wait(cond, when, interval=0.05)
+        time.sleep(jitter)
+        at = run.progress()
+        away = restart(5.0)
+        run.points.append(f"broker {when} +{jitter:.1f}s (at {at:.0%}): away {away:.0f} s")
 
 
 def compare_loop(out: LoopOutputs, ref: LoopOutputs) -> dict[str, Any]:

@@ -1,24 +1,46 @@
-"""The ``loop`` rows of ``driftline bench faults`` (run by ``benchmarks/fault_loop.py``) and their table."""
+"""The ``loop`` rows of ``driftline bench faults`` (run by ``benchmarks/fault_loop.py``) and their table:
+the uninterrupted loop, the loop with kill -9 of the control plane and the retrain worker, and the loop
+across a broker restart."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fault_kit import end_offsets
-from fault_loop import LoopOutputs, LoopRun, compare_loop, kill_loop, make_loop_stream, produce_loop
+from fault_loop import (
+    LoopOutputs,
+    LoopRun,
+    broker_loop,
+    compare_loop,
+    kill_loop,
+    make_loop_stream,
+    produce_loop,
+)
 
 from driftline.config import DriftlineSettings, KafkaSettings, StateSettings, Topics
 
-__all__ = ["format_loop_table", "run_loop"]
+__all__ = ["LOOP_ROWS", "format_loop_table", "run_loop"]
 
 
-def run_loop(bootstrap: str, events: int, seed: int, where: Path) -> list[dict[str, Any]]:
+LOOP_ROWS = ("loop reference", "loop kill -9", "loop broker")
+
+
+def run_loop(
+    bootstrap: str,
+    events: int,
+    seed: int,
+    where: Path,
+    restart: Callable[[float], float] | None = None,
+    rows_wanted: Sequence[str] = LOOP_ROWS,
+) -> list[dict[str, Any]]:
     """The ``loop`` rows of ``driftline bench faults``: about ``events`` records, an uninterrupted run
-    and one with the control plane and the retrain worker killed, each compared with the first."""
+    and, each compared with it, one with the control plane and the retrain worker killed and one with
+    the broker restarted under the loop (``restart(down_s)``: only with a broker the bench started)."""
     tag = uuid.uuid4().hex[:8]
     inputs = DriftlineSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=4),
@@ -30,13 +52,20 @@ def run_loop(bootstrap: str, events: int, seed: int, where: Path) -> list[dict[s
     input_ends = end_offsets(inputs)
     rows: list[dict[str, Any]] = []
     ref: LoopOutputs | None = None
-    for name in ("loop reference", "loop kill -9"):
+    for name in [LOOP_ROWS[0], *(r for r in LOOP_ROWS[1:] if r in rows_wanted)]:
+        if name == "loop broker" and restart is None:
+            rows.append(
+                {"scenario": name, "measured": False, "why": "an external broker is not ours to restart"}
+            )
+            continue
         run = LoopRun(name, inputs, scenario, input_ends, labels, where / name.replace(" ", "_"))
         t0 = time.perf_counter()
         try:
             run.start_all()
-            if ref is not None:
+            if name == "loop kill -9":
                 kill_loop(run, np.random.default_rng(seed))
+            elif name == "loop broker" and restart is not None:
+                broker_loop(run, np.random.default_rng(seed), restart)
             out = run.finish()
         finally:
             run.close()
@@ -44,6 +73,7 @@ def run_loop(bootstrap: str, events: int, seed: int, where: Path) -> list[dict[s
         rows.append(
             {
                 "scenario": name,
+                "measured": True,
                 "records": len(records),
                 **compare_loop(out, ref),
                 "kills": run.points,
@@ -58,13 +88,16 @@ def run_loop(bootstrap: str, events: int, seed: int, where: Path) -> list[dict[s
 def format_loop_table(rows: list[dict[str, Any]]) -> str:
     yes = {True: "yes", False: "**no**"}
     lines = [
-        "| scenario | kills | alerts: raw / distinct | notifications: raw / distinct "
+        "| scenario | faults | alerts: raw / distinct | notifications: raw / distinct "
         "| retrain requests: raw / distinct | promoted updates: raw / distinct | versions registered "
         "| versions twice | same as reference: alerts, notifications, requests, versions, outcomes "
         "| routed as its alerts call for | crashes | wall |",
         "|" + "---|" * 12,
     ]
     for r in rows:
+        if not r["measured"]:
+            lines.append(f"| {r['scenario']} | not measured: {r['why']} |" + " |" * 10)
+            continue
         same = (
             "same_alerts",
             "same_notifications",

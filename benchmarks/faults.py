@@ -23,7 +23,9 @@ over it into output topics of its own, until the group has committed every input
              retrain worker as separate processes over the demo's world, uninterrupted and then with the
              control plane SIGKILLed three times and the retrain worker twice (restarted each time);
              compared: alerts, notifications, retrain requests (raw and distinct ids), model versions
-             registered and promoted, outcomes recorded
+             registered and promoted, outcomes recorded; and with the broker stopped for 5 s and started
+             again under all three, mid-stream and after the first retrain request (local broker only).
+             ``--scenario "loop kill -9"`` or ``"loop broker"``: the loop's reference and that row alone
 
 Per scenario: scored events (raw, distinct prediction ids), labels never scored, alerts (distinct ids),
 dead letters (distinct source offsets), duplicate records on the output topics, whether the distinct
@@ -57,7 +59,7 @@ for _p in (str(_HERE), str(_HERE.parent / ".ci")):
         sys.path.insert(0, _p)
 
 from fault_kit import Outputs, Stream, end_offsets, make_stream, produce  # noqa: E402
-from fault_loop_report import format_loop_table, run_loop  # noqa: E402
+from fault_loop_report import LOOP_ROWS, format_loop_table, run_loop  # noqa: E402
 from fault_run import OPTIONS, Run, own_outputs  # noqa: E402
 
 from driftline.config import DriftlineSettings, KafkaSettings, StateSettings, Topics  # noqa: E402
@@ -67,8 +69,10 @@ __all__ = ["main"]
 
 LOOP_WHAT = (
     "process, control-plane and retrain-worker as separate processes over one input; kill -9: the control "
-    "plane 3 times, the retrain worker twice, each restarted; raw / distinct counts, distinct compared)"
+    "plane 3 times, the retrain worker twice, each restarted; broker: stopped for 5 s under all three and "
+    "started again, twice, none restarted unless it exits; raw / distinct counts, distinct compared)"
 )
+LOOP_CHOICES = ("loop", "loop kill -9", "loop broker")  # "loop": the reference, kill -9 and broker rows
 
 
 def log(msg: str) -> None:
@@ -192,7 +196,7 @@ def run_all(args: argparse.Namespace, bootstrap: str, tmp: Path) -> tuple[list[d
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     ref: Outputs | None = None
-    for name in ["reference", *(s for s in args.scenarios if s != "loop")]:
+    for name in ["reference", *(s for s in args.scenarios if s not in LOOP_CHOICES)]:
         if name == "broker" and args.broker_workdir is None:
             rows.append(
                 {"scenario": name, "measured": False, "why": "an external broker is not ours to restart"}
@@ -292,6 +296,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_loop_rows(
+    args: argparse.Namespace, bootstrap: str, where: Path, wanted: list[str]
+) -> list[dict[str, Any]]:
+    """The loop's rows: its reference and the ones ``wanted`` ("loop": kill -9 and broker); the broker
+    row restarts the broker this script started (none with ``--bootstrap``: that row is not measured)."""
+    workdir = args.broker_workdir
+    restart = (lambda down_s: restart_broker(workdir, down_s)) if workdir is not None else None
+    rows = LOOP_ROWS if "loop" in wanted else wanted
+    return run_loop(bootstrap, args.events, args.seed, where, restart, rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="driftline bench faults", description=__doc__.splitlines()[0][:-1])
     parser.add_argument("--events", type=int, default=40_000, help="records in the stream (default 40,000)")
@@ -300,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", help="a running broker (default: start a local one)")
     parser.add_argument("--quick", action="store_true", help="16,000 events, 3 kills")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
-    parser.add_argument("--scenario", action="append", choices=[*SCENARIOS][1:] + ["loop"], help="only these")
+    parser.add_argument(
+        "--scenario", action="append", choices=[*SCENARIOS][1:] + [*LOOP_CHOICES], help="only these"
+    )
     parser.add_argument("--logs", type=Path, help="keep the processors' logs and checkpoints here")
     args = parser.parse_args(argv)
     if args.kills < 2:
@@ -313,13 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         args.broker_workdir = workdir
         with tempfile.TemporaryDirectory(prefix="driftline-faults-") as tmp:
             where_to = args.logs or Path(tmp)
-            alone = args.scenarios == ["loop"]  # the loop alone: no processor-only scenario
+            loop_rows = [s for s in args.scenarios if s in LOOP_CHOICES]
+            alone = len(loop_rows) == len(args.scenarios)  # the loop alone: no processor-only scenario
             rows, stream = ([], None) if alone else run_all(args, bootstrap, where_to)
-            loop = (
-                run_loop(bootstrap, args.events, args.seed, where_to / "loop")
-                if "loop" in args.scenarios
-                else []
-            )
+            loop = run_loop_rows(args, bootstrap, where_to / "loop", loop_rows) if loop_rows else []
     options = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in OPTIONS.items())
     size = f"{len(stream):,} records, " if stream is not None else ""
     load = f"{size}2 models, 4 partitions, {where}, driftline process {options}"
