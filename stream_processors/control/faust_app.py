@@ -30,10 +30,14 @@ The app is built by :func:`create_app` -- no import-time global app.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka import errors as aiokafka_errors
+from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from driftline.config import DriftlineSettings, KafkaSettings
@@ -49,6 +53,7 @@ __all__ = ["create_app"]
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 ROUTING_TABLE = "driftline-alert-routing"
 READ_COMMITTED = "read_committed"
+TOPIC_CREATION_PATIENCE_S = 120.0  # how long a starting control plane waits for the broker to take a topic
 
 
 class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
@@ -67,7 +72,45 @@ class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
 
 
 class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+    """Also: faust's topic creation at start-up (its changelog, its assignor's topic) tried again while
+    the broker is coming back -- a broker just restarted answers "all brokers are currently fenced"
+    (``InvalidReplicationFactorError``) or drops the connection for a few seconds, and faust would let
+    that end the worker."""
+
     Consumer = _Consumer
+
+    async def _create_topic(self, owner: Any, client: Any, topic: str, *args: Any, **kwargs: Any) -> None:
+        deadline, wait = time.monotonic() + TOPIC_CREATION_PATIENCE_S, 0.2
+        while True:
+            try:
+                return await super()._create_topic(owner, client, topic, *args, **kwargs)
+            except Exception as exc:
+                if not _passing(exc) or time.monotonic() + wait > deadline or owner.should_stop:
+                    raise
+                owner.log.warning("Creating topic %r: %r; trying again in %.1f s", topic, exc, wait)
+                await asyncio.sleep(wait)
+                wait = min(2 * wait, 5.0)
+
+
+def _passing(exc: BaseException) -> bool:
+    """An error of a broker that is starting or moving its controller, not of the request itself.
+
+    >>> fenced = "Unable to replicate the partition 1 time(s): All brokers are currently fenced"
+    >>> _passing(aiokafka_errors.InvalidReplicationFactorError(fenced))
+    True
+    >>> _passing(aiokafka_errors.InvalidReplicationFactorError("replication factor: 3 larger than 1"))
+    False
+    >>> _passing(aiokafka_errors.TopicAuthorizationFailedError()), _passing(ValueError("bad config"))
+    (False, False)
+    """
+    if isinstance(exc, aiokafka_errors.InvalidReplicationFactorError):
+        return "fenced" in str(exc)  # a restarted broker is fenced until it has caught up
+    if isinstance(exc, aiokafka_errors.KafkaError):
+        return bool(exc.retriable) or isinstance(exc, aiokafka_errors.KafkaConnectionError)
+    # faust's own: no controller known yet, or the one asked no longer is it
+    if isinstance(exc, (asyncio.TimeoutError, ConnectionError, NotReady)):
+        return True
+    return "controller" in str(exc).lower() and type(exc) in (Exception, RuntimeError)
 
 
 class _App(faust.App):  # type: ignore[misc]
