@@ -90,6 +90,7 @@ def demo(
     ] = False,
     ui_port: UiPort = 8765,
     ui_host: UiHost = "127.0.0.1",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run the whole closed loop: simulate, monitor, alert, retrain, hot-reload, recover."""
     scenario = _scenario(seed, events)
@@ -101,6 +102,11 @@ def demo(
         from driftline.app.demo import run_embedded
 
         def on_start(loop: Any) -> None:
+            port = settings.observability.metrics_port if metrics_port is None else metrics_port
+            if port:  # embedded: the processor's metrics, and the incidents and retrains it led to
+                from driftline.app.metrics_export import serve_demo
+
+                typer.echo(f"metrics: {serve_demo(loop, port, settings.observability.metrics_host)[1].url}")
             if ui:
                 from driftline.app import ui as page
 
