@@ -45,3 +45,24 @@ def test_image_copies_every_package() -> None:
     packages = {p.strip().strip('"').rstrip("*") for p in include.group(1).split(",")}
     for pkg in packages:
         assert f"COPY {pkg}/ {pkg}/" in dockerfile, f"the image misses {pkg}/"
+
+
+def test_observability_services_and_healthchecks() -> None:
+    assert {"prometheus", "alertmanager", "grafana"} <= set(SERVICES)
+    for name in ("process", "control-plane", "retrain-worker", "prometheus", "alertmanager", "grafana"):
+        check = SERVICES[name].get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    port = SERVICES["process"]["environment"]["DRIFTLINE_OBSERVABILITY__METRICS_PORT"]
+    assert targets == {f"{s}:{port}" for s in ("process", "control-plane", "retrain-worker")}
+    for volume in SERVICES["prometheus"]["volumes"] + SERVICES["grafana"]["volumes"]:
+        assert (ROOT / volume.split(":")[0]).exists(), volume
+
+
+def test_image_runs_as_non_root_with_a_cached_dependency_layer() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^USER (?!root)\S+", dockerfile, re.M)
+    assert dockerfile.index("pip install -r") < dockerfile.index("COPY driftline/")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv/" in ignored and ".git/" in ignored
