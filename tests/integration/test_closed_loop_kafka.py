@@ -252,15 +252,20 @@ def test_processor_restart_resumes_from_its_checkpoint(kafka_settings, tmp_path)
             th.join(30)
         assert not th.is_alive()
 
-    produce(stream[: 2 * 4200])  # predictions 0..4199: the shift began at 4000, no window shows it yet
-    run_until_scored(4200)
-    assert collect_topic(settings, t.alerts) == []
+    def drift() -> list[Alert]:
+        alerts = [decode(Alert, v) for v in collect_topic(settings, t.alerts)]
+        return [a for a in alerts if a.type == "data_drift"]
+
+    produce(stream[: 2 * 4010])  # predictions 0..4009: the shift began at 4000, too few rows to tell yet
+    run_until_scored(4010)
+    assert drift() == []
     assert list((tmp_path / "state" / "restart-test").glob("partition-*.ckpt"))
 
-    produce(stream[2 * 4200 :])
+    produce(stream[2 * 4010 :])
     run_until_scored(6000)
-    alerts = [decode(Alert, v) for v in collect_topic(settings, t.alerts)]
-    assert [(a.type, a.feature, a.detected_at_index) for a in alerts] == [("data_drift", "x1", 4499)]
-    assert alerts[0].reference is not None and alerts[0].reference.end_index == 2000  # the restored one
+    (found,) = drift()  # once, after the restart, within a few dozen rows of the shift
+    assert (found.feature, found.window.start_index <= 4000 + 10) == ("x1", True)
+    assert 4010 <= found.detected_at_index < 4200
+    assert found.reference is not None and found.reference.end_index == 2000  # the restored one
     scored = [decode(Scored, v).prediction.prediction_id for v in collect_topic(settings, t.scored)]
     assert len(scored) == len(set(scored)) == 6000  # every label joined once across the restart
