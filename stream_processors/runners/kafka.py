@@ -172,7 +172,8 @@ class KafkaRunner(BatchRunner):
         """Exactly-once: restore each partition's snapshot, start reading at its offsets and replay up
         to the group's committed ones. Without a snapshot store, read on from the committed offsets."""
         consumer: TxConsumer = self.consumer  # type: ignore[assignment]
-        committed = consumer.committed([(t, p) for p in partitions for t in self._inputs])
+        keys = [(t, p) for p in partitions for t in self._inputs]
+        committed = self._partitions.floor(keys, consumer.committed(keys))  # type: ignore[attr-defined]
         start: dict[tuple[str, int], int] = {}
         for p in partitions:
             models = self._partitions.restore(p)

@@ -80,6 +80,9 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         self._txn, self._consumer, self._replaying = transactions, consumer, replaying
         self.commit_timeout = commit_timeout
         self.snapshots = 0
+        # (topic, partition) -> the highest next offset a transaction of this process committed: the
+        # group's committed offset can never be lower (see :meth:`floor`); kept across rewinds.
+        self.confirmed: dict[tuple[str, int], int] = {}
         self.background = background
         self._making: dict[int, tuple[ForkedSnapshot, dict[str, int]]] = {}  # partition -> (child, offsets)
 
@@ -90,6 +93,31 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         self._next[partition] = {t: max(start.get(t, 0), committed.get(t, 0)) for t in {*start, *committed}}
         for t, off in committed.items():
             self._committed[(t, partition)] = off
+
+    def floor(
+        self, keys: list[tuple[str, int]], committed: Mapping[tuple[str, int], int]
+    ) -> dict[tuple[str, int], int]:
+        """``committed`` (the group's offsets of ``keys``, as read from the broker), raised to what this
+        process's own transactions committed. A read lower than an offset this process saw commit is
+        stale (a coordinator that has not applied the last transaction's offsets yet after a broker
+        restart, a read that was not stable): a replay that stopped there would process that
+        transaction's records again, outputs included -- committed twice. Offsets only move forward
+        while the group has a member (an operator resets them only once it is empty, never under a
+        running process), so the higher of the two is the committed one."""
+        out = dict(committed)
+        for tp in keys:
+            mine = self.confirmed.get(tp)
+            if mine is not None and out.get(tp, -1) < mine:
+                log.warning(
+                    "%s[%d]: the group's committed offset read as %s, but this process committed %d: "
+                    "a stale answer (after a broker restart?) -- %d is used",
+                    *tp,
+                    out.get(tp, "none"),
+                    mine,
+                    mine,
+                )
+                out[tp] = mine
+        return out
 
     def commit(self, *, force: bool = False) -> None:
         store = self.store
@@ -109,6 +137,8 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         }
         self._txn.commit(offsets, self._consumer.group_metadata(), self.commit_timeout)
         self._committed.update(offsets)
+        for tp, off in offsets.items():
+            self.confirmed[tp] = max(off, self.confirmed.get(tp, off))
         if store is not None and not store.in_transaction:
             for p, sealed, _ in snapshots:
                 store.save_sealed(p, sealed)

@@ -118,3 +118,46 @@ def test_a_consumer_that_cannot_reach_its_group_is_replaced(logs, reference, tmp
     runner.close()
     assert member.renewed == 2 and not runner.failed
     assert Counter(broker.outputs) == Counter(reference)
+
+
+class StaleMember(Member):
+    """A member whose next read of the committed offsets, once :attr:`stale` is set, answers those
+    offsets instead of the broker's (a coordinator that has not applied the last transaction yet)."""
+
+    def __init__(self, broker: Broker) -> None:
+        super().__init__(broker)
+        self.stale: dict[tuple[str, int], int] | None = None
+
+    def committed(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if self.stale is None:
+            return super().committed(keys)
+        old, self.stale = self.stale, None
+        return {k: old[k] for k in keys if k in old}
+
+
+@pytest.mark.parametrize("failing", [4, 6])
+def test_committed_offsets_read_stale_after_an_abort_commit_nothing_twice(
+    logs, reference, tmp_path, failing
+) -> None:
+    """A transaction fails after the one before it committed; the rewind reads the group's offsets as
+    they were one transaction earlier. Replaying only up to there would process the last committed
+    transaction's records again, outputs included: the offsets this process saw commit are a floor."""
+    broker = Broker(logs)
+    member = StaleMember(broker)
+    runner, _, sink, clock = processor(
+        broker, "local", tmp_path, fail={failing: TransactionAborted("commit: timed out")}, member=member
+    )
+    commit, before = sink.commit, [dict(broker.committed)]
+
+    def commit_remembering(offsets: Any, group: object, timeout: float = 60) -> None:
+        if sink.attempts + 1 == failing:
+            member.stale = before[-1]  # as they were before the last committed transaction
+        before.append(dict(broker.committed))
+        commit(offsets, group, timeout)
+
+    sink.commit = commit_remembering  # type: ignore[method-assign]
+    member.assign([0, 1])
+    run(runner, clock)
+    runner.close()
+    assert runner.rewinds == 1 and member.stale is None
+    assert Counter(broker.outputs) == Counter(reference)
