@@ -29,12 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-import msgspec
 import numpy as np
 
 from detectors.base import StreamDetector
 from driftline.contracts import Alert, Window
-from stream_processors.core.labelled import AlertContext, labelled_alert
+from stream_processors.core.labelled import AlertContext, labelled_alert, with_change
 
 __all__ = ["ConceptDriftMonitor", "change_point"]
 
@@ -160,12 +159,10 @@ class ConceptDriftMonitor:
             f"error rate {rate0:.3f} -> {rate1:.3f} (events {int(where[lo])}..{int(where[cut - 1])} vs "
             f"{int(where[cut])}..{int(where[-1])}); "
         )
-        return msgspec.structs.replace(
+        return with_change(
             alert,
-            before=rate0,
-            after=rate1,
-            effect=rate1 - rate0,
-            direction="increase" if rate1 >= rate0 else "decrease",
+            rate0,
+            rate1,
             reference=span(lo, cut),
             window=span(cut, x.size),
             message=what + alert.message,

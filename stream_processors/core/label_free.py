@@ -39,7 +39,7 @@ import numpy as np
 
 from detectors.tasks import LabelFreeEstimate, RollingMetrics
 from driftline.contracts import Alert
-from stream_processors.core.labelled import AlertContext, labelled_alert
+from stream_processors.core.labelled import AlertContext, labelled_alert, with_change
 
 __all__ = ["LabelFreeMonitor"]
 
@@ -136,10 +136,4 @@ class LabelFreeMonitor:
         alert = labelled_alert(
             model, version, "concept_drift", at, time, "estimate_gap_z", z, 3.0, what, context
         )
-        return msgspec.structs.replace(
-            alert,
-            before=est,
-            after=real,
-            effect=real - est,
-            direction="increase" if real >= est else "decrease",
-        )
+        return with_change(alert, est, real)

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import msgspec
 import numpy as np
 
 from driftline.contracts import Alert, AlertType, Scored, Window, alert_id_for
 
-__all__ = ["AlertContext", "LabelledBatch", "labelled_alert"]
+__all__ = ["AlertContext", "LabelledBatch", "labelled_alert", "with_change"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +97,16 @@ def labelled_alert(
         detected_at_time=time,
         severity="critical",
         message=f"{what}{ctx.note}",
+    )
+
+
+def with_change(alert: Alert, before: float, after: float, **fields: Any) -> Alert:
+    """``alert`` stating a change from ``before`` to ``after``: its effect (the difference) and direction."""
+    return msgspec.structs.replace(
+        alert,
+        before=before,
+        after=after,
+        effect=after - before,
+        direction="increase" if after >= before else "decrease",
+        **fields,
     )
