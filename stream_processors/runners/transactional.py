@@ -147,7 +147,10 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         self.snapshots += len(snapshots)
         self._pending = 0
         for p in later:  # the state as it is at the offsets just committed, sealed by a child
-            self._start(p)
+            if p in self._making:  # the last one is still being sealed: let it land, take the next later
+                self._dirty.add(p)
+            else:
+                self._start(p)
 
     def _covers(self, p: int) -> bool:
         """Whether ``p``'s last snapshot covers every topic it has offsets of (else it is sealed now)."""

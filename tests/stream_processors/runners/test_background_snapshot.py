@@ -72,3 +72,40 @@ def test_a_forced_checkpoint_replaces_the_snapshot_being_made(tmp_path: Path) ->
     read(cp, 29)
     cp.commit(force=True)  # e.g. after a drain: the state now, sealed now; the older one is dropped
     assert store.load(0) == ({"m": {"n": 3}}, {"P": 30}) and not cp._making
+
+
+def test_a_slow_snapshot_is_let_land_not_replaced_by_the_next(tmp_path: Path, monkeypatch) -> None:
+    """On a loaded machine sealing can take longer than the save interval: the next due snapshot waits for
+    it instead of cancelling it, or no snapshot would ever land and restores would replay ever more."""
+    import stream_processors.runners.transactional as transactional
+
+    class Slow:  # a child that finishes when the test says so
+        made: list[Slow] = []
+
+        def __init__(self, make) -> None:
+            self.raw, self.make, self.done, self.cancelled = None, make, False, False
+            self.raw = make()  # the state as it is now, as a fork would see it
+            Slow.made.append(self)
+
+        def result(self) -> bytes | None:
+            return self.raw if self.done else None
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    monkeypatch.setattr(transactional, "ForkedSnapshot", Slow)
+    state, store, cp, clock = setup(tmp_path)
+    state["m"]["n"] = 2
+    read(cp, 19)
+    clock[0] = 10.0
+    cp.commit()  # due: the first background snapshot starts (n=2, offset 20)
+    state["m"]["n"] = 3
+    read(cp, 29)
+    clock[0] = 20.0
+    cp.commit()  # due again while the first is still sealing: it is kept, not cancelled
+    assert len(Slow.made) == 1 and not Slow.made[0].cancelled
+    Slow.made[0].done = True
+    read(cp, 39)
+    clock[0] = 30.0
+    cp.commit()  # the first lands; the next one starts from the state now
+    assert store.load(0) == ({"m": {"n": 2}}, {"P": 20}) and len(Slow.made) == 2
