@@ -63,11 +63,26 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         stderr=(work / "prometheus.log").open("w"),
     )
     try:
-        yield f"http://127.0.0.1:{port}", loop, work / "prometheus.log"
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base, work / "prometheus.log")
+        yield base, loop, work / "prometheus.log"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         metrics.close()
+
+
+def _wait_ready(base: str, log: Path, timeout: float = 90.0) -> None:
+    """Until Prometheus says it is ready (before that its API answers 503 Service Unavailable)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/-/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus not ready after {timeout:.0f} s: {log.read_text()[-3000:]}")
 
 
 def _query(base: str, expr: str, timeout: float = 90.0) -> list[dict[str, Any]]:
@@ -78,8 +93,8 @@ def _query(base: str, expr: str, timeout: float = 90.0) -> list[dict[str, Any]]:
             body = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=5).json()
             if body.get("status") == "success" and body["data"]["result"]:
                 return list(body["data"]["result"])
-        except httpx.HTTPError:
-            pass  # not listening yet
+        except (httpx.HTTPError, ValueError):
+            pass  # not listening yet, or not serving queries yet (503, not JSON)
         time.sleep(1)
     return []
 
