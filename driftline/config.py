@@ -1,8 +1,10 @@
-"""Configuration: frozen pydantic models, read from the environment only at the entry point.
+"""Configuration: frozen pydantic models, read from a spec file and the environment at the entry point.
 
-``DriftlineSettings()`` reads ``DRIFTLINE_*`` variables (nested with ``__``, e.g.
-``DRIFTLINE_MONITOR__WINDOW_SIZE=500``); library code takes the models as arguments and never
-reads the environment itself. A bad value fails at start-up with a message that says what to fix.
+``DriftlineSettings.load(config=FILE)`` reads a YAML file (the monitor spec: ``models:`` and any other
+section) and then ``DRIFTLINE_*`` variables (nested with ``__``, e.g.
+``DRIFTLINE_MONITOR__WINDOW_SIZE=500``), which override the file; library code takes the models as
+arguments and never reads the environment itself. A bad value, an unknown key or an unknown section
+(``DRIFTLINE_MONITR__WINDOW_SIZE``) fails at start-up with a message that names it and says what to fix.
 
 >>> KafkaSettings(bootstrap_servers="127.0.0.1:9092").client_config()["bootstrap.servers"]
 '127.0.0.1:9092'
@@ -15,24 +17,17 @@ driftline.errors.ConfigError: monitor.window_size: Input should be greater than 
 from __future__ import annotations
 
 import json
-import ssl
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from driftline.errors import ConfigError
+from driftline.kafka_settings import KafkaSettings
 from driftline.observability_settings import ObservabilitySettings
+from driftline.settings_base import Key, Section, enclosing, explain
+from driftline.spec import ModelSpec
+from driftline.spec_file import SpecFileSource, check_env_sections, reading, revealed
 
 __all__ = [
     "DriftlineSettings",
@@ -45,18 +40,7 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    _section: str = ""
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError(_explain(exc, _SECTIONS.get(type(self).__name__, ""))) from None
-
-
-class Topics(_Frozen):
+class Topics(Section, section="topics"):
     """Topic names; every component reads them from here."""
 
     predictions: str = "driftline.predictions"
@@ -75,110 +59,12 @@ class Topics(_Frozen):
         return list(self.model_dump().values())
 
 
-def _at_least_32(v: SecretStr) -> SecretStr:
-    if len(v.get_secret_value()) < 32:
-        raise ValueError(
-            "use at least 32 characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
-        )
-    return v
-
-
-Key = Annotated[SecretStr, AfterValidator(_at_least_32)]
-"""A signing key: secret, and long enough that guessing it is not an option."""
-
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-
-
-class KafkaSettings(_Frozen):
-    """How every component reaches Kafka: one block for the SDK, the processor, the worker and the
-    faust control plane. Names follow librdkafka's (``ssl_ca_location`` -> ``ssl.ca.location``)."""
-
-    bootstrap_servers: str
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = Field(default=None, description="PEM file of the CA that signed the broker")
-    ssl_certificate_location: str | None = Field(default=None, description="client certificate (mutual TLS)")
-    ssl_key_location: str | None = Field(default=None, description="client private key (mutual TLS)")
-    ssl_key_password: SecretStr | None = None
-    ssl_check_hostname: bool = Field(default=True, description="verify the broker's name against its cert")
-    partitions: int = Field(default=3, ge=1, description="partitions for topics Driftline creates")
-    replication_factor: int = Field(
-        default=1, ge=1, description="for topics Driftline creates (3 in production)"
-    )
-
-    @field_validator("bootstrap_servers")
-    @classmethod
-    def _hosts(cls, v: str) -> str:
-        for host in v.split(","):
-            if ":" not in host.strip():
-                raise ValueError(f"{host!r} is not HOST:PORT (e.g. 127.0.0.1:9092)")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> KafkaSettings:
-        sasl = self.security_protocol.startswith("SASL_")
-        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
-            raise ValueError(
-                f"security_protocol={self.security_protocol} needs sasl_mechanism, sasl_username and "
-                "sasl_password (DRIFTLINE_KAFKA__SASL_MECHANISM, __SASL_USERNAME, __SASL_PASSWORD)"
-            )
-        if not sasl and self.sasl_mechanism:
-            raise ValueError(
-                f"sasl_mechanism is set but security_protocol={self.security_protocol}: "
-                "use SASL_SSL (or SASL_PLAINTEXT on a trusted network)"
-            )
-        for key in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
-            path = getattr(self, key)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{key}: {path!r} is not a readable file")
-        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
-            raise ValueError("mutual TLS needs both ssl_certificate_location and ssl_key_location")
-        return self
-
-    @property
-    def uses_tls(self) -> bool:
-        return self.security_protocol in ("SSL", "SASL_SSL")
-
-    def client_config(self) -> dict[str, Any]:
-        """The librdkafka configuration these settings map to."""
-        conf: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            conf["sasl.mechanism"] = self.sasl_mechanism
-            conf["sasl.username"] = self.sasl_username or ""
-            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
-        if self.uses_tls:
-            conf["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
-            for key in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
-                if getattr(self, key):
-                    conf[key.replace("_", ".")] = getattr(self, key)
-            if self.ssl_key_password:
-                conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
-        return conf
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The same TLS settings as a Python SSL context (for the faust / aiokafka control plane)."""
-        if not self.uses_tls:
-            return None
-        ctx = ssl.create_default_context(cafile=self.ssl_ca_location)
-        ctx.check_hostname = self.ssl_check_hostname
-        if self.ssl_certificate_location and self.ssl_key_location:
-            password = self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
-            ctx.load_cert_chain(self.ssl_certificate_location, self.ssl_key_location, password)
-        return ctx
-
-
-class MonitorSettings(_Frozen):
+class MonitorSettings(Section, section="monitor"):
     """The stream processor's monitoring parameters (per model version)."""
 
     # what the models predict: detectors.get_task(task) says what "correct" means, which metrics
     # are kept and what the label-free estimate is
-    task: Literal["binary"] = "binary"
+    task: Literal["binary", "multiclass", "regression"] = "binary"
     reference_size: int = Field(default=2000, ge=100)
     window_size: int = Field(default=1000, ge=50)
     # per model, across all its features; 0.1 = one false data-drift alert per ~1M predictions
@@ -225,7 +111,7 @@ class MonitorSettings(_Frozen):
     )
 
 
-class RoutingSettings(_Frozen):
+class RoutingSettings(Section, section="routing"):
     """Alert routing (control plane): dedup, cooldown, and which alert types trigger a retrain."""
 
     cooldown_s: float = Field(default=600.0, ge=0)
@@ -292,7 +178,7 @@ class RoutingSettings(_Frozen):
     )
 
 
-class RetrainSettings(_Frozen):
+class RetrainSettings(Section, section="retrain"):
     train_window: int = Field(default=3000, ge=100, description="most recent labelled events to refit on")
     min_samples: int = Field(
         default=1000, ge=50, description="labelled events after the drift needed to refit"
@@ -305,7 +191,7 @@ class RetrainSettings(_Frozen):
     registry_dir: str = ".driftline/registry"
 
 
-class StateSettings(_Frozen):
+class StateSettings(Section, section="state"):
     """Where the processor keeps its checkpoints, and the key that authenticates them."""
 
     dir: str = Field(default=".driftline/state", description="checkpoint directory ('' = no checkpoints)")
@@ -333,7 +219,7 @@ class StateSettings(_Frozen):
 
 
 class DriftlineSettings(BaseSettings):
-    """All settings, read from ``DRIFTLINE_*`` environment variables by the CLI entry point."""
+    """All settings: the spec file's, under the ``DRIFTLINE_*`` environment variables (see the module)."""
 
     model_config = SettingsConfigDict(
         env_prefix="DRIFTLINE_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -346,20 +232,49 @@ class DriftlineSettings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     state: StateSettings = StateSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    models: dict[str, ModelSpec] = Field(
+        default={}, description="the monitor spec: each model's task, features, reference, segments..."
+    )
 
     @classmethod
-    def load(cls, **overrides: Any) -> DriftlineSettings:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # explicit arguments, then the environment, then the spec file
+        return init_settings, env_settings, SpecFileSource(settings_cls)
+
+    @classmethod
+    def load(cls, config: str | None = None, **overrides: Any) -> DriftlineSettings:
+        """Settings from ``config`` (a YAML spec file; None: ``$DRIFTLINE_CONFIG`` if set), the
+        environment, and ``overrides`` (which win)."""
+        check_env_sections(set(cls.model_fields))
         try:
-            return cls(**overrides)
+            with reading(config) as source, enclosing():
+                return cls(**overrides)
         except ValidationError as exc:
-            raise ConfigError(_explain(exc, "")) from None
+            raise ConfigError(source.where() + explain(exc, "", cls)) from None
+
+    def monitor_for(self, model: str) -> MonitorSettings:
+        """The monitor settings of ``model``: the global block with the model's spec over it."""
+        spec = self.models.get(model)
+        if spec is None:
+            return self.monitor
+        return MonitorSettings(**{**self.monitor.model_dump(), **spec.monitor_overrides()})
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``DRIFTLINE_*`` variables (secrets included: for a child process's
         environment, never for argv or logs); ``DriftlineSettings()`` there reads the same values."""
         env: dict[str, str] = {}
         for section, model in self:
-            if model is None:
+            if model is None or model == {}:
+                continue
+            if section == "models":
+                env["DRIFTLINE_MODELS"] = json.dumps(revealed(model))
                 continue
             for key, value in model:
                 if isinstance(value, SecretStr):
@@ -369,28 +284,3 @@ class DriftlineSettings(BaseSettings):
                 text = value if isinstance(value, str) else json.dumps(value)
                 env[f"DRIFTLINE_{section.upper()}__{key.upper()}"] = text
         return env
-
-
-_SECTIONS = {"Topics": "topics", "KafkaSettings": "kafka", "MonitorSettings": "monitor"}
-_SECTIONS |= {"RoutingSettings": "routing", "RetrainSettings": "retrain", "StateSettings": "state"}
-
-
-def _explain(exc: ValidationError, section: str) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err["loc"]))
-        got = _redact(err.get("input"), err["loc"][-1] if err["loc"] else "")
-        parts.append(f"{loc}: {err['msg']} (got {got!r})")
-    return "; ".join(parts)
-
-
-_SECRET_KEYS = ("password", "secret", "token", "key", "url")  # webhook URLs carry their tokens
-
-
-def _redact(value: Any, key: object = "") -> Any:
-    """The offending input with every secret-looking value masked: errors are printed and logged."""
-    if isinstance(value, dict):
-        return {k: _redact(v, k) for k, v in value.items()}
-    if value is not None and any(word in str(key).lower() for word in _SECRET_KEYS):
-        return "**********"
-    return value
