@@ -37,6 +37,7 @@ __all__ = [
     "RoutingSettings",
     "StateSettings",
     "Topics",
+    "monitor_settings_for",
 ]
 
 
@@ -218,6 +219,21 @@ class StateSettings(Section, section="state"):
     )
 
 
+def monitor_settings_for(monitor: MonitorSettings, spec: ModelSpec | None) -> MonitorSettings:
+    """``monitor`` with ``spec``'s own settings over it (``spec.monitor_overrides()``); ``monitor``
+    itself for a model without a spec. One place for the merge, so the processor, the CLI and
+    ``config show`` agree on what a model runs with.
+
+    >>> spec = ModelSpec(features={"x": "numeric"}, window_size=200, reference={"first": 500})
+    >>> merged = monitor_settings_for(MonitorSettings(), spec)
+    >>> merged.window_size, merged.reference_size, merged.performance_window
+    (200, 500, 1000)
+    """
+    if spec is None:
+        return monitor
+    return MonitorSettings(**{**monitor.model_dump(), **spec.monitor_overrides()})
+
+
 class DriftlineSettings(BaseSettings):
     """All settings: the spec file's, under the ``DRIFTLINE_*`` environment variables (see the module)."""
 
@@ -261,10 +277,7 @@ class DriftlineSettings(BaseSettings):
 
     def monitor_for(self, model: str) -> MonitorSettings:
         """The monitor settings of ``model``: the global block with the model's spec over it."""
-        spec = self.models.get(model)
-        if spec is None:
-            return self.monitor
-        return MonitorSettings(**{**self.monitor.model_dump(), **spec.monitor_overrides()})
+        return monitor_settings_for(self.monitor, self.models.get(model))
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``DRIFTLINE_*`` variables (secrets included: for a child process's

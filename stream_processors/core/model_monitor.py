@@ -25,6 +25,7 @@ Any other prediction is rejected with a reason and leaves no trace in the state.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -33,11 +34,14 @@ import numpy as np
 from detectors import get_task
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Label, Metric, Prediction, Scored
+from driftline.spec import ModelSpec
 from stream_processors.core.join import JoinHealth, LabelJoiner
 from stream_processors.core.schema import Kind, columns, infer_kinds
 from stream_processors.core.version import VersionMonitor
 
 __all__ = ["MAX_ABS_NUMBER", "ModelMonitor", "MonitorOutput"]
+
+log = logging.getLogger(__name__)
 
 MAX_ABS_NUMBER = 1e100
 """Largest magnitude of a numeric feature: far beyond any measurement, far below float overflow."""
@@ -52,11 +56,17 @@ class MonitorOutput:
 
 
 class ModelMonitor:
-    newest_event_time = float("-inf")  # newest admitted event time (a class default: old checkpoints)
+    """One model's join and versions. With a ``spec`` (:class:`~driftline.spec.ModelSpec`) every
+    version monitors the declared features; without one, a version's kinds are read off its first
+    prediction (:func:`~.schema.infer_kinds`), as before specs existed."""
 
-    def __init__(self, model: str, settings: MonitorSettings) -> None:
+    newest_event_time = float("-inf")  # newest admitted event time (a class default: old checkpoints)
+    spec: ModelSpec | None = None  # class default: checkpoints from before specs
+
+    def __init__(self, model: str, settings: MonitorSettings, spec: ModelSpec | None = None) -> None:
         self.model = model
         self.settings = settings
+        self.spec = spec
         self.task = get_task(settings.task)
         self.joiner = LabelJoiner(settings.label_lateness_s, settings.max_pending)
         self.versions: dict[str, VersionMonitor] = {}
@@ -108,9 +118,8 @@ class ModelMonitor:
         """The version's monitor (its schema read off its first prediction), now the most recent."""
         vm = self.versions.get(version)
         if vm is None:
-            vm = self.versions[version] = VersionMonitor(
-                self.model, version, infer_kinds(first), self.settings, self.task
-            )
+            kinds = infer_kinds(first) if self.spec is None else self.spec.kinds()
+            vm = self.versions[version] = VersionMonitor(self.model, version, kinds, self.settings, self.task)
             self._evict_old_versions()
         self.versions[version] = self.versions.pop(version)  # most recently seen last
         return vm

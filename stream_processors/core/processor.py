@@ -8,15 +8,16 @@ that fails validation goes through one error callback whose default turns it int
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
 
 from detectors import get_detector
-from driftline.config import MonitorSettings, Topics
+from driftline.config import MonitorSettings, Topics, monitor_settings_for
 from driftline.contracts import (
     Alert,
     DeadLetter,
@@ -30,6 +31,7 @@ from driftline.contracts import (
     unsafe_feature_names,
 )
 from driftline.errors import ConfigError, InvalidEvent
+from driftline.spec import ModelSpec
 from driftline.transport import Record
 from stream_processors.core.admission import refusal
 from stream_processors.core.announcements import Announcements
@@ -38,18 +40,20 @@ from stream_processors.core.version import error_detector_choice
 
 __all__ = ["CoreOutput", "ErrorAction", "ProcessorCore", "dead_letter_all"]
 
+log = logging.getLogger(__name__)
+
 ErrorAction = Literal["dead_letter", "skip", "raise"]
 ErrorHandler = Callable[[Exception, Record, str], ErrorAction]
 
 
-def _check_detector(settings: MonitorSettings) -> None:
+def _check_detector(settings: MonitorSettings, where: str = "monitor") -> None:
     """Fail at start-up, not on the first label, if the error-stream detector is misconfigured."""
     try:
         name, params = error_detector_choice(settings)
         get_detector(name, **params)
     except (ValueError, TypeError, KeyError) as exc:
         chosen = f"{settings.error_detector!r} with params {settings.error_detector_params}"
-        raise ConfigError(f"monitor.error_detector={chosen}: {exc}") from None
+        raise ConfigError(f"{where}.error_detector={chosen}: {exc}") from None
 
 
 def dead_letter_all(exc: Exception, record: Record, stage: str) -> ErrorAction:
@@ -99,6 +103,15 @@ def _without_features(s: Scored) -> Scored:
     return msgspec.structs.replace(s, prediction=bare, features_dropped=True)
 
 
+def _undeclared_model(model: str, have_spec: bool) -> None:
+    """Once per model (a monitor is made once): its features are guessed, not declared."""
+    (log.warning if have_spec else log.info)(
+        "model %r is not declared in the monitor spec: its features' types are read off each "
+        "version's first prediction; declare it under models: in the spec file (driftline --config)",
+        model,
+    )
+
+
 class ProcessorCore:
     """Joins, monitors and alerts, for every model whose events it is given."""
 
@@ -108,10 +121,18 @@ class ProcessorCore:
         topics: Topics,
         on_error: ErrorHandler = dead_letter_all,
         announcements: Announcements | None = None,
+        models: Mapping[str, ModelSpec] | None = None,
     ) -> None:
         """``announcements``: the versions to monitor (the runner feeds it :meth:`announce`); None
-        monitors every version, for a core driven without a models topic (tests, benchmarks)."""
+        monitors every version, for a core driven without a models topic (tests, benchmarks).
+        ``models``: the monitor spec (``DriftlineSettings.models``): a declared model runs with its
+        features, reference and settings over ``settings``; an undeclared one has its features read
+        off each version's first prediction (logged once per model)."""
         _check_detector(settings)
+        self.specs: dict[str, ModelSpec] = dict(models or {})
+        self.model_settings = {m: monitor_settings_for(settings, s) for m, s in self.specs.items()}
+        for m, per_model in self.model_settings.items():
+            _check_detector(per_model, f"models.{m}")
         self.settings = settings
         self.topics = topics
         self.on_error = on_error
@@ -264,7 +285,11 @@ class ProcessorCore:
     def _monitor(self, model: str) -> ModelMonitor:
         mon = self.models.get(model)
         if mon is None:
-            mon = self.models[model] = ModelMonitor(model, self.settings)
+            spec = self.specs.get(model)
+            if spec is None:
+                _undeclared_model(model, bool(self.specs))
+            settings = self.model_settings.get(model, self.settings)
+            mon = self.models[model] = ModelMonitor(model, settings, spec)
         return mon
 
     @staticmethod
