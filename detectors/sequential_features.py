@@ -13,10 +13,16 @@ whatever the batch boundaries:
   distribution, e.g. a correlation, with unchanged marginals.
 
 Budget: the model's ``false_alarms_per_100k`` is split equally across the monitored streams (features
-and the joint detector; a sum of per-event rates); each stream's share is split equally across its
-statistics (sides x designs x buckets), whose thresholds follow from it as in
-:class:`~detectors.GaussianCUSUM` / :class:`~detectors.BernoulliCUSUM` (Siegmund's approximation,
-raised for the estimation error of the reference).
+and the joint detector; a sum of per-event rates); a feature given its own budget (``budgets``) takes
+it out of the model's first, and the rest is split equally across the other streams, so the total stays
+the model's. Each stream's share is split equally across its statistics (sides x designs x buckets),
+whose thresholds follow from it as in :class:`~detectors.GaussianCUSUM` /
+:class:`~detectors.BernoulliCUSUM` (Siegmund's approximation, raised for the estimation error of the
+reference).
+
+Reference: the first ``reference_size`` rows of the stream, or rows given before the first update
+(:meth:`SequentialFeatureDrift.prime`: a training set, another version's reference); primed, every
+row of the stream is monitored from the first.
 
 An alarm names the estimated change point (where the alarming statistic last left zero) and is
 explained by the window tests (KS / chi-square, and PSI) of the rows since then against the reference.
@@ -97,6 +103,7 @@ class SequentialFeatureDrift:
         rearm_window: int = 1000,
         rearm_level: float = 0.01,
         keep_rows: int = 5000,
+        budgets: Mapping[str, float] | None = None,
     ) -> None:
         if not kinds:
             raise ValueError("kinds must name at least one feature")
@@ -111,6 +118,7 @@ class SequentialFeatureDrift:
         bad = [f for f in joint or () if kinds.get(f) != "numeric"]
         if bad:
             raise ValueError(f"joint must name numeric features of kinds, got {bad}")
+        self.budgets = _checked_budgets(budgets or {}, kinds, false_alarms_per_100k)
         self.kinds: dict[str, Kind] = dict(kinds)
         self.reference_size = int(reference_size)
         self.false_alarms_per_100k = float(false_alarms_per_100k)
@@ -122,6 +130,8 @@ class SequentialFeatureDrift:
         self.rearm_level = float(rearm_level)
         self.keep_rows = max(int(keep_rows), self.rearm_window)
         self.rows_seen = 0
+        self.live_from = self.reference_size  # the first monitored row (0 once primed)
+        self.reference: dict[str, np.ndarray] | None = None  # the reference rows, once complete
         self._ref: dict[str, list[np.ndarray]] | None = {f: [] for f in self.kinds}
         self._recent: list[tuple[int, dict[str, np.ndarray]]] = []  # (first row, columns) per batch
         self.streams: list[Stream] = []
@@ -132,12 +142,35 @@ class SequentialFeatureDrift:
     def reference_ready(self) -> bool:
         return self._ref is None
 
-    def update(self, columns: Mapping[str, Any]) -> list[SequentialDrift]:
-        """Feed a batch of rows (every feature's column); returns the alarms it raised, in row order."""
-        cols = {
+    def prime(self, columns: Mapping[str, Any]) -> None:
+        """Take ``columns`` (every feature's column, at least 100 rows) as the reference, before the
+        first update: the stream is then monitored from its first row.
+
+        >>> rng = np.random.default_rng(5)
+        >>> det = SequentialFeatureDrift({"age": "numeric"}, reference_size=2000)
+        >>> det.prime({"age": rng.normal(40, 10, 3000)})  # e.g. the training set
+        >>> [(d.feature, d.row, d.direction) for d in det.update({"age": rng.normal(47, 10, 500)})]
+        [('age', 53, 'increase')]
+        """
+        if self.rows_seen or self._ref is None:
+            raise ValueError("prime the reference before the first update")
+        cols = self._columns(columns)
+        n = len(next(iter(cols.values())))
+        if n < 100:
+            raise ValueError(f"a reference needs at least 100 rows, got {n}")
+        self._ref = {f: [a] for f, a in cols.items()}
+        self.live_from = 0
+        self._build()
+
+    def _columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {
             f: np.asarray(columns[f], dtype=float if k == "numeric" else object).ravel()
             for f, k in self.kinds.items()
         }
+
+    def update(self, columns: Mapping[str, Any]) -> list[SequentialDrift]:
+        """Feed a batch of rows (every feature's column); returns the alarms it raised, in row order."""
+        cols = self._columns(columns)
         n = len(next(iter(cols.values())))
         pos = 0
         if self._ref is not None:
@@ -160,6 +193,7 @@ class SequentialFeatureDrift:
         assert self._ref is not None
         ref = {f: np.concatenate(parts) for f, parts in self._ref.items()}
         self._ref = None
+        self.reference = ref
         streams: list[Stream] = []
         for f, kind in self.kinds.items():
             if kind == "numeric":
@@ -176,9 +210,11 @@ class SequentialFeatureDrift:
                 joint = np.column_stack([s.transform(ref, {}) for s in parts])
                 recon = Reconstruction([s.name for s in parts], joint)
                 streams.append(Stream.joint(recon, self.shifts, parts))
-        share = arl_from_budget(self.false_alarms_per_100k) * len(streams)  # ARL0 of each stream
+        own = {s.name: self.budgets[s.name] for s in streams if s.name in self.budgets}
+        rest = arl_from_budget(self.false_alarms_per_100k - sum(own.values()))
+        share = rest * (len(streams) - len(own))  # ARL0 of each stream without a budget of its own
         for s in streams:
-            s.calibrate(share)
+            s.calibrate(arl_from_budget(own[s.name]) if s.name in own else share)
         self.streams = streams
         self._bank = CusumBank(np.concatenate([s.thresholds for s in streams]))
         self._cols = np.cumsum([0] + [s.thresholds.size for s in streams])
@@ -232,7 +268,7 @@ class SequentialFeatureDrift:
                 self.firing[s.name] = row + self.rearm_window
 
     def _explain(self, s: Stream, column: int, row: int, alarm: Any) -> SequentialDrift:
-        start = max(alarm.run_start, row + 1 - self.keep_rows, self.reference_size)
+        start = max(alarm.run_start, row + 1 - self.keep_rows, self.live_from)
         cols = self._rows(start, row + 1)
         r = window_test(s, cols)
         return SequentialDrift(
@@ -272,9 +308,34 @@ class SequentialFeatureDrift:
                     parts[f].append(a[lo:hi])
         return {f: np.concatenate(p) if p else np.empty(0) for f, p in parts.items()}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Checkpoints from before priming and budgets: the reference was the first rows."""
+        state.setdefault("live_from", state["reference_size"])
+        state.setdefault("reference", None)
+        state.setdefault("budgets", {})
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
         return (
             f"SequentialFeatureDrift({len(self.kinds)} features, reference_size={self.reference_size}, "
             f"false_alarms_per_100k={self.false_alarms_per_100k}, shifts={self.shifts}, "
             f"odds_ratios={self.odds_ratios}, joint={len(self.joint)} features)"
         )
+
+
+def _checked_budgets(
+    budgets: Mapping[str, float], kinds: Mapping[str, Kind], total: float
+) -> dict[str, float]:
+    """Features' own budgets: of known features, positive, together less than the model's ``total``
+    (the rest is split over the other streams)."""
+    unknown = sorted(set(budgets) - set(kinds))
+    if unknown:
+        raise ValueError(f"budgets name unknown features {unknown}; features: {sorted(kinds)}")
+    if any(b <= 0 for b in budgets.values()):
+        raise ValueError(f"budgets must be > 0 false alarms per 100k, got {dict(budgets)}")
+    if budgets and sum(budgets.values()) >= total:
+        raise ValueError(
+            f"the features' own budgets add up to {sum(budgets.values()):g} false alarms per 100k, "
+            f"not less than the model's false_alarms_per_100k={total:g}: lower them or raise the model's"
+        )
+    return {f: float(b) for f, b in budgets.items()}

@@ -123,3 +123,51 @@ def test_a_checkpoint_resumes_with_the_same_alarms() -> None:
 def test_bad_parameters_are_named(params: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         SequentialFeatureDrift({"x": "numeric"}, **params)
+
+
+def _primed(budgets: dict[str, float] | None = None) -> SequentialFeatureDrift:
+    rng = np.random.default_rng(11)
+    det = SequentialFeatureDrift(
+        {"a": "numeric", "b": "numeric", "c": "numeric"}, false_alarms_per_100k=0.1, budgets=budgets
+    )
+    det.prime({f: rng.normal(0, 1, 2000) for f in "abc"})
+    return det
+
+
+def test_a_feature_budget_sets_its_own_threshold_and_the_rest_is_split_over_the_others() -> None:
+    from detectors.calibration import arl_from_budget
+
+    plain, own = _primed(), _primed({"a": 0.01})
+    th = {s.name: s.thresholds for s in own.streams}
+    before = {s.name: s.thresholds for s in plain.streams}
+    ref = plain.streams[0]
+    ref.calibrate(arl_from_budget(0.01))  # the threshold of a stream given 0.01 per 100k alone
+    np.testing.assert_allclose(th["a"], ref.thresholds)
+    ref.calibrate(arl_from_budget(0.1 - 0.01) * 2)  # b and c share the rest
+    np.testing.assert_allclose(th["b"], ref.thresholds)
+    assert (th["a"] > before["a"]).all() and (th["b"] < before["b"]).all()
+
+
+@pytest.mark.parametrize(
+    ("budgets", "match"),
+    [({"a": 0.06, "b": 0.05}, "add up to 0.11"), ({"zz": 0.01}, "unknown features"), ({"a": 0.0}, "> 0")],
+)
+def test_bad_feature_budgets_fail_naming_the_problem(budgets: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SequentialFeatureDrift({"a": "numeric", "b": "numeric"}, false_alarms_per_100k=0.1, budgets=budgets)
+
+
+def test_a_primed_reference_monitors_from_the_first_row_and_survives_a_checkpoint() -> None:
+    rng = np.random.default_rng(4)
+    det = SequentialFeatureDrift({"x": "numeric", "k": "categorical"}, reference_size=2000)
+    det.prime({"x": rng.normal(0, 1, 2500), "k": rng.choice(["u", "v"], 2500).astype(object)})
+    assert det.reference_ready and det.reference is not None and det.reference["x"].size == 2500
+    quiet = {"x": rng.normal(0, 1, 300), "k": rng.choice(["u", "v"], 300).astype(object)}
+    assert det.update(quiet) == []
+    copy = pickle.loads(pickle.dumps(det))
+    shifted = {"x": rng.normal(0.7, 1, 700), "k": rng.choice(["u", "v"], 700).astype(object)}
+    found = [(d.feature, d.row, d.direction) for d in det.update(shifted)]
+    assert found == [(d.feature, d.row, d.direction) for d in copy.update(shifted)]
+    assert found and found[0][0] == "x" and 300 <= found[0][1] < 500  # long before 2000 live rows
+    with pytest.raises(ValueError, match="before the first update"):
+        det.prime({"x": np.zeros(200), "k": np.array(["u"] * 200, dtype=object)})
