@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,15 @@ __all__ = ["run_kafka_demo", "Services"]
 class Services:
     """The separate component processes of one run; stopped with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, settings: DriftlineSettings, run_id: str, registry_dir: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        settings: DriftlineSettings,
+        run_id: str,
+        registry_dir: str,
+        workdir: Path,
+        metrics_ports: Mapping[str, int] | None = None,
+    ) -> None:
+        """``metrics_ports``: component name -> the port its Prometheus /metrics is served on."""
         assert settings.kafka is not None
         self.kafka = settings.kafka
         self.workdir = workdir
@@ -69,6 +77,8 @@ class Services:
                 self.groups["retrain-worker"],
             ],
         }
+        for name, port in (metrics_ports or {}).items():
+            self.commands[name] += ["--metrics-port", str(port)]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
@@ -131,7 +141,10 @@ def run_kafka_demo(
     registry_dir: str | None = None,
     echo: Callable[[str], None] | None = None,
     run_id: str | None = None,
+    metrics_ports: Mapping[str, int] | None = None,
 ) -> DemoResult:
+    """The closed loop on the broker of ``settings``; ``metrics_ports`` serves each component's
+    Prometheus /metrics (component name -> port) while it runs."""
     run_id = run_id or uuid.uuid4().hex[:8]
     topics = Topics(**{k: f"{v}.{run_id}" for k, v in settings.topics.model_dump().items()})
     settings = settings.model_copy(update={"topics": topics})
@@ -146,7 +159,7 @@ def run_kafka_demo(
         f"Kafka mode at {settings.kafka.bootstrap_servers if settings.kafka else '?'}: topics *.{run_id}; "
         f"starting process, control-plane (faust) and retrain-worker"
     )
-    services = Services(settings, run_id, registry_dir, workdir)
+    services = Services(settings, run_id, registry_dir, workdir, metrics_ports)
     services.start()
     try:
         services.wait_ready()

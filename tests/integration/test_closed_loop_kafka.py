@@ -8,15 +8,21 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 from closed_loop import check_closed_loop, check_incidents
 from events import alert as make_alert
+from prometheus_kit import BINARY as PROMETHEUS
+from prometheus_kit import free_port, prometheus, query
 
 from driftline.app.kafka_demo import run_kafka_demo
 from driftline.app.services import announce_on_kafka, collect_topic, prepare_kafka, run_processor, wait_until
-from driftline.config import KafkaSettings, RoutingSettings
+from driftline.app.ui import dashboard, standalone_feed
+from driftline.config import DriftlineSettings, KafkaSettings, RoutingSettings, Topics
 from driftline.contracts import (
     Alert,
     DeadLetter,
@@ -35,17 +41,71 @@ from producers.simulator import Scenario
 pytestmark = pytest.mark.kafka
 
 
-def test_closed_loop_through_kafka(kafka_settings) -> None:
+COMPONENTS = ("process", "control-plane", "retrain-worker")
+
+
+@pytest.fixture(scope="module")
+def kafka_loop(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[Any, Any, list[str], dict[str, Any]]]:
+    """One closed-loop run on the broker, every component serving its /metrics; with a Prometheus
+    scraping them all while it runs when the machine has one (``.ci/run`` installs it)."""
     scenario = Scenario(seed=7, n_events=24_000, covariate_shift_at=8_000, concept_change_at=14_000)
-    settings = kafka_settings(partitions=3)
+    settings = DriftlineSettings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=3))
+    ports = {name: free_port() for name in COMPONENTS}
     lines: list[str] = []
-    result = run_kafka_demo(scenario, settings, rate=1500, echo=lines.append)
+    with ExitStack() as stack:
+        base = None
+        if PROMETHEUS is not None:
+            base = stack.enter_context(prometheus(tmp_path_factory.mktemp("prometheus"), ports))
+        result = run_kafka_demo(scenario, settings, rate=1500, echo=lines.append, metrics_ports=ports)
+        yield scenario, result, lines, {"prometheus": base, "settings": settings}
+
+
+def test_closed_loop_through_kafka(kafka_loop) -> None:
+    scenario, result, lines, _ = kafka_loop
     report = result.report
     check_closed_loop(report, shift_at=8_000, concept_at=14_000)
     check_incidents(report, concept_at=14_000)
     assert report["labelled"] == report["events"] - scenario.n_events  # every label joined, none lost
     assert report["dead_letters"] == 0
     assert any("services ready" in line for line in lines)
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
+def test_prometheus_scraped_every_component_and_has_the_drift_series(kafka_loop) -> None:
+    """The same topology as the compose stack, without containers: Prometheus scraped the processor,
+    the control plane and the retrain worker, and holds the per-feature drift series and the
+    incidents and retrain outcomes each component exported (read over the run: the components have
+    stopped, so their series are stale now)."""
+    _, result, _, extra = kafka_loop
+    base = extra["prometheus"]
+    up = {r["metric"]["job"]: float(r["value"][1]) for r in query(base, "max_over_time(up[10m])")}
+    assert up == {name: 1.0 for name in COMPONENTS}, up
+    drift = query(
+        base, 'max by (feature) (max_over_time(driftline_feature_drift_statistic{job="process"}[10m]))'
+    )
+    assert {"income", "region"} <= {r["metric"]["feature"] for r in drift}, drift
+    events = query(base, 'max_over_time(driftline_events_in_total{job="process"}[10m])')
+    assert sum(float(r["value"][1]) for r in events) >= result.report["events"], events
+    incidents = query(base, 'max_over_time(driftline_incidents{job="control-plane"}[10m])')
+    assert incidents, "the control plane exported no incidents"
+    retrains = query(base, 'max_over_time(driftline_retrain_outcomes_total{job="retrain-worker"}[10m])')
+    outcomes = {r["metric"].get("status") for r in retrains}
+    assert "promoted" in outcomes, retrains
+
+
+def test_the_dashboard_reads_the_run_from_kafka(kafka_loop) -> None:
+    """``driftline ui`` in Kafka mode: its feed reads the run's topics and the registry."""
+    _, result, _, extra = kafka_loop
+    run_id = result.report["run_id"]
+    base: DriftlineSettings = extra["settings"]
+    topics = Topics(**{k: f"{v}.{run_id}" for k, v in base.topics.model_dump().items()})
+    settings = base.model_copy(update={"topics": topics})
+    feed = standalone_feed(settings, None, str(Path(result.workdir) / "registry"), "")
+    page = dashboard(feed.snapshot(), source="kafka")
+    (model,) = page["models"]
+    assert model["model"] == "churn"
+    assert [v["version"] for v in model["versions"]][:2] == ["1", "2"], model["versions"]
+    assert page["incidents"] and all(i["status"] == "resolved" for i in page["incidents"]), page["incidents"]
 
 
 def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
