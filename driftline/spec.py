@@ -132,6 +132,11 @@ class RetrainRecipe(Section):
     DataFrame) and labels (a Series) and returns a fitted model."""
 
     trainer: str | None = Field(default=None, description="package.module:function")
+    trainer_path: str | None = Field(
+        default=None,
+        description="folder appended to sys.path (lowest priority) before the trainer is imported; "
+        "default: the spec file's folder, so a train.py beside the spec is 'train:fit'",
+    )
     train_window: int | None = Field(default=None, ge=100)
     min_samples: int | None = Field(default=None, ge=50)
     cooldown_s: float | None = Field(default=None, ge=0)

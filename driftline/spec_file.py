@@ -2,7 +2,8 @@
 
 The file is one source of :class:`~driftline.config.DriftlineSettings`, below the ``DRIFTLINE_*``
 environment (which overrides it) and explicit arguments. Relative ``reference.path`` entries are read
-from the file's folder, so a spec and its reference data travel together.
+from the file's folder, so a spec and its reference data travel together; a ``retrain.trainer`` is
+imported with the file's folder (or its ``trainer_path``, relative to it) on ``sys.path``.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -83,6 +84,9 @@ def _load(path: Path) -> _Loaded:
         ref = spec.get("reference") if isinstance(spec, dict) else None
         if isinstance(ref, dict) and isinstance(ref.get("path"), str) and not Path(ref["path"]).is_absolute():
             ref["path"] = str((path.parent / ref["path"]).resolve())
+        recipe = spec.get("retrain") if isinstance(spec, dict) else None
+        if isinstance(recipe, dict) and isinstance(recipe.get("trainer"), str):  # imported from its folder
+            recipe["trainer_path"] = str((path.parent / str(recipe.get("trainer_path") or ".")).resolve())
     return _Loaded(path, data)
 
 

@@ -40,11 +40,23 @@ class Fit:
 
 
 def fit_and_validate(
-    champion: Any, rows: list[Scored], settings: RetrainSettings, task: Task, trainer: Trainer
+    champion: Any,
+    rows: list[Scored],
+    settings: RetrainSettings,
+    task: Task,
+    trainer: Trainer,
+    features: list[str] | None = None,
 ) -> Fit:
     """Train on the first ``1 - holdout_fraction`` of ``rows`` (time-ordered), validate both models
-    on the rest; the challenger wins if it beats the champion by ``min_improvement``."""
+    on the rest; the challenger wins if it beats the champion by ``min_improvement``. ``features``:
+    the columns both models see, in this order (a model's declared features); None: every feature
+    the events carry."""
     X = pd.DataFrame([r.prediction.features for r in rows])
+    if features is not None:
+        missing = [f for f in features if f not in X.columns]
+        if missing:
+            raise KeyError(f"declared feature(s) {missing} are not in the scored events")
+        X = X[features]
     y = np.array([r.label for r in rows])
     cut = int(len(rows) * (1 - settings.holdout_fraction))
     challenger = trainer(champion, X.iloc[:cut], y[:cut])

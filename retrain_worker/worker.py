@@ -31,7 +31,7 @@ from typing import Any, Literal
 import msgspec
 
 from detectors.tasks import Task, get_task
-from driftline.config import RetrainSettings, Topics
+from driftline.config import DriftlineSettings, RetrainSettings, Topics
 from driftline.contracts import (
     DeadLetter,
     ModelUpdate,
@@ -45,6 +45,7 @@ from driftline.contracts import (
 from driftline.errors import DriftlineError, InvalidEvent
 from driftline.registry import ModelRegistry, ModelVersion, RegistryError
 from driftline.transport import Record, Sink, WindowReader
+from retrain_worker.recipe import Recipes
 from retrain_worker.training import Trainer, fit_and_validate, refit_clone
 
 __all__ = ["STAGE", "RetrainOutcome", "RetrainWorker", "refit_clone"]
@@ -66,11 +67,16 @@ class RetrainWorker:
     ``submit_record`` / ``submit`` decide at once (a skip, a refusal) or queue the request in
     :attr:`pending`; :meth:`step` tries every pending request. :attr:`positions` says where each
     pending request was read, so a runner commits no further than the oldest of them.
+
+    Given :class:`DriftlineSettings`, a model declared in ``settings.models`` retrains with its own
+    recipe (:class:`~retrain_worker.recipe.Recipes`: its trainer, imported now -- a bad one raises
+    :class:`~driftline.errors.ConfigError` here --, window, cooldown and promotion rule, its task);
+    ``trainer`` and ``task`` are for the others.
     """
 
     def __init__(
         self,
-        settings: RetrainSettings,
+        settings: RetrainSettings | DriftlineSettings,
         topics: Topics,
         registry: ModelRegistry,
         reader: WindowReader,
@@ -82,9 +88,12 @@ class RetrainWorker:
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        models = settings.models if isinstance(settings, DriftlineSettings) else {}
+        settings = settings.retrain if isinstance(settings, DriftlineSettings) else settings
         self.settings, self.topics, self.registry = settings, topics, registry
         self.reader, self.sink, self.trainer = reader, sink, trainer
         self.task = task or get_task("binary")  # whose validation metric compares the models
+        self.recipes = Recipes(settings, models, trainer, self.task)
         self.max_attempts = max_attempts
         self.pending: dict[str, RetrainRequest] = {}
         self.positions: dict[str, tuple[str, int, int]] = {}  # request id -> (topic, partition, offset)
@@ -123,8 +132,9 @@ class RetrainWorker:
                 req, "skipped", f"stale: version {req.model_version} already replaced by {champion.version}"
             )
         t = req.alert.detected_at_time
-        last = self._last_retrain(req.model, t, recorded.values())
-        if last is not None and t - last < self.settings.cooldown_s:
+        durable = [] if _another_run(champion, t) else recorded.values()
+        last = self._last_retrain(req.model, t, durable)
+        if last is not None and t - last < self.recipes.settings(req.model).cooldown_s:
             return self._done(
                 req, "skipped", f"cooldown: a retrain of {req.model} began {t - last:.0f} s earlier"
             )
@@ -135,12 +145,8 @@ class RetrainWorker:
     def _queue(self, req: RetrainRequest, record: Record) -> None:
         self.pending[req.request_id] = req
         self.positions[req.request_id] = (record.topic, record.partition, record.offset)
-        log.info(
-            "retrain %s for %s: waiting for %d labelled events",
-            req.request_id,
-            req.model,
-            self.settings.min_samples,
-        )
+        n = self.recipes.settings(req.model).min_samples
+        log.info("retrain %s for %s: waiting for %d labelled events", req.request_id, req.model, n)
 
     def _cannot_succeed(self, req: RetrainRequest) -> str:
         try:
@@ -207,19 +213,21 @@ class RetrainWorker:
                     continue
                 rows.append(s)
         rows.sort(key=lambda s: s.prediction.event_time)
-        return rows[-self.settings.train_window :]
+        return rows[-self.recipes.settings(req.model).train_window :]
 
     def _try(self, req: RetrainRequest) -> RetrainOutcome | None:
         registered = self.registry.find_triggered_by(req.model, req.request_id)
         if registered is not None:  # registered before a restart or a failed publish
             return self._resume(req, registered)
-        rows = self._gather(req)
-        if len(rows) < self.settings.min_samples:
+        rows, recipes, m = self._gather(req), self.recipes, req.model
+        if len(rows) < recipes.settings(m).min_samples:
             return None  # not enough labelled data yet: wait for more
         champion_mv = self.registry.champion(req.model)
         try:
             champion = self.registry.load(req.model, champion_mv.version)
-            fit = fit_and_validate(champion, rows, self.settings, self.task, self.trainer)
+            fit = fit_and_validate(
+                champion, rows, recipes.settings(m), recipes.task(m), recipes.trainer(m), recipes.features(m)
+            )
         except Exception as exc:  # a trainer bug, data it cannot fit
             return self._attempt_failed(req, exc, rows)
         mv = self.registry.register(
@@ -311,7 +319,8 @@ class RetrainWorker:
         )
         if n < self.max_attempts:
             return None  # tried again at the next step, on the data there is by then
-        reason = f"training failed {n} times; last error: {type(exc).__name__}: {str(exc)[:300]}"
+        by = self.recipes.trainer_name(req.model)
+        reason = f"training failed {n} times; last error ({by}): {type(exc).__name__}: {str(exc)[:300]}"
         return self._done(req, "failed", reason, rows=rows, notify=True)
 
     # -- outcomes --------------------------------------------------------------------------------
@@ -372,6 +381,14 @@ class RetrainWorker:
         left = self.sink.flush()
         if left:
             raise DriftlineError(f"{what}: {left} message(s) not delivered; is the broker reachable?")
+
+
+def _another_run(champion: ModelVersion, t: float) -> bool:
+    """A request about ``champion`` detected before its own validation window ended comes from
+    another run over this registry (a replay, a demo run again: event times started over) -- the
+    registry's recorded retrains are not this stream's past, so they impose no cooldown on it."""
+    end = (champion.validated_on or {}).get("end_time")
+    return end is not None and t < float(end)
 
 
 def _previous_champion(versions: list[ModelVersion], mv: ModelVersion) -> str | None:

@@ -91,3 +91,11 @@ def test_yaml_errors_say_where(tmp_path) -> None:
         DriftlineSettings.load(config=write(tmp_path, "models:\n  a: [\n"))
     with pytest.raises(ConfigError, match="does not exist"):
         DriftlineSettings.load(config=str(tmp_path / "nope.yaml"))
+
+
+def test_a_trainer_is_imported_from_the_spec_files_folder_or_its_trainer_path(tmp_path) -> None:
+    s = DriftlineSettings.load(config=write(tmp_path, SPEC))
+    assert s.models["credit-risk"].retrain.trainer_path == str(tmp_path.resolve())
+    moved = SPEC.replace('"mypackage.train:fit"}', '"mypackage.train:fit", trainer_path: lib}')
+    s = DriftlineSettings.load(config=write(tmp_path, moved))
+    assert s.models["credit-risk"].retrain.trainer_path == str((tmp_path / "lib").resolve())

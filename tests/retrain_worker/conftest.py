@@ -53,6 +53,12 @@ def fill_scored(bus: InMemoryBus) -> Callable[..., None]:
 
 
 @pytest.fixture
+def fill_bus() -> Callable[..., None]:
+    """``fill_bus(bus, concept, n, start, model="churn")``: as ``fill_scored``, onto another bus."""
+    return _fill_scored
+
+
+@pytest.fixture
 def make_request() -> Callable[..., RetrainRequest]:
     """``make_request(rid, t=100.0, model="churn", version="1")``."""
     return _request

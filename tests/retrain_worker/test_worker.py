@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from driftline.config import Topics
+from driftline.config import RetrainSettings, Topics
 from driftline.contracts import ModelUpdate, RetrainOutcome, decode
+from driftline.transport import InMemoryBus
+from retrain_worker.worker import RetrainWorker
 
 TOPICS = Topics()
+SETTINGS = RetrainSettings(min_samples=800, train_window=1500, cooldown_s=50)  # as conftest's
 
 
 def test_worker_waits_for_data_then_promotes_a_better_model_once(
@@ -54,13 +57,35 @@ def test_worker_cooldown(make_worker, make_request) -> None:
     assert out is not None and out.reason.startswith("cooldown")
 
 
-def test_cooldown_outlives_a_restart(registry, bus, make_worker, fill_scored, make_request) -> None:
-    fill_scored(concept=1, n=2000, start=100)
-    first = make_worker()
+def test_cooldown_outlives_a_restart(registry, bus, fill_scored, make_request) -> None:
+    settings = RetrainSettings(min_samples=800, train_window=1500, cooldown_s=5000)
+    fill_scored(concept=1, n=2000, start=100)  # v2 is trained and validated on events 100..2099
+    first = RetrainWorker(settings, TOPICS, registry, bus, bus.sink())
     first.submit(make_request("a1", t=100.0))
     (done,) = first.step()
     assert done.status == "promoted"
-    restarted = make_worker()  # knows of a1 only from the registry's outcomes
-    out = restarted.submit(make_request("a2", t=120.0, version="2"))
+    restarted = RetrainWorker(settings, TOPICS, registry, bus, bus.sink())  # knows a1 from the registry only
+    out = restarted.submit(make_request("a2", t=2500.0, version="2"))  # an alert about v2, once it serves
     assert out is not None and out.reason.startswith("cooldown")
     assert [v.version for v in registry.versions("churn")] == ["1", "2"]
+
+
+def test_a_second_run_over_the_same_registry_acts_on_the_champion_and_skips_the_replaced(
+    registry, fill_bus, make_request
+) -> None:
+    """A second run (the demo again with --registry-dir reused): event times start over, so the first
+    run's retrain looks seconds old -- it is another stream's past, not a reason to cool down."""
+    first_run = InMemoryBus()
+    fill_bus(first_run, concept=1, n=2000, start=100)
+    first = RetrainWorker(SETTINGS, TOPICS, registry, first_run, first_run.sink())
+    first.submit(make_request("a1", t=100.0))
+    assert [o.status for o in first.step()] == ["promoted"]  # v2 is the champion now
+    second_run = InMemoryBus()
+    fill_bus(second_run, concept=0, n=2000, start=100)  # v2 meets the old concept: it degrades
+    second = RetrainWorker(SETTINGS, TOPICS, registry, second_run, second_run.sink())
+    stale = second.submit(make_request("b1", t=110.0, version="1"))
+    assert stale is not None and stale.reason.startswith("stale: version 1 already replaced by 2")
+    assert second.submit(make_request("b2", t=120.0, version="2")) is None  # acted on, not cooled down
+    (out,) = second.step()
+    assert (out.request_id, out.status, out.version) == ("b2", "promoted", "3")
+    assert registry.champion("churn").version == "3"
