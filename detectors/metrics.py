@@ -21,6 +21,7 @@ same class), column by column.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -60,13 +61,18 @@ def _positive(label: object) -> bool:
     return label is True or str(label).strip().lower() in _POSITIVE
 
 
-def is_positive(labels: Any) -> np.ndarray:
-    """The positive class of binary labels given as 1/0, True/False or yes/no strings.
+def is_positive(labels: Any, positive_class: str | int | bool | None = None) -> np.ndarray:
+    """The positive class of binary labels given as 1/0, True/False or yes/no strings; or, given a
+    ``positive_class`` other than 1/True, the labels equal to it.
 
     >>> is_positive([1, 0, "yes", " True", 1.0, "no", False]).tolist()
     [True, False, True, True, True, False, False]
+    >>> is_positive(["bad", "good", "bad"], "bad").tolist()
+    [True, False, True]
     """
     a = as_labels(labels)
+    if positive_class is not None and not _positive(positive_class):
+        return labels_equal(a, np.full(a.size, positive_class, dtype=object))
     distinct = set(a.tolist())
     if len(distinct) > _FEW:
         return np.fromiter((_positive(v) for v in a.tolist()), bool, a.size)
@@ -104,11 +110,13 @@ class RollingBinaryMetrics:
     """
 
     names = ("accuracy", "roc_auc")
+    positive_class: str | int | bool | None = None  # a class default: checkpoints from before it existed
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, positive_class: str | int | bool | None = None) -> None:
         if int(window) != window or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window}")
         self.window = int(window)
+        self.positive_class = positive_class
         self._reset()
 
     def _reset(self) -> None:
@@ -136,7 +144,7 @@ class RollingBinaryMetrics:
     ) -> None:
         """Add a batch of labelled predictions (labels, predicted classes, positive-class scores)."""
         correct = labels_equal(y_true, y_pred)
-        positive = is_positive(y_true)
+        positive = is_positive(y_true, self.positive_class)
         scores = np.asarray(y_score, dtype=float).ravel()
         k = correct.size
         index = np.zeros(k, dtype=np.int64) if index is None else index
@@ -195,6 +203,10 @@ class RollingBinaryMetrics:
     def headline(self) -> float:
         """The metric a performance floor watches: accuracy."""
         return self.accuracy()
+
+    def headline_se(self) -> float:
+        a = self.accuracy()
+        return math.sqrt(a * (1 - a) / self.n) if self.n else math.nan
 
     def get(self) -> dict[str, float]:
         return {"accuracy": self.accuracy(), "roc_auc": self.roc_auc()}

@@ -1,4 +1,6 @@
-"""Label-free performance estimate for classifiers: expected accuracy from predicted probabilities."""
+"""Label-free performance estimates: expected accuracy from predicted probabilities (binary: the
+positive-class probability; multiclass: the top-class probability), and the estimate a task without
+one (regression) returns."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AccuracyCheck", "ExpectedAccuracy"]
+__all__ = ["AccuracyCheck", "ExpectedAccuracy", "NoEstimate", "TopClassAccuracy"]
 
 
 def confidence(proba: Any) -> np.ndarray:
@@ -94,8 +96,8 @@ class ExpectedAccuracy:
 
     def fit(self, proba: Any, labels: Any) -> ExpectedAccuracy:
         """Learn the calibration map from labelled reference predictions; returns ``self``."""
-        c = confidence(proba)
-        right = predicted_class(proba) == np.asarray(labels)
+        c = self._confidence(proba)
+        right = self._right(proba, labels)
         b = self._bin(c)
         hits = np.bincount(b, weights=right.astype(float), minlength=self.bins)
         count = np.bincount(b, minlength=self.bins)
@@ -104,12 +106,18 @@ class ExpectedAccuracy:
         self._map = (hits + 2 * mids) / (count + 2)
         return self
 
+    def _confidence(self, proba: Any) -> np.ndarray:
+        return confidence(proba)
+
+    def _right(self, proba: Any, labels: Any) -> np.ndarray:
+        return np.asarray(predicted_class(proba) == np.asarray(labels))
+
     def _bin(self, c: np.ndarray) -> np.ndarray:
         return np.minimum((c * self.bins).astype(int), self.bins - 1)
 
     def calibrated(self, proba: Any) -> np.ndarray:
         """Probability that each prediction is right."""
-        c = confidence(proba)
+        c = self._confidence(proba)
         return c if self._map is None else self._map[self._bin(c)]
 
     def update(self, proba: Any) -> None:
@@ -132,7 +140,7 @@ class ExpectedAccuracy:
     def check(self, proba: Any, labels: Any) -> AccuracyCheck:
         """Compare the estimate with realised accuracy on the same (now labelled) predictions."""
         q = self.calibrated(proba)
-        right = predicted_class(proba) == np.asarray(labels)
+        right = self._right(proba, labels)
         n = int(q.size)
         if n == 0:
             return AccuracyCheck(math.nan, math.nan, 0, math.nan, math.nan, True)
@@ -140,3 +148,57 @@ class ExpectedAccuracy:
         se = math.sqrt(float(np.sum(q * (1 - q)))) / n
         z = (real - est) / se if se > 0 else (0.0 if real == est else math.inf)
         return AccuracyCheck(est, real, n, se, z, abs(z) <= 3)
+
+
+class TopClassAccuracy(ExpectedAccuracy):
+    """:class:`ExpectedAccuracy` for a multiclass model whose stream carries each prediction's top-class
+    probability (its ``score``): the confidence is the score itself, and :meth:`fit` / :meth:`check` take
+    whether each prediction was right (1/0) instead of labels. Calibrated the same way (histogram
+    binning of confidence -> observed accuracy on the first labelled window).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> top = rng.uniform(0.34, 1.0, 20_000)                 # three classes: top probability >= 1/3
+    >>> right = (rng.uniform(0, 1, top.size) < top).astype(int)
+    >>> est = TopClassAccuracy(window_size=5000).fit(top[:10_000], right[:10_000])
+    >>> est.update(top[10_000:])
+    >>> round(est.get(), 2), round(float(right[-5000:].mean()), 2)
+    (0.67, 0.67)
+    >>> est.update(rng.uniform(0.34, 0.6, 5000))              # unsure on new inputs: estimate drops
+    >>> round(est.get(), 2)
+    0.46
+    """
+
+    name = "expected_accuracy"
+
+    def _confidence(self, proba: Any) -> np.ndarray:
+        return np.clip(np.asarray(proba, dtype=float).ravel(), 0.0, 1.0)
+
+    def _right(self, proba: Any, labels: Any) -> np.ndarray:
+        return np.asarray(labels).astype(bool)
+
+
+class NoEstimate:
+    """What a task without a label-free estimate (regression: a predicted value carries no confidence)
+    returns: ``available`` is False, ``get`` is NaN (left out of the published metrics), ``fit`` and
+    ``update`` do nothing, so the processor needs no special case.
+
+    >>> est = NoEstimate()
+    >>> est.update([0.3]); est.available, est.get()
+    (False, nan)
+    """
+
+    name = "label_free_estimate"
+    available = False
+
+    def fit(self, scores: Any, targets: Any) -> NoEstimate:
+        return self
+
+    def update(self, scores: Any) -> None:
+        return None
+
+    def revert(self, n: int = 1) -> None:
+        return None
+
+    def get(self) -> float:
+        return math.nan

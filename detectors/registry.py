@@ -19,6 +19,7 @@ from .ks import KSTest
 from .page_hinkley import PageHinkley
 from .psi import PSITest
 from .psi_categorical import CategoricalPSITest
+from .residual_cusum import ResidualCUSUM
 from .wasserstein import WassersteinTest
 
 __all__ = [
@@ -46,6 +47,7 @@ _DETECTORS: dict[str, type[StreamDetector]] = {
     "ddm": DDM,
     "bernoulli_cusum": BernoulliCUSUM,
     "gaussian_cusum": GaussianCUSUM,
+    "residual_cusum": ResidualCUSUM,
 }
 
 

@@ -10,6 +10,13 @@ regression, so that a new kind of model is one new class here and one line in :d
 - ``label_free_estimate(window)``: the estimate of ``metric`` from scores alone, while labels are missing
 - ``validation_score(y_true, y_pred)``: ``metric`` on a holdout, comparing champion and challenger
 - ``serve(model, X)``: a fitted model's output turned into (prediction, score) arrays
+- ``error_detector``: the sequential detector (name, parameters) recommended for the error stream,
+  used unless ``monitor.error_detector`` names one; ``relative_drop``: whether the performance floor's
+  ``performance_drop`` is a fraction of the baseline (regression's MAE) or an absolute drop (accuracy)
+
+Tasks: :class:`BinaryClassification` (``binary``),
+:class:`~detectors.tasks_multiclass.MulticlassClassification` (``multiclass``),
+:class:`~detectors.tasks_regression.Regression` (``regression``).
 
 Pure: numpy only; ``serve`` calls the model it is given and nothing else.
 """
@@ -24,10 +31,15 @@ import numpy as np
 from .exceptions import UnknownNameError
 from .metrics import RollingBinaryMetrics, labels_equal
 from .performance import ExpectedAccuracy
+from .registry import RECOMMENDED_ERROR_DETECTOR, recommended_params
+from .tasks_multiclass import MulticlassClassification
+from .tasks_regression import Regression
 
 __all__ = [
     "BinaryClassification",
     "LabelFreeEstimate",
+    "MulticlassClassification",
+    "Regression",
     "RollingMetrics",
     "TASKS",
     "Task",
@@ -56,6 +68,10 @@ class RollingMetrics(Protocol):
     def get(self) -> dict[str, float]: ...
 
     def headline(self) -> float: ...
+
+    def headline_se(self) -> float:
+        """The standard error of :meth:`headline` over the window (its sampling noise)."""
+        ...
 
     def span(self) -> tuple[int, int, float, float]: ...
 
@@ -93,6 +109,12 @@ class Task(Protocol):
     @property
     def higher_is_better(self) -> bool: ...
 
+    @property
+    def relative_drop(self) -> bool: ...
+
+    @property
+    def error_detector(self) -> tuple[str, dict[str, Any]]: ...
+
     def correct(self, y_true: Any, y_pred: Any) -> np.ndarray: ...
 
     def errors(self, y_true: Any, y_pred: Any) -> np.ndarray: ...
@@ -109,6 +131,11 @@ class Task(Protocol):
 @dataclass(frozen=True, slots=True)
 class BinaryClassification:
     """Two classes; the score is the positive-class probability, the prediction ``score >= threshold``.
+
+    ``positive_class`` (the spec's ``label.positive_class``) is the class the score is the probability
+    of; labels equal to it are positives. ``None`` or ``1`` (the default) also read ``True``, ``"yes"``,
+    ``"true"`` as positive (:func:`~detectors.metrics.is_positive`). In ``serve`` it picks the
+    ``predict_proba`` column by ``model.classes_``.
 
     A prediction is correct when it equals its label (``1`` and ``"1"`` count as equal); the error
     stream is 1.0 for a wrong prediction and 0.0 for a right one; the headline metric is accuracy;
@@ -133,6 +160,7 @@ class BinaryClassification:
     """
 
     threshold: float = 0.5
+    positive_class: str | int | bool | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -150,6 +178,14 @@ class BinaryClassification:
     def higher_is_better(self) -> bool:
         return True
 
+    @property
+    def relative_drop(self) -> bool:
+        return False
+
+    @property
+    def error_detector(self) -> tuple[str, dict[str, Any]]:
+        return RECOMMENDED_ERROR_DETECTOR, recommended_params(RECOMMENDED_ERROR_DETECTOR)
+
     def correct(self, y_true: Any, y_pred: Any) -> np.ndarray:
         return labels_equal(y_true, y_pred)
 
@@ -157,7 +193,7 @@ class BinaryClassification:
         return (~self.correct(y_true, y_pred)).astype(float)
 
     def rolling_metrics(self, window: int) -> RollingBinaryMetrics:
-        return RollingBinaryMetrics(window)
+        return RollingBinaryMetrics(window, positive_class=self.positive_class)
 
     def label_free_estimate(self, window: int) -> ExpectedAccuracy:
         return ExpectedAccuracy(window_size=window)
@@ -166,11 +202,26 @@ class BinaryClassification:
         return float(np.mean(self.correct(y_true, y_pred)))
 
     def serve(self, model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        score = np.asarray(model.predict_proba(X))[:, 1]
-        return (score >= self.threshold).astype(int), score
+        proba = np.asarray(model.predict_proba(X))
+        classes = getattr(model, "classes_", None)
+        pc = self.positive_class
+        if pc is None or classes is None or len(classes) != 2:
+            score = proba[:, 1]
+            return (score >= self.threshold).astype(int), score
+        col = int(np.flatnonzero(labels_equal(classes, [pc] * 2))[0]) if _has(classes, pc) else 1
+        score = proba[:, col]
+        return np.where(score >= self.threshold, classes[col], classes[1 - col]), score
 
 
-TASKS: dict[str, type[Task]] = {"binary": BinaryClassification}
+def _has(classes: Any, value: Any) -> bool:
+    return bool(labels_equal(classes, [value] * len(classes)).any())
+
+
+TASKS: dict[str, type[Task]] = {
+    "binary": BinaryClassification,
+    "multiclass": MulticlassClassification,
+    "regression": Regression,
+}
 
 
 def available_tasks() -> list[str]:
@@ -180,12 +231,12 @@ def available_tasks() -> list[str]:
 def get_task(name: str, **params: Any) -> Task:
     """The task called ``name``; unknown names raise :class:`UnknownNameError` listing the valid ones.
 
-    >>> get_task("binary")
-    BinaryClassification(threshold=0.5)
-    >>> get_task("regresion")
+    >>> get_task("binary", positive_class="bad")
+    BinaryClassification(threshold=0.5, positive_class='bad')
+    >>> get_task("regresion")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    detectors.exceptions.UnknownNameError: unknown task 'regresion'; valid names: binary
+    detectors.exceptions.UnknownNameError: unknown task 'regresion'; valid names: binary, multiclass, ...
     """
     cls = TASKS.get(name)
     if cls is None:

@@ -72,9 +72,12 @@ class VersionMonitor:
             metric=task.metric,
             drop=settings.performance_drop,
             higher_is_better=task.higher_is_better,
+            relative=task.relative_drop,
+            false_alarms_per_100k=settings.false_alarms_per_100k,
+            every=settings.metrics_every,
         )
         self.concept = ConceptDriftMonitor(
-            model, version, error_detector(settings), window=settings.performance_window
+            model, version, error_detector(settings, task), window=settings.performance_window
         )
         self.emitter = MetricsEmitter(model, version, settings.metrics_every)
         self.newest_labelled = -1
@@ -155,7 +158,8 @@ class VersionMonitor:
         if self.metrics.n < self.metrics.window:
             return []
         first = self.floor.baseline is None
-        alerts = self.floor.check(self.metrics.headline(), at, time, self._context)
+        se = self.metrics.headline_se()
+        alerts = self.floor.check(self.metrics.headline(), at, time, self._context, se)
         if first:  # the first full window: the baseline, and the label-free estimate's calibration
             self.label_free.calibrate(self.metrics)
         elif self.floor.baseline is not None and self.floor.higher_is_better:
@@ -169,13 +173,20 @@ class VersionMonitor:
         return AlertContext(metrics_window(self.metrics), note)
 
 
-def error_detector_choice(settings: MonitorSettings) -> tuple[str, dict[str, float]]:
-    """The error-stream detector's name and parameters: the settings', else the detectors' recommended."""
-    name = settings.error_detector or RECOMMENDED_ERROR_DETECTOR
+def error_detector_choice(
+    settings: MonitorSettings, task: Task | None = None
+) -> tuple[str, dict[str, float]]:
+    """The error-stream detector's name and parameters: the settings', else the task's recommended
+    (``residual_cusum`` for regression's residuals), else the detectors' recommended."""
+    if settings.error_detector is None and task is not None:
+        name, recommended = task.error_detector
+    else:
+        name = settings.error_detector or RECOMMENDED_ERROR_DETECTOR
+        recommended = recommended_params(name)
     params = settings.error_detector_params
-    return name, dict(recommended_params(name) if params is None else params)
+    return name, dict(recommended if params is None else params)
 
 
-def error_detector(settings: MonitorSettings) -> StreamDetector:
-    name, params = error_detector_choice(settings)
+def error_detector(settings: MonitorSettings, task: Task | None = None) -> StreamDetector:
+    name, params = error_detector_choice(settings, task)
     return get_detector(name, **params)
