@@ -79,29 +79,86 @@ class RowClock:
 
 
 class FeatureDriftMonitor:
+    """A version's feature, prediction and joint drift. ``budgets``: features' own false-alarm
+    budgets (out of the model's; see :class:`~detectors.SequentialFeatureDrift`). The reference is
+    the first ``reference_size`` rows, unless :meth:`prime` gives one before the first update."""
+
+    score_drift: SequentialFeatureDrift | None = None  # primed without scores (class default: checkpoints)
+    primed = False
+
     def __init__(
-        self, model: str, version: str, kinds: Mapping[str, Kind], settings: MonitorSettings
+        self,
+        model: str,
+        version: str,
+        kinds: Mapping[str, Kind],
+        settings: MonitorSettings,
+        budgets: Mapping[str, float] | None = None,
     ) -> None:
         self.model = model
         self.version = version
-        self.drift = SequentialFeatureDrift(
-            {**kinds, SCORE_COLUMN: "numeric"},
-            reference_size=settings.reference_size,
-            false_alarms_per_100k=settings.false_alarms_per_100k or DEFAULT_FALSE_ALARMS_PER_100K,
-            joint=[f for f, k in kinds.items() if k == "numeric"],
-            rearm_window=settings.window_size,
-        )
+        self.budgets = {f: b for f, b in (budgets or {}).items() if f in kinds}
+        self.total = settings.false_alarms_per_100k or DEFAULT_FALSE_ALARMS_PER_100K
+        self.reference_size, self.rearm_window = settings.reference_size, settings.window_size
+        self.drift = self._detector({**kinds, SCORE_COLUMN: "numeric"}, self.total, self.budgets)
         self.clock = RowClock()
         self.reference: Window | None = None  # the reference rows, as arrival indices and times
+
+    def _detector(
+        self, kinds: Mapping[str, Kind], total: float, budgets: Mapping[str, float]
+    ) -> SequentialFeatureDrift:
+        joint = [f for f, k in kinds.items() if k == "numeric" and f != SCORE_COLUMN]
+        return SequentialFeatureDrift(
+            kinds,
+            reference_size=self.reference_size,
+            false_alarms_per_100k=total,
+            joint=joint,
+            rearm_window=self.rearm_window,
+            budgets=budgets,
+        )
+
+    def declare(self, budgets: Mapping[str, float], rows: Mapping[str, np.ndarray] | None) -> None:
+        """Before the first update: the features' own ``budgets`` (see the class) and, if given, the
+        reference ``rows`` (:meth:`prime`) -- what the model's spec declares."""
+        if self.drift.rows_seen:
+            raise ValueError("declare a version's budgets and reference before its first update")
+        self.budgets = {f: b for f, b in budgets.items() if f in self.drift.kinds}
+        self.drift = self._detector(self.drift.kinds, self.total, self.budgets)
+        if rows is not None:
+            self.prime(rows)
+
+    def prime(self, rows: Mapping[str, np.ndarray]) -> None:
+        """Measure drift against ``rows`` (every feature; :data:`SCORE_COLUMN` too if known) from the
+        first row on. Without scores, the prediction score gets a detector of its own whose reference is
+        the version's first ``reference_size`` scores, with its equal share of the model's budget (the
+        share it has in one detector: the rest after the features' own, split over the streams)."""
+        if SCORE_COLUMN not in rows:
+            kinds = {f: k for f, k in self.drift.kinds.items() if f != SCORE_COLUMN}
+            numeric = sum(k == "numeric" for k in kinds.values())
+            streams = len(kinds) + 1 + (numeric >= 2)  # the features, the score, the joint stream
+            share = (self.total - sum(self.budgets.values())) / (streams - len(self.budgets))
+            self.drift = self._detector(kinds, self.total - share, self.budgets)
+            self.score_drift = self._detector({SCORE_COLUMN: "numeric"}, share, {})
+        self.drift.prime(rows)
+        self.primed = True
+
+    def reference_rows(self) -> dict[str, np.ndarray] | None:
+        """The reference rows (features and scores), once complete; None before."""
+        parts = [d.reference for d in (self.drift, self.score_drift) if d is not None]
+        if any(p is None for p in parts):
+            return None
+        return {f: col for p in parts if p is not None for f, col in p.items()}
 
     def update(self, cols: Mapping[str, np.ndarray], index: np.ndarray, time: np.ndarray) -> list[Alert]:
         """Feed a batch of columns (features and :data:`SCORE_COLUMN`) with their rows' arrival
         indices and event times; returns the alerts its rows raised, in row order."""
         self.clock.add(index, time)
         ref = self.drift.reference_size
-        if self.reference is None and self.clock.rows >= ref:
+        if self.reference is None and not self.primed and self.clock.rows >= ref:
             self.reference = self.clock.window(0, ref)
-        alerts = [self._alert(d) for d in self.drift.update(cols)]
+        found = self.drift.update(cols)
+        if self.score_drift is not None:
+            found = sorted(found + self.score_drift.update(cols), key=lambda d: d.row)
+        alerts = [self._alert(d) for d in found]
         self.clock.forget_before(self.drift.rows_seen - self.drift.keep_rows)
         return alerts
 

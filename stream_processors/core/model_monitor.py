@@ -32,10 +32,12 @@ from functools import partial
 import numpy as np
 
 from detectors import get_task
+from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Label, Metric, Prediction, Scored
 from driftline.spec import ModelSpec
 from stream_processors.core.join import JoinHealth, LabelJoiner
+from stream_processors.core.reference import ReferenceRows, pinned_reference
 from stream_processors.core.schema import Kind, columns, infer_kinds
 from stream_processors.core.version import VersionMonitor
 
@@ -62,11 +64,23 @@ class ModelMonitor:
 
     newest_event_time = float("-inf")  # newest admitted event time (a class default: old checkpoints)
     spec: ModelSpec | None = None  # class default: checkpoints from before specs
+    reference_rows: ReferenceRows | None = None  # the spec's reference file, read at start-up
+    undeclared: dict[str, int]  # features sent but not declared -> predictions carrying them (spec only)
 
-    def __init__(self, model: str, settings: MonitorSettings, spec: ModelSpec | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        settings: MonitorSettings,
+        spec: ModelSpec | None = None,
+        reference_rows: ReferenceRows | None = None,
+    ) -> None:
+        """``reference_rows``: the spec's reference file (:func:`~.reference.load_reference`)."""
         self.model = model
         self.settings = settings
         self.spec = spec
+        self.reference_rows = reference_rows
+        self.undeclared = {}
+        self._known = set() if spec is None else set(spec.features)
         self.task = get_task(settings.task)
         self.joiner = LabelJoiner(settings.label_lateness_s, settings.max_pending)
         self.versions: dict[str, VersionMonitor] = {}
@@ -76,6 +90,8 @@ class ModelMonitor:
     def on_predictions(self, preds: list[Prediction]) -> MonitorOutput:
         out = MonitorOutput()
         accepted: list[tuple[Prediction, int]] = []
+        if self.spec is not None:
+            self._note_undeclared(preds)
         for version, positions in self._new_by_version(preds).items():
             vm = self._version(version, preds[positions[0]])
             batch = [preds[i] for i in positions]
@@ -120,9 +136,51 @@ class ModelMonitor:
         if vm is None:
             kinds = infer_kinds(first) if self.spec is None else self.spec.kinds()
             vm = self.versions[version] = VersionMonitor(self.model, version, kinds, self.settings, self.task)
+            self._declare(version, vm)
             self._evict_old_versions()
         self.versions[version] = self.versions.pop(version)  # most recently seen last
         return vm
+
+    def _declare(self, version: str, vm: VersionMonitor) -> None:
+        """What the spec declares for a new version: its features' own budgets (scaled as the
+        version's share of the model's budget is) and its reference (:mod:`~.reference`)."""
+        spec = self.spec
+        if spec is None:
+            return
+        scale = vm.features.total / (self.settings.false_alarms_per_100k or DEFAULT_FALSE_ALARMS_PER_100K)
+        budgets = {f: b * scale for f, b in spec.feature_budgets().items()}
+        rows = self.reference_rows
+        pinned = None if spec.reference is None else spec.reference.version
+        if pinned is not None:
+            other = self.versions.get(pinned)
+            known = None if other is None else other.features.reference_rows()
+            rows = pinned_reference(self.model, version, pinned, known)
+        vm.features.declare(budgets, rows)
+
+    def _note_undeclared(self, preds: list[Prediction]) -> None:
+        """Count the features sent but not declared; log each name once per model, with the fix.
+        One set comparison per prediction; names beyond the first 100 are not tracked."""
+        known = self._known
+        found: dict[str, int] | None = None
+        for p in preds:
+            if not p.features.keys() <= known:
+                found = found or {}
+                for name in p.features.keys() - known:
+                    found[name] = found.get(name, 0) + 1
+        if not found:
+            return
+        new = [n for n in found if n not in self.undeclared][: max(0, 100 - len(self.undeclared))]
+        if new:
+            log.warning(
+                "model %r: feature(s) %s are sent but not declared in the monitor spec, so not monitored; "
+                "declare them under models.%s.features (numeric, categorical, or ignore to silence this)",
+                self.model,
+                sorted(new),
+                self.model,
+            )
+        for name, n in found.items():
+            if name in self.undeclared or name in new:
+                self.undeclared[name] = self.undeclared.get(name, 0) + n
 
     def _evict_old_versions(self) -> None:
         """Keep the state of the ``max_versions`` most recently seen versions of the model."""

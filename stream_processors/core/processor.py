@@ -17,6 +17,7 @@ from typing import Literal
 import msgspec
 
 from detectors import get_detector
+from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
 from driftline.config import MonitorSettings, Topics, monitor_settings_for
 from driftline.contracts import (
     Alert,
@@ -36,6 +37,7 @@ from driftline.transport import Record
 from stream_processors.core.admission import refusal
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
+from stream_processors.core.reference import load_reference
 from stream_processors.core.version import error_detector_choice
 
 __all__ = ["CoreOutput", "ErrorAction", "ProcessorCore", "dead_letter_all"]
@@ -103,6 +105,18 @@ def _without_features(s: Scored) -> Scored:
     return msgspec.structs.replace(s, prediction=bare, features_dropped=True)
 
 
+def _check_budgets(model: str, spec: ModelSpec, settings: MonitorSettings) -> None:
+    """The features' own false-alarm budgets must leave some of the model's to its other streams."""
+    total = settings.false_alarms_per_100k or DEFAULT_FALSE_ALARMS_PER_100K
+    own = {f: b for f, b in spec.feature_budgets().items() if f in spec.kinds()}
+    if own and sum(own.values()) >= total:
+        raise ConfigError(
+            f"models.{model}.features: the features' own false_alarms_per_100k {own} add up to "
+            f"{sum(own.values()):g}, not less than the model's {total:g} (the rest is split over its other "
+            f"features and the prediction score): lower them or raise models.{model}.false_alarms_per_100k"
+        )
+
+
 def _undeclared_model(model: str, have_spec: bool) -> None:
     """Once per model (a monitor is made once): its features are guessed, not declared."""
     (log.warning if have_spec else log.info)(
@@ -127,12 +141,15 @@ class ProcessorCore:
         monitors every version, for a core driven without a models topic (tests, benchmarks).
         ``models``: the monitor spec (``DriftlineSettings.models``): a declared model runs with its
         features, reference and settings over ``settings``; an undeclared one has its features read
-        off each version's first prediction (logged once per model)."""
+        off each version's first prediction (logged once per model). Reference files are read here,
+        once: a bad spec fails now (:class:`~driftline.errors.ConfigError`), never at the first event."""
         _check_detector(settings)
         self.specs: dict[str, ModelSpec] = dict(models or {})
         self.model_settings = {m: monitor_settings_for(settings, s) for m, s in self.specs.items()}
         for m, per_model in self.model_settings.items():
             _check_detector(per_model, f"models.{m}")
+            _check_budgets(m, self.specs[m], per_model)
+        self.references = {m: load_reference(m, s) for m, s in self.specs.items()}
         self.settings = settings
         self.topics = topics
         self.on_error = on_error
@@ -165,6 +182,10 @@ class ProcessorCore:
             if mon is not None and t > mon.newest_event_time:
                 mon.newest_event_time = t
         return out
+
+    def undeclared(self) -> dict[str, dict[str, int]]:
+        """Features sent but not declared in the spec, per declared model: name -> predictions."""
+        return {m: dict(mon.undeclared) for m, mon in self.models.items() if mon.spec is not None}
 
     @property
     def waiting(self) -> int:
@@ -289,7 +310,7 @@ class ProcessorCore:
             if spec is None:
                 _undeclared_model(model, bool(self.specs))
             settings = self.model_settings.get(model, self.settings)
-            mon = self.models[model] = ModelMonitor(model, settings, spec)
+            mon = self.models[model] = ModelMonitor(model, settings, spec, self.references.get(model))
         return mon
 
     @staticmethod
