@@ -14,6 +14,10 @@ artifact by the ``artifact_uri`` a :class:`~driftline.contracts.ModelUpdate` car
 ('1', '1')
 >>> reg.load("churn", "1")
 {'weights': [1, 2]}
+>>> import joblib, os
+>>> path = os.path.join(tempfile.mkdtemp(), "model.joblib"); _ = joblib.dump({"weights": [3]}, path)
+>>> reg.register_artifact("churn", path).version, reg.load("churn", "2")  # a file made elsewhere
+('2', {'weights': [3]})
 >>> reg.register("../escaped", {})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -33,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -210,6 +215,44 @@ class LocalModelRegistry:
         versions.append(mv)
         self._write(model, versions)
         return self.promote(model, number) if promote else mv
+
+    def register_artifact(
+        self, model: str, artifact: str | os.PathLike[str], *, version: str | None = None
+    ) -> ModelVersion:
+        """Register a model file made elsewhere (joblib or pickle) as the champion of ``model``.
+
+        The file is copied into the registry and its SHA-256 recorded; from then on it is loaded only
+        through :meth:`load`, which checks that digest. Loading it runs code (a pickle can do
+        anything): register only artifacts you trust. ``version``: a number above every existing
+        version (default: the next one), since versions are numbered."""
+        source = Path(artifact)
+        if not source.is_file():
+            raise RegistryError(f"artifact {str(source)!r} is not a file")
+        versions = self.versions(model)
+        top = max((int(v.version) for v in versions), default=0)
+        number = str(top + 1) if version is None else version
+        if not number.isdigit() or int(number) <= top:
+            raise RegistryError(
+                f"version {number!r} of {model!r}: give a whole number above {top} (the newest registered), "
+                "or leave it out for the next one"
+            )
+        model_dir = self.root / check_name("model name", model)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        target = model_dir / f"v{int(number)}.joblib"
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        mv = ModelVersion(
+            model=model,
+            version=str(int(number)),
+            artifact_uri=f"file://{target.resolve()}",
+            triggered_by=f"registered: {source.name}",
+            created_at=time.time(),
+            sha256=sha256_of(target),
+            size=target.stat().st_size,
+        )
+        self._write(model, [*versions, mv])
+        return self.promote(model, mv.version)
 
     def promote(self, model: str, version: str) -> ModelVersion:
         """Make ``version`` the champion; the previous champion is archived (rollback = promote it)."""

@@ -333,3 +333,6 @@ def main() -> None:
     except DriftlineError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+
+
+from driftline.app import models_cli as _models_cli  # noqa: E402, F401 -- adds "driftline models register"
