@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from driftline.config import DriftlineSettings, KafkaSettings
+from driftline.app.config_cli import load_settings
+from driftline.config import KafkaSettings
 from driftline.contracts import (
     Alert,
     AlertAction,
@@ -53,10 +54,10 @@ class _Backend:
     """The notifications and actions, from Kafka or from an embedded store."""
 
     def __init__(self, bootstrap: str | None, store: str | None) -> None:
-        base = DriftlineSettings.load()
+        base = load_settings()  # the spec file of driftline --config / DRIFTLINE_CONFIG
         if bootstrap:
             kafka = base.kafka.model_dump() if base.kafka else {}
-            base = DriftlineSettings.load(kafka=KafkaSettings(**{**kafka, "bootstrap_servers": bootstrap}))
+            base = load_settings(kafka=KafkaSettings(**{**kafka, "bootstrap_servers": bootstrap}))
         self.settings = base
         directory = store or base.routing.store_dir
         if base.kafka is None and not directory:

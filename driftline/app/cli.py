@@ -14,9 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from driftline.app.alerts_cli import alerts_app
+from driftline.app.config_cli import config_app, load_settings, use_global_config
 from driftline.app.metrics_export import MetricsPort, exporting
+from driftline.app.replay import replay_command
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import DriftlineError
+from driftline.spec_file import CONFIG_ENV
 
 app = typer.Typer(
     add_completion=False,
@@ -28,6 +31,25 @@ app.add_typer(bench_app, name="bench")
 models_app = typer.Typer(no_args_is_help=True, help="Models and versions the processor monitors.")
 app.add_typer(models_app, name="models")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar=CONFIG_ENV,
+            help="The spec file (YAML: models and any settings section); DRIFTLINE_* variables override it.",
+        ),
+    ] = None,
+) -> None:
+    """Driftline: streaming monitoring for ML models (drift, alerts, closed-loop retraining)."""
+    use_global_config(ctx, config)  # every command's settings read it (config_cli.load_settings)
+
 
 Bootstrap = Annotated[
     str | None,
@@ -48,12 +70,13 @@ UiHost = Annotated[
 
 
 def _settings(bootstrap: str | None) -> DriftlineSettings:
+    """The spec file (``driftline --config``), the environment, then ``--bootstrap-servers``."""
     overrides: dict[str, Any] = {}
     if bootstrap:
-        base = DriftlineSettings.load()
+        base = load_settings()
         kafka = base.kafka.model_dump() if base.kafka else {}
         overrides["kafka"] = KafkaSettings(**{**kafka, "bootstrap_servers": bootstrap})
-    return DriftlineSettings.load(**overrides)
+    return load_settings(**overrides)
 
 
 def _scenario(seed: int, events: int) -> Any:
@@ -300,6 +323,9 @@ def models_announce(
     prepare_kafka(settings)
     announce_on_kafka(settings, name, version)
     typer.echo(f"announced {name} v{version} on {settings.topics.models}")
+
+
+app.command("replay")(replay_command)
 
 
 def _run_benchmark(name: str, args: list[str]) -> None:
