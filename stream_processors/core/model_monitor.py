@@ -39,6 +39,7 @@ from driftline.spec import ModelSpec
 from stream_processors.core.join import JoinHealth, LabelJoiner
 from stream_processors.core.reference import ReferenceRows, pinned_reference
 from stream_processors.core.schema import Kind, columns, infer_kinds
+from stream_processors.core.segments import VersionSegments, level_settings
 from stream_processors.core.version import VersionMonitor
 
 __all__ = ["MAX_ABS_NUMBER", "ModelMonitor", "MonitorOutput"]
@@ -66,6 +67,7 @@ class ModelMonitor:
     spec: ModelSpec | None = None  # class default: checkpoints from before specs
     reference_rows: ReferenceRows | None = None  # the spec's reference file, read at start-up
     undeclared: dict[str, int]  # features sent but not declared -> predictions carrying them (spec only)
+    segments: dict[str, VersionSegments] | None = None  # per version, with the spec's segments
 
     def __init__(
         self,
@@ -85,6 +87,8 @@ class ModelMonitor:
         self.joiner = LabelJoiner(settings.label_lateness_s, settings.max_pending)
         self.versions: dict[str, VersionMonitor] = {}
         self.n_predictions = 0
+        if spec is not None and spec.segments:
+            self.segments = {}
 
     # -- predictions ---------------------------------------------------------------------------
     def on_predictions(self, preds: list[Prediction]) -> MonitorOutput:
@@ -109,6 +113,9 @@ class ModelMonitor:
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
             accepted += [(preds[i], int(k)) for i, k in zip(good, index, strict=True)]
             out.alerts += vm.on_predictions(cols, index, times)
+            if self.segments is not None:
+                batch = [preds[i] for i in good] if bad else batch
+                out.alerts += self.segments[version].on_predictions(batch, cols, index, times)
         out.scored += self.joiner.add_predictions(accepted)
         self._on_merged(out)
         return out
@@ -135,7 +142,13 @@ class ModelMonitor:
         vm = self.versions.get(version)
         if vm is None:
             kinds = infer_kinds(first) if self.spec is None else self.spec.kinds()
-            vm = self.versions[version] = VersionMonitor(self.model, version, kinds, self.settings, self.task)
+            columns = [] if self.spec is None else self.spec.segments
+            settings = level_settings(self.settings, len(columns))  # the budget's share of the whole traffic
+            vm = self.versions[version] = VersionMonitor(self.model, version, kinds, settings, self.task)
+            if self.segments is not None and self.spec is not None:
+                self.segments[version] = VersionSegments(
+                    self.model, version, kinds, settings, self.task, columns, self.spec.max_segment_values
+                )
             self._declare(version, vm)
             self._evict_old_versions()
         self.versions[version] = self.versions.pop(version)  # most recently seen last
@@ -185,7 +198,10 @@ class ModelMonitor:
     def _evict_old_versions(self) -> None:
         """Keep the state of the ``max_versions`` most recently seen versions of the model."""
         while len(self.versions) > self.settings.max_versions:
-            del self.versions[next(iter(self.versions))]
+            old = next(iter(self.versions))
+            del self.versions[old]
+            if self.segments is not None:
+                self.segments.pop(old, None)
 
     # -- labels --------------------------------------------------------------------------------
     def on_labels(self, labels: list[Label]) -> MonitorOutput:
@@ -225,6 +241,10 @@ class ModelMonitor:
             )
             out.alerts += alerts
             out.metrics += metrics
+            if self.segments is not None and version in self.segments:
+                alerts, metrics = self.segments[version].on_merged([scored[k] for k in at], at, mine, joins)
+                out.alerts += alerts
+                out.metrics += metrics
 
 
 def _health(joiner: LabelJoiner, at: list[int], j: int) -> JoinHealth:
