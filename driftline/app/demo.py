@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,10 +49,32 @@ from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.announced import SourceTable
 from stream_processors.runners.inprocess import ProcessorRunner
 
-__all__ = ["DemoResult", "announce_version", "build_report", "bootstrap_registry", "run_embedded"]
+__all__ = [
+    "DEMO_SPEC",
+    "DemoResult",
+    "announce_version",
+    "build_report",
+    "bootstrap_registry",
+    "demo_settings",
+    "run_embedded",
+]
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
+
+# the demo's monitor spec (in a source checkout): it declares the simulator's model
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "demo" / "driftline.yaml"
+
+
+def demo_settings(settings: DriftlineSettings, spec: Path = DEMO_SPEC) -> DriftlineSettings:
+    """``settings`` with the demo spec's models added, for those ``settings`` does not declare itself
+    (a user's own ``--config`` wins); unchanged where the file is absent (an installed package)."""
+    if not spec.is_file():
+        return settings
+    models = DriftlineSettings.load(config=str(spec)).models
+    if not (missing := {m: s for m, s in models.items() if m not in settings.models}):
+        return settings
+    return settings.model_copy(update={"models": {**settings.models, **missing}})
 
 
 @dataclass
@@ -116,7 +139,10 @@ class EmbeddedLoop:
         announced = settings.monitor.require_announcement
         self.processor = ProcessorRunner(
             ProcessorCore(
-                settings.monitor, topics, announcements=Announcements(topics.models) if announced else None
+                settings.monitor,
+                topics,
+                announcements=Announcements(topics.models) if announced else None,
+                models=settings.models,
             ),
             bus.source([topics.predictions, topics.labels], "processor"),
             bus.sink(),
@@ -261,7 +287,7 @@ def run_embedded(
 
     started = time.perf_counter()
     registry_dir = registry_dir or tempfile.mkdtemp(prefix="driftline-registry-")
-    loop = EmbeddedLoop(scenario, settings or DriftlineSettings(), registry_dir, say)
+    loop = EmbeddedLoop(scenario, demo_settings(settings or DriftlineSettings()), registry_dir, say)
     if on_start is not None:
         on_start(loop)
     loop.run(batch_size)

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from detectors.tasks import get_task
 from driftline.app.alerts_cli import notification_report
-from driftline.app.demo import DemoResult, bootstrap_registry, build_report
+from driftline.app.demo import DemoResult, bootstrap_registry, build_report, demo_settings
 from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
 from driftline.contracts import ModelUpdate, Scored, alerts_in, decode, decode_notification
@@ -147,7 +147,7 @@ def run_kafka_demo(
     Prometheus /metrics (component name -> port) while it runs."""
     run_id = run_id or uuid.uuid4().hex[:8]
     topics = Topics(**{k: f"{v}.{run_id}" for k, v in settings.topics.model_dump().items()})
-    settings = settings.model_copy(update={"topics": topics})
+    settings = demo_settings(settings).model_copy(update={"topics": topics})  # the processor gets the spec
     say = echo or (lambda line: None)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix=f"driftline-demo-{run_id}-"))

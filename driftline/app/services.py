@@ -95,7 +95,10 @@ def run_processor(
     kafka, topics = _kafka(settings), settings.topics
     announced = settings.monitor.require_announcement  # else every version is monitored (and can evict)
     core = ProcessorCore(
-        settings.monitor, topics, announcements=Announcements(topics.models) if announced else None
+        settings.monitor,
+        topics,
+        announcements=Announcements(topics.models) if announced else None,
+        models=settings.models,
     )
     key = settings.state.checkpoint_key
     store: CheckpointStore | ChangelogStore | None = (
