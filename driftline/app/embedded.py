@@ -197,8 +197,7 @@ class Monitor:
     def undeclared(self) -> dict[str, list[str]]:
         """Per model, the feature columns sent that its spec does not declare (the core logs each
         once, with the fix, and does not monitor them)."""
-        found = {m: sorted(getattr(mon, "undeclared", {})) for m, mon in sorted(self.core.models.items())}
-        return {m: names for m, names in found.items() if names}
+        return {m: sorted(names) for m, names in sorted(self.core.undeclared().items()) if names}
 
     def counts(self) -> dict[str, Any]:
         """Everything so far: events in, joined, dead letters by reason, alerts by type, undeclared

@@ -132,3 +132,24 @@ def test_a_closed_monitor_refuses_more_input() -> None:
     monitor.close()
     with pytest.raises(DriftlineError, match="closed"):
         monitor.observe(preds)
+
+
+def test_multiclass_probability_columns_reach_the_core_as_the_predictions_probabilities() -> None:
+    from driftline.contracts import Prediction, decode
+    from driftline.spec import Columns
+
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet([1.0, 1.0, 1.0], 300)
+    classes = np.array(["cat", "dog", "fox"])
+    preds = pd.DataFrame(
+        {"pid": range(300), "event_time": np.arange(300.0), "x": rng.normal(size=300)}
+        | {"prediction": classes[p.argmax(1)], "p_cat": p[:, 0], "p_dog": p[:, 1], "p_fox": p[:, 2]}
+    )
+    columns = Columns(prediction_id="pid", probabilities={"cat": "p_cat", "dog": "p_dog", "fox": "p_fox"})
+    spec = ModelSpec(task="multiclass", features={"x": "numeric"}, columns=columns)
+    monitor = Monitor(settings(zoo=spec))
+    records = monitor.encode_predictions(preds).records
+    first = decode(Prediction, records[0].value)
+    assert first.prediction_id == "0" and first.probabilities == dict(zip(classes, p[0], strict=True))
+    monitor.process(records)
+    assert monitor.counts()["dead_letters"] == 0 and monitor.counts()["undeclared_features"] == {}
