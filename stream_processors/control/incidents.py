@@ -1,6 +1,7 @@
 """Incidents: the alerts of one model version and one kind of harm, grouped, with a lifecycle.
 
-Alerts are grouped by a stable fingerprint -- (model, version, incident kind) -- where the kind is
+Alerts are grouped by a stable fingerprint -- (model, version, incident kind, and the segment when an
+alert is about one slice of the traffic: ``churn|1|performance|channel=web``) -- where the kind is
 ``data_drift`` (data- and prediction-drift alerts: what the model sees moved) or ``performance``
 (the error stream, the metric floor, the label-free estimate: what the model gets wrong). While an
 incident fires every alert of its fingerprint joins it; after it resolved, the next one opens a new
@@ -18,7 +19,9 @@ signal says "back within bounds", and they arrive even when no alert does. The b
 version's points of ``routing.health_metric`` by stream position; an incident resolves once
 ``routing.resolve_after`` consecutive points of the model's current version (the newest version with
 points, never one older than the incident's) after its newest alert are healthy -- decided by stream
-positions, so however the alerts and metrics topics interleave when read (after a restart, too):
+positions, so however the alerts and metrics topics interleave when read (after a restart, too). A
+segment's incident is judged on that segment's own points (metrics carrying its ``segment``), which
+never count for the whole traffic:
 
 * performance: the metric is ``routing.resolve_margin`` above the incident's floor -- the
   performance alert's threshold, else the midpoint between the error-stream alert's before and after;
@@ -63,13 +66,14 @@ from driftline.config import RoutingSettings
 from driftline.contracts import Alert, Incident, IncidentKind, Metric, alert_id_for, encode
 from stream_processors.control.render import incident_summary, incident_title
 
-__all__ = ["KEEP_ALERTS", "IncidentBook", "incident_kind", "version_order"]
+__all__ = ["KEEP_ALERTS", "IncidentBook", "fingerprint", "incident_kind", "version_order"]
 
 KEEP_ALERTS = 5  # newest alerts an incident carries in full (its ids: up to 20x more)
 _SENT_KEPT = 16  # records whose notifications an entry remembers, for a replay (a replay reaches back to
 # the last committed offset: faust commits every 10 records); with the bounds above an entry stays
 # well under 200 KB, under the 1 MB a changelog message may have
 _POINTS_KEPT = 32  # health points kept per version (resolve_after of them decide)
+_SEGMENT_POINTS_KEPT = 8  # per version of a segment (up to 4 columns x 257 slices share the entry)
 _VERSIONS_KEPT = 3  # versions of a model whose health points are kept
 _SEEN_KEPT = 500  # alert ids an entry remembers (a copy of an older one is older than its incident)
 _LARGE_EFFECT = {"chi2_p_value": 0.1}  # a category's share; otherwise in standard deviations
@@ -79,6 +83,17 @@ State = MutableMapping[str, Any]
 
 def incident_kind(alert: Alert) -> IncidentKind:
     return "performance" if alert.type in ("concept_drift", "performance") else "data_drift"
+
+
+def segment_label(segment: dict[str, str] | None) -> str:
+    """``channel=web`` (columns sorted); ``""`` for the whole traffic."""
+    return ",".join(f"{k}={v}" for k, v in sorted((segment or {}).items()))
+
+
+def fingerprint(alert: Alert) -> str:
+    """The incident an alert joins: its model, version, kind and, for one slice of the traffic, segment."""
+    seg = segment_label(alert.segment)
+    return f"{alert.model}|{alert.model_version}|{incident_kind(alert)}" + (f"|{seg}" if seg else "")
 
 
 def version_order(version: str) -> tuple[int, str]:
@@ -104,20 +119,20 @@ class IncidentBook:
         if alert.alert_id in entry["seen"]:
             return []  # a copy: the processor sent it twice
         entry["seen"] = [*entry["seen"][-(_SEEN_KEPT - 1) :], alert.alert_id]
-        fingerprint = f"{alert.model}|{alert.model_version}|{incident_kind(alert)}"
-        inc = entry["open"].get(fingerprint)
+        fp = fingerprint(alert)
+        inc = entry["open"].get(fp)
         notes = []
         if inc is None:
-            inc = entry["open"][fingerprint] = self._open(alert, fingerprint)
-            notes.append(fingerprint)
+            inc = entry["open"][fp] = self._open(alert, fp)
+            notes.append(fp)
         else:
             before = (inc["doc"]["features"], inc["doc"]["severity"])
             self._join(inc, alert)
             if (inc["doc"]["features"], inc["doc"]["severity"]) != before:
-                notes.append(fingerprint)
-        for fp in self._rescore(entry, alert.model_version):
-            if fp not in notes:
                 notes.append(fp)
+        for changed in self._rescore(entry, alert.model_version):
+            if changed not in notes:
+                notes.append(changed)
         return self._publish(entry, key, at, [entry["open"][fp] for fp in notes])
 
     def on_metric(self, metric: Metric, at: tuple[int, int] | None = None) -> list[Incident]:
@@ -132,13 +147,15 @@ class IncidentBook:
         if replay is not None:
             return replay
         health = entry.setdefault("health", {})
+        if metric.segment:  # a slice's points: its own incidents', never the whole traffic's
+            health = entry.setdefault("segment_health", {}).setdefault(segment_label(metric.segment), {})
         points = health.setdefault(metric.model_version, [])
         end = metric.window.end_index
         if any(p[0] == end for p in points):
             return []  # a copy
         points.append([end, metric.window.end_time, metric.value])
         points.sort(key=lambda p: p[0])
-        health[metric.model_version] = points[-_POINTS_KEPT:]
+        health[metric.model_version] = points[-(_SEGMENT_POINTS_KEPT if metric.segment else _POINTS_KEPT) :]
         for old in sorted(health, key=version_order)[:-_VERSIONS_KEPT]:
             del health[old]
         return self._publish(entry, key, at, self._settle(entry))
@@ -164,7 +181,9 @@ class IncidentBook:
             "labels_confirm": False,
             "evidence": self._evidence(alert_id_for("incident", fingerprint, alert.alert_id), kind),
         }
-        inc = {"doc": doc, "floor": None, "last_index": alert.detected_at_index}
+        inc: dict[str, Any] = {"doc": doc, "floor": None, "last_index": alert.detected_at_index}
+        if alert.segment:
+            inc["segment"] = segment_label(alert.segment)
         self._join(inc, alert)
         return inc
 
@@ -213,12 +232,13 @@ class IncidentBook:
     def _settle(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
         """The open incidents whose model's current version has ``resolve_after`` consecutive healthy
         points after the incident's newest alert, resolved at the last of them (and closed)."""
-        health = entry.get("health") or {}
-        if not health:
-            return []
-        current = max(health, key=version_order)
         resolved = []
         for fp, inc in list(entry["open"].items()):
+            seg = inc.get("segment")
+            health = entry.get("segment_health", {}).get(seg) if seg else entry.get("health")
+            if not health:
+                continue
+            current = max(health, key=version_order)
             if version_order(current) < version_order(inc["doc"]["model_version"]):
                 continue
             run = 0
@@ -237,7 +257,8 @@ class IncidentBook:
         doc = inc["doc"]
         newer = version_order(version) > version_order(doc["model_version"])
         if doc["kind"] == "data_drift":
-            return newer and f"{doc['model']}|{version}|data_drift" not in entry["open"]
+            seg = f"|{inc['segment']}" if inc.get("segment") else ""
+            return newer and f"{doc['model']}|{version}|data_drift{seg}" not in entry["open"]
         floor = inc["floor"]
         if floor is None:
             return newer

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
-from driftline.config import MonitorSettings
-from driftline.contracts import Alert, Label, Metric, Prediction
+from driftline.config import MonitorSettings, RoutingSettings
+from driftline.contracts import Alert, Label, Metric, Prediction, Window
 from driftline.spec import ModelSpec
+from stream_processors.control.incidents import IncidentBook
 from stream_processors.core.model_monitor import ModelMonitor
 from stream_processors.core.segments import OTHER, SegmentColumn, level_settings
 
@@ -177,3 +178,47 @@ def test_a_monitor_with_segments_resumes_from_a_pickle() -> None:
     after, _ = run(pickle.loads(pickle.dumps(first)), preds[5000:], labels[5000:])
     assert [a.alert_id for a in before + after] == [a.alert_id for a in expected]
     assert any(a.segment == {"channel": "web"} for a in after)
+
+
+def _alert(alert_id: str, segment: dict[str, str] | None, at: int) -> Alert:
+    w = Window(start_index=at - 100, end_index=at, start_time=float(at - 100), end_time=float(at), n=100)
+    return Alert(
+        alert_id=alert_id,
+        type="performance",
+        model="m",
+        model_version="1",
+        feature=None,
+        statistic="rolling_accuracy",
+        value=0.6,
+        threshold=0.7,
+        window=w,
+        detected_at_index=at,
+        detected_at_time=float(at),
+        severity="critical",
+        segment=segment,
+        message="segment channel=web: rolling accuracy 0.600 below 0.700" if segment else "",
+    )
+
+
+def _accuracy(value: float, end: int, segment: dict[str, str] | None) -> Metric:
+    w = Window(start_index=end - 100, end_index=end, start_time=float(end - 100), end_time=float(end), n=100)
+    return Metric(model="m", model_version="1", name="accuracy", value=value, window=w, segment=segment)
+
+
+def test_a_segment_alert_is_an_incident_of_its_own_resolved_by_its_own_metrics() -> None:
+    """The whole traffic's and channel=web's performance alerts of one version are two incidents; web's
+    recovered accuracy resolves web's incident only, and never counts as the whole traffic's health."""
+    book = IncidentBook(RoutingSettings(resolve_after=2))
+    web = {"channel": "web"}
+    (opened,) = book.on_alert(_alert("w1", web, 1000))
+    (whole,) = book.on_alert(_alert("a1", None, 1000))
+    assert opened.fingerprint == "m|1|performance|channel=web" and whole.fingerprint == "m|1|performance"
+    assert opened.incident_id != whole.incident_id
+    assert "[segment: channel=web]" in opened.summary and "channel=web" in opened.alerts[0].message
+    assert book.on_alert(_alert("w2", web, 1100)) == []  # joins its own: nothing new to say
+    assert book.on_metric(_accuracy(0.9, 1200, web)) == []
+    (resolved,) = book.on_metric(_accuracy(0.9, 1300, web))
+    assert (resolved.incident_id, resolved.status) == (opened.incident_id, "resolved")
+    assert resolved.alert_ids == ["w1", "w2"]
+    assert [book.on_metric(_accuracy(0.55, end, None)) for end in (1200, 1300, 1400)] == [[], [], []]
+    assert [i.incident_id for i in book.on_metric(_accuracy(0.9, 1500, web))] == []  # already resolved
