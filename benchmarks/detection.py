@@ -22,7 +22,9 @@ resolves ~0.9 per 100k; the no-drift scenarios (20M and 4M events) are the false
 ``--quick`` runs 3 seeds on streams scaled down ~20x.
 
 Modules: ``detection_runs`` (runners, rows), ``detection_scenarios`` (streams, detectors per scenario),
-this file (the comparison with river, the table, the command line).
+this file (the comparison with river, the table, the command line). ``--processor`` runs the
+processor-level scenarios (``detection_processor``), ``--tasks`` the binary / multiclass / regression
+scenarios through the core's version monitor (``detection_tasks``).
 """
 
 from __future__ import annotations
@@ -151,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the processor-level scenarios instead (benchmarks/detection_processor.py)",
     )
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="the task scenarios instead: binary, multiclass, regression (benchmarks/detection_tasks.py)",
+    )
     args = parser.parse_args(argv)
     seeds = min(args.seeds, 3) if args.quick else args.seeds
     if seeds < 1:
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.processor:
         return _processor(seeds, args.quick, args.json, log)
+    if args.tasks:
+        return _tasks(seeds, args.quick, args.json, log)
     rows = run_all(seeds, args.quick, log)
     if args.json:
         report = {
@@ -194,6 +203,28 @@ def _processor(seeds: int, quick: bool, as_json: bool, log: Callable[[str], None
             "(budget per model)"
         )
         print(format_processor_table(rows))
+    return 0
+
+
+def _tasks(seeds: int, quick: bool, as_json: bool, log: Callable[[str], None]) -> int:
+    from detection_tasks import format_task_table, run_task_scenarios
+
+    rows = run_task_scenarios(seeds, quick, log)
+    if as_json:
+        report = {
+            "seeds": seeds,
+            "quick": quick,
+            "budget_per_100k": BUDGET,
+            "rows": [asdict(r) for r in rows],
+        }
+        print(json.dumps(report, indent=1))
+    else:
+        print(
+            f"Task scenarios: {seeds} seeds per change scenario (no-drift controls: up to 5), default "
+            f"MonitorSettings per task, budget {BUDGET} false alarms per 100k labelled predictions, "
+            "* = Driftline recommended"
+        )
+        print(format_task_table(rows))
     return 0
 
 
