@@ -223,6 +223,18 @@ class ModelSpec(Section):
             if f.false_alarms_per_100k is not None
         }
 
+    def task_params(self) -> dict[str, Any]:
+        """Parameters of this model's task (``detectors.get_task(spec.task, **spec.task_params())``): a
+        binary model's positive class when it is not the default ``1``.
+
+        >>> ModelSpec(features={"x": "numeric"}, label={"positive_class": "bad"}).task_params()
+        {'positive_class': 'bad'}
+        """
+        pc = self.label.positive_class
+        if self.task != "binary" or (pc == 1 and not isinstance(pc, str)):
+            return {}
+        return {"positive_class": pc}
+
     def monitor_overrides(self) -> dict[str, Any]:
         """The ``monitor`` settings this model sets for itself (merged over the global block)."""
         keys = (

@@ -83,7 +83,7 @@ class ModelMonitor:
         self.reference_rows = reference_rows
         self.undeclared = {}
         self._known = set() if spec is None else set(spec.features)
-        self.task = get_task(settings.task)
+        self.task = get_task(settings.task, **({} if spec is None else spec.task_params()))
         self.joiner = LabelJoiner(settings.label_lateness_s, settings.max_pending)
         self.versions: dict[str, VersionMonitor] = {}
         self.n_predictions = 0

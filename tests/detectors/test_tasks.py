@@ -187,3 +187,16 @@ def test_multiclass_label_free_estimate_tracks_accuracy_from_top_probabilities()
     assert est.get() == pytest.approx(right[2000:].mean(), abs=0.02)
     raw = float(top[2000:].mean())
     assert abs(raw - right[2000:].mean()) > 0.05  # the raw mean confidence would have been off
+
+
+def test_the_spec_positive_class_reaches_the_processor_task() -> None:
+    from driftline.config import MonitorSettings
+    from driftline.spec import ModelSpec
+    from stream_processors.core.model_monitor import ModelMonitor
+
+    spec = ModelSpec(features={"x": "numeric"}, label={"positive_class": "bad"})
+    assert ModelMonitor("m", MonitorSettings(), spec).task == BinaryClassification(positive_class="bad")
+    default = ModelSpec(features={"x": "numeric"})  # 1: the default reading of positives
+    assert ModelMonitor("m", MonitorSettings(), default).task == BinaryClassification()
+    regression = ModelSpec(task="regression", features={"x": "numeric"})
+    assert ModelMonitor("m", MonitorSettings(task="regression"), regression).task.name == "regression"
