@@ -155,7 +155,7 @@ class EmbeddedLoop:
         self.routing = AlertRoutingRunner(
             handler, bus.source(handler.inputs, "routing"), bus.sink(), self.delivery.sinks, store
         )
-        self.worker = RetrainWorker(settings.retrain, topics, self.registry, bus, bus.sink(), task=self.task)
+        self.worker = RetrainWorker(settings, topics, self.registry, bus, bus.sink(), task=self.task)
         self.requests = bus.source([topics.retrain], "retrain-worker")
         self.updates = bus.source([topics.models], "serving")
         self.metrics = bus.source([topics.metrics], "demo-printer")

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from driftline.app.cli import models_app
+from driftline.app.config_cli import load_settings
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import DriftlineError
 from driftline.registry import LocalModelRegistry, ModelVersion
@@ -92,8 +93,9 @@ def models_register(
 
 
 def _settings(bootstrap: str | None) -> DriftlineSettings:
+    """The settings of the global ``--config`` spec and the environment, with ``bootstrap`` over them."""
+    base = load_settings()
     if not bootstrap:
-        return DriftlineSettings.load()
-    base = DriftlineSettings.load()
+        return base
     kafka = base.kafka.model_dump() if base.kafka else {}
-    return DriftlineSettings.load(kafka=KafkaSettings(**{**kafka, "bootstrap_servers": bootstrap}))
+    return load_settings(kafka=KafkaSettings(**{**kafka, "bootstrap_servers": bootstrap}))

@@ -158,7 +158,7 @@ def run_retrain_worker(
     kafka, topics = _kafka(settings), settings.topics
     registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
     worker = RetrainWorker(
-        settings.retrain,
+        settings,  # the spec's per-model recipes over the global retrain block
         topics,
         registry,
         KafkaWindowReader(kafka),
