@@ -76,10 +76,8 @@ MAX_DEAD_LETTER_BYTES = 64 * 1024  # of a record's value kept in its dead letter
 MAX_DEAD_LETTER_KEY = 1024  # of a record's key kept in its dead letter
 MAX_REASON = 2000  # characters of a dead letter's reason
 MAX_CLASSES = 256  # class probabilities one prediction may carry
-Probabilities = Annotated[
-    dict[Annotated[str, msgspec.Meta(max_length=MAX_STRING)], Probability],
-    msgspec.Meta(max_length=MAX_CLASSES),
-]
+ClassName = Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
+Probabilities = Annotated[dict[ClassName, Probability], msgspec.Meta(max_length=MAX_CLASSES)]
 FeatureValue = float | Annotated[str, msgspec.Meta(max_length=MAX_STRING)] | bool | None
 Features = Annotated[dict[str, FeatureValue], msgspec.Meta(max_length=MAX_FEATURES)]
 _SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
@@ -136,20 +134,10 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Prediction(_Event, frozen=True, kw_only=True):
-    """One prediction a model served.
-
-    ``score``: binary, the positive-class probability; multiclass, the predicted (top) class's
-    probability; regression, none. ``probabilities`` (multiclass, optional): each class's probability,
-    at most :data:`MAX_CLASSES` of them, each in [0, 1]. When they are given without a ``score``, the
-    score is derived here, once, as their maximum -- on construction and on decoding, so every reader
-    (the label-free estimate, the rolling metrics, the scored topic) sees the same score; a ``score``
-    sent with them is kept as sent.
-
-    >>> p = Prediction(prediction_id="p-2", model="species", model_version="1", event_time=0.0,
-    ...                features={}, prediction="fox", probabilities={"cat": 0.2, "fox": 0.7, "dog": 0.1})
-    >>> p.score, decode(Prediction, encode(p)) == p
-    (0.7, True)
-    """
+    """One prediction a model served. ``score``: binary, the positive-class probability; multiclass, the
+    predicted class's; regression, none. ``probabilities`` (multiclass, optional): each class's, at most
+    :data:`MAX_CLASSES`, each in [0, 1]. Sent without a ``score``, the score is derived here as their
+    maximum (on construction and decoding: every reader sees the same score); a sent score is kept."""
 
     prediction_id: NonEmpty
     model: SafeName
@@ -163,10 +151,7 @@ class Prediction(_Event, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.probabilities and self.score is None:
-            top = max(self.probabilities.values())
-            if not 0.0 <= top <= 1.0:  # construction does not check Probability's bounds; decode does
-                raise ValueError(f"probabilities must be in [0, 1], got {top}")
-            msgspec.structs.force_setattr(self, "score", top)
+            msgspec.structs.force_setattr(self, "score", max(self.probabilities.values()))
 
 
 class Label(_Event, frozen=True, kw_only=True):
