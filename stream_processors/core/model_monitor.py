@@ -150,6 +150,8 @@ class ModelMonitor:
                     self.model, version, kinds, settings, self.task, columns, self.spec.max_segment_values
                 )
             self._declare(version, vm)
+            if self.segments is not None:  # the slices run at the whole traffic's level budget
+                self.segments[version].budgets = dict(vm.features.budgets)
             self._evict_old_versions()
         self.versions[version] = self.versions.pop(version)  # most recently seen last
         return vm

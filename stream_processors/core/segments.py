@@ -115,7 +115,10 @@ class SegmentColumn:
 class VersionSegments:
     """The slices of one model version, for every segment column (see the module docstring).
 
-    ``settings`` are the slices' own (:func:`level_settings`: already the level's budget)."""
+    ``settings`` are the slices' own (:func:`level_settings`: already the level's budget);
+    ``budgets``: the features' own budgets (the spec's, scaled to the level), declared in every slice."""
+
+    budgets: dict[str, float] | None = None
 
     def __init__(
         self,
@@ -194,6 +197,8 @@ class VersionSegments:
             vm = self.slices[(column, value)] = VersionMonitor(
                 self.model, self.version, kinds, self.settings, self.task
             )
+            if self.budgets:
+                vm.features.declare(self.budgets, None)
         return vm
 
 

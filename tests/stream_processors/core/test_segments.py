@@ -222,3 +222,15 @@ def test_a_segment_alert_is_an_incident_of_its_own_resolved_by_its_own_metrics()
     assert resolved.alert_ids == ["w1", "w2"]
     assert [book.on_metric(_accuracy(0.55, end, None)) for end in (1200, 1300, 1400)] == [[], [], []]
     assert [i.incident_id for i in book.on_metric(_accuracy(0.9, 1500, web))] == []  # already resolved
+
+
+def test_a_features_own_budget_reaches_its_slices_at_the_levels_share() -> None:
+    """A feature declared with its own budget keeps it, scaled to a level's share, in every slice."""
+    features = {**FEATURES, "x1": {"type": "numeric", "false_alarms_per_100k": 0.02}}
+    spec = ModelSpec.model_validate({"features": features, "segments": ["channel"]})
+    mon = ModelMonitor("m", MonitorSettings(false_alarms_per_100k=0.2, reference_size=100), spec)
+    run(mon, *make_stream(300, 3))
+    assert mon.versions["1"].features.drift.budgets == {"x1": pytest.approx(0.01)}
+    assert mon.segments is not None and mon.segments["1"].slices
+    for vm in mon.segments["1"].slices.values():
+        assert vm.features.drift.budgets == {"x1": pytest.approx(0.01)}
