@@ -8,8 +8,10 @@ Python: the latency histogram is counted with numpy over a batch's timestamps.
 
 Label cardinality stays bounded: ``feature`` values come from alerts only (at most
 :data:`~driftline.contracts.MAX_FEATURES` per model version), ``metric`` from the task's fixed
-metric set, and a model keeps the series of its ``max_versions`` most recent versions (the
-processor's own ``monitor.max_versions``): an older version's series are removed.
+metric set, ``segment`` from the spec's segment columns (at most 4, each with at most
+``max_segment_values`` values, the rest pooled as ``other``), and a model keeps the series of its
+``max_versions`` most recent versions (the processor's own ``monitor.max_versions``): an older
+version's series are removed.
 
 >>> from driftline.contracts import Metric, Window
 >>> ex = Exporter("process", max_versions=1)
@@ -17,10 +19,10 @@ processor's own ``monitor.max_versions``): an older version's series are removed
 >>> def metric(version, value):
 ...     return Metric(model="churn", model_version=version, name="accuracy", value=value, window=win)
 >>> ex.observe_outputs(metrics=[metric("1", 0.91)])
->>> ex.value("driftline_model_metric", model="churn", version="1", metric="accuracy")
+>>> ex.value("driftline_model_metric", model="churn", version="1", metric="accuracy", segment="")
 0.91
 >>> ex.observe_outputs(metrics=[metric("2", 0.88)])  # version 1's series go: one version kept
->>> ex.value("driftline_model_metric", model="churn", version="1", metric="accuracy") is None
+>>> ex.value("driftline_model_metric", model="churn", version="1", metric="accuracy", segment="") is None
 True
 """
 
@@ -150,7 +152,10 @@ class Exporter:
     def _model_gauges(self, r: CollectorRegistry) -> None:
         mv = ["model", "version"]
         self.model_metric = Gauge(
-            "driftline_model_metric", "rolling metric over the last window", [*mv, "metric"], registry=r
+            "driftline_model_metric",
+            "rolling metric over the last window (segment: '' for all traffic, else column=value)",
+            [*mv, "metric", "segment"],
+            registry=r,
         )
         self.label_coverage = Gauge(
             "driftline_label_coverage_ratio", "predictions joined with a label / predictions", mv, registry=r
@@ -231,6 +236,15 @@ class Exporter:
 
     def _metric(self, m: Metric) -> None:
         mv = (m.model, m.model_version)
+        if m.segment:  # a slice of the traffic (the spec's segments): its quality metrics only
+            segment = ",".join(f"{k}={v}" for k, v in sorted(m.segment.items()))
+            if (
+                not m.name.startswith("expected_")
+                and m.name != "label_coverage"
+                and m.name not in _JOIN_COUNTS
+            ):
+                self._set(self.model_metric, mv, (m.name, segment), m.value)
+            return
         if m.name == "label_coverage":
             self._set(self.label_coverage, mv, (), m.value)
         elif m.name.startswith("expected_"):
@@ -238,7 +252,7 @@ class Exporter:
         elif m.name in _JOIN_COUNTS:
             self._set(self.join_counts, mv, (m.name.removesuffix("_labels"),), m.value)
         else:
-            self._set(self.model_metric, mv, (m.name,), m.value)
+            self._set(self.model_metric, mv, (m.name, ""), m.value)
 
     def _alert(self, a: Alert) -> None:
         self.alerts.labels(a.model, a.type, a.severity).inc()

@@ -141,3 +141,18 @@ def test_an_evicted_version_leaves_no_series() -> None:
         assert versions == {"2", "3"}
     finally:
         server.close()
+
+
+def test_a_segment_metric_is_its_own_series_and_leaves_the_whole_traffic_alone() -> None:
+    from driftline.contracts import Metric, Window
+
+    ex = Exporter("process")
+    win = Window(start_index=0, end_index=500, start_time=0.0, end_time=5.0, n=500)
+    whole = Metric(model="m", model_version="1", name="accuracy", value=0.9, window=win)
+    web = Metric(
+        model="m", model_version="1", name="accuracy", value=0.4, window=win, segment={"channel": "web"}
+    )
+    ex.observe_outputs(metrics=[whole, web])
+    labels = {"model": "m", "version": "1", "metric": "accuracy"}
+    assert ex.value("driftline_model_metric", **labels, segment="") == 0.9
+    assert ex.value("driftline_model_metric", **labels, segment="channel=web") == 0.4

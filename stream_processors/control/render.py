@@ -72,7 +72,9 @@ def incident_title(inc: Incident) -> str:
         name = "error rate" if moved.type == "concept_drift" else moved.statistic.removeprefix("rolling_")
         what += f": {name} {moved.before:.3f} -> {moved.after:.3f}"
     state = "RESOLVED " if inc.status == "resolved" else ""
-    return f"{state}[{inc.severity.upper()}] {inc.model} v{inc.model_version} {what}"
+    segment = next((a.segment for a in inc.alerts if a.segment), None)
+    where = f" [{', '.join(f'{k}={v}' for k, v in sorted(segment.items()))}]" if segment else ""
+    return f"{state}[{inc.severity.upper()}] {inc.model} v{inc.model_version}{where} {what}"
 
 
 def incident_summary(inc: Incident) -> str:

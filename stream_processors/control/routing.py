@@ -56,8 +56,11 @@ class Routed:
 
 
 def cooldown_key(alert: Alert) -> str:
-    """Alerts that share this key share one cooldown."""
-    return f"{alert.model}|{alert.model_version}|{alert.type}|{alert.feature}"
+    """Alerts that share this key share one cooldown (a segment's alerts have their own)."""
+    key = f"{alert.model}|{alert.model_version}|{alert.type}|{alert.feature}"
+    if alert.segment:
+        key += "|" + ",".join(f"{k}={v}" for k, v in sorted(alert.segment.items()))
+    return key
 
 
 class AlertRouter:

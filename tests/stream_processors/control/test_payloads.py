@@ -129,3 +129,17 @@ def test_what_the_payloads_say() -> None:
     assert am["labels"]["severity"] == "critical" and am["endsAt"] > am["startsAt"]
     (firing,) = alertmanager_alerts(got["perf"])
     assert "endsAt" not in firing and firing["labels"] == {**am["labels"]}
+
+
+def test_a_segment_incident_names_its_segment_in_its_title() -> None:
+    import msgspec
+
+    from stream_processors.control.render import incident_title
+
+    book = IncidentBook(RoutingSettings())
+    web = msgspec.structs.replace(CONCEPT, alert_id="c-web", segment={"channel": "web"})
+    (inc, *_) = book.on_alert(web, (0, 1))
+    assert inc.title.startswith("[CRITICAL] churn v1 [channel=web] model performance"), inc.title
+    assert incident_title(inc) == inc.title
+    (whole, *_) = book.on_alert(CONCEPT, (0, 2))
+    assert "[channel=web]" not in whole.title

@@ -43,3 +43,17 @@ def test_an_entry_remembers_its_newest_ids_and_an_older_one_is_still_held_back()
     assert r.route(alert("a4", t=104), at=(0, 9)).reason == "duplicate alert id"
     with pytest.raises(ValueError, match="ids_per_key"):
         AlertRouter(RoutingSettings(), ids_per_key=0)
+
+
+def test_a_segment_has_its_own_cooldown() -> None:
+    """A slice's alert is not held back by the whole traffic's alert of the same kind, nor by another
+    slice's; a second alert of the same slice is."""
+    import msgspec
+
+    r = AlertRouter(RoutingSettings(cooldown_s=60))
+    assert r.route(alert("all", t=100)).deliver
+    web = msgspec.structs.replace(alert("web1", t=110), segment={"channel": "web"})
+    shop = msgspec.structs.replace(alert("shop1", t=111), segment={"channel": "shop"})
+    assert r.route(web).deliver and r.route(shop).deliver
+    again = msgspec.structs.replace(alert("web2", t=120), segment={"channel": "web"})
+    assert r.route(again).reason.startswith("cooldown")
