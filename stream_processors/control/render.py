@@ -69,7 +69,9 @@ def incident_title(inc: Incident) -> str:
     what = _KIND[inc.kind] + (f": {', '.join(inc.features)}" if inc.features else "")
     moved = next((a for a in inc.alerts if a.before is not None and a.after is not None), None)
     if moved is not None and moved.before is not None and moved.after is not None:
-        name = "error rate" if moved.type == "concept_drift" else moved.statistic.removeprefix("rolling_")
+        name = moved.statistic.removeprefix("rolling_")
+        if moved.type == "concept_drift":  # the error stream's mean, named as its alert names it
+            name = "mean absolute error" if moved.message.startswith("mean absolute") else "error rate"
         what += f": {name} {moved.before:.3f} -> {moved.after:.3f}"
     state = "RESOLVED " if inc.status == "resolved" else ""
     segment = next((a.segment for a in inc.alerts if a.segment), None)

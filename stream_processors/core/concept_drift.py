@@ -65,7 +65,20 @@ class ConceptDriftMonitor:
     _when: np.ndarray | None = None
     window, memory = 1000, 4000
 
-    def __init__(self, model: str, version: str, detector: StreamDetector, *, window: int = 1000) -> None:
+    error_name = "error rate"  # a class default: checkpoints from before it existed
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        detector: StreamDetector,
+        *,
+        window: int = 1000,
+        error_name: str = "error rate",
+    ) -> None:
+        """``error_name``: what the error stream's mean is called in messages (the task's word:
+        "error rate" for classifiers, "mean absolute error" for regression)."""
+        self.error_name = error_name
         self.model = model
         self.version = version
         self.detector = detector
@@ -156,8 +169,8 @@ class ConceptDriftMonitor:
             )
 
         what = (
-            f"error rate {rate0:.3f} -> {rate1:.3f} (events {int(where[lo])}..{int(where[cut - 1])} vs "
-            f"{int(where[cut])}..{int(where[-1])}); "
+            f"{self.error_name} {rate0:.3f} -> {rate1:.3f} "
+            f"(events {int(where[lo])}..{int(where[cut - 1])} vs {int(where[cut])}..{int(where[-1])}); "
         )
         return with_change(
             alert,

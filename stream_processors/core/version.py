@@ -77,7 +77,11 @@ class VersionMonitor:
             every=settings.metrics_every,
         )
         self.concept = ConceptDriftMonitor(
-            model, version, error_detector(settings, task), window=settings.performance_window
+            model,
+            version,
+            error_detector(settings, task),
+            window=settings.performance_window,
+            error_name="mean absolute error" if task.name == "regression" else "error rate",
         )
         self.emitter = MetricsEmitter(model, version, settings.metrics_every)
         self.newest_labelled = -1

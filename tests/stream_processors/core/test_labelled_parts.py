@@ -90,6 +90,9 @@ class RollingMAE:
     def headline(self) -> float:
         return float(self.err.mean()) if self.n else math.nan
 
+    def headline_se(self) -> float:
+        return float(self.err.std(ddof=1) / math.sqrt(self.n)) if self.n > 1 else math.nan
+
     def span(self) -> tuple[int, int, float, float]:
         return (int(self.idx.min()), int(self.idx.max()), 0.0, 0.0) if self.n else (0, 0, 0.0, 0.0)
 
@@ -115,6 +118,8 @@ class AbsoluteError:
     """A regression task, written against the Task protocol only."""
 
     name, metric, higher_is_better = "regression", "mae", False
+    relative_drop = False  # the floor's drop is absolute (0.5 of MAE here)
+    error_detector = ("adwin", {"delta": 0.002})
 
     def correct(self, y_true, y_pred) -> np.ndarray:
         return self.errors(y_true, y_pred) <= 1.0
