@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from driftline.errors import ConfigError
@@ -166,6 +166,11 @@ class RoutingSettings(Section, section="routing"):
         default="https://driftline.readthedocs.io/runbooks/{kind}",
         description="runbook link of every incident; {model}, {version} and {kind} are filled in",
     )
+    model_sinks: dict[str, tuple[str, ...]] = Field(
+        default={},
+        description="per model, the sinks its notifications go to instead of `sinks` (the spec's "
+        "models.<m>.routing.sinks)",
+    )
     runbooks: dict[str, str] = Field(
         default={}, description="per-model runbook URL templates (model name -> template)"
     )
@@ -251,6 +256,22 @@ class DriftlineSettings(BaseSettings):
     models: dict[str, ModelSpec] = Field(
         default={}, description="the monitor spec: each model's task, features, reference, segments..."
     )
+
+    @model_validator(mode="after")
+    def _route_models(self) -> DriftlineSettings:
+        """Each model's ``routing`` (sinks, runbook) becomes part of the routing block the control
+        plane reads (``routing.model_sinks``, ``routing.runbooks``)."""
+        sinks = {m: s.routing.sinks for m, s in self.models.items() if s.routing.sinks is not None}
+        books = {m: s.routing.runbook for m, s in self.models.items() if s.routing.runbook is not None}
+        if sinks or books:
+            routing = self.routing.model_copy(
+                update={
+                    "model_sinks": {**self.routing.model_sinks, **sinks},
+                    "runbooks": {**self.routing.runbooks, **books},
+                }
+            )
+            object.__setattr__(self, "routing", routing)  # frozen: set once, while validating
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from driftline.settings_base import Section
 
@@ -151,10 +151,10 @@ class RetrainRecipe(Section):
 
 
 class ModelRouting(Section):
-    """Where this model's alerts go, instead of ``routing.sinks``; its runbook link."""
+    """Where this model's notifications go, instead of ``routing.sinks`` (names of sinks configured
+    in ``routing:``), and its runbook link template (``{model}``, ``{version}``, ``{kind}``)."""
 
     sinks: tuple[str, ...] | None = None
-    slack_webhook_url: SecretStr | None = None
     runbook: str | None = None
 
 

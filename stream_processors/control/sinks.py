@@ -54,6 +54,7 @@ __all__ = [
     "SlackSink",
     "TopicSink",
     "WebhookSink",
+    "ForModels",
     "build_sinks",
     "fan_out",
     "redact_url",
@@ -141,20 +142,44 @@ SINKS: Final[dict[str, SinkFactory]] = {
 def build_sinks(
     routing: RoutingSettings, transport: Sink | None = None, outbox: Outbox | None = None
 ) -> list[AlertSink]:
-    """The sinks ``routing.sinks`` names, each once, in order; a bad name or a missing setting
-    raises :class:`ConfigError` before any sink is built. With an ``outbox`` the HTTP sinks only
-    store what they send (:class:`OutboxSink`); without, they post at once."""
-    unknown = [name for name in routing.sinks if name not in SINKS]
-    if unknown:
-        names = ", ".join(repr(n) for n in unknown)
-        raise ConfigError(
-            f"routing.sinks: unknown sink{'s' if len(unknown) > 1 else ''} {names}; "
-            f"valid names: {', '.join(sorted(SINKS))}"
-        )
-    sinks = [SINKS[name](routing, transport) for name in dict.fromkeys(routing.sinks)]
-    if outbox is None:
-        return sinks
-    return [OutboxSink(s, outbox) if isinstance(s, HttpSink) else s for s in sinks]
+    """The sinks ``routing.sinks`` (and ``routing.model_sinks``) name, each once, in order; a bad
+    name or a missing setting raises :class:`ConfigError` before any sink is built. With an
+    ``outbox`` the HTTP sinks only store what they send (:class:`OutboxSink`); without, they post at
+    once. With per-model sinks, each sink delivers only the notifications of models routed to it."""
+    wanted = {"routing.sinks": routing.sinks}
+    wanted |= {f"models.{m}.routing.sinks": names for m, names in routing.model_sinks.items()}
+    for key, names in wanted.items():
+        unknown = [name for name in names if name not in SINKS]
+        if unknown:
+            listed = ", ".join(repr(n) for n in unknown)
+            raise ConfigError(
+                f"{key}: unknown sink{'s' if len(unknown) > 1 else ''} {listed}; "
+                f"valid names: {', '.join(sorted(SINKS))}"
+            )
+    every = dict.fromkeys(name for names in wanted.values() for name in names)
+    sinks = {name: SINKS[name](routing, transport) for name in every}
+    if outbox is not None:
+        sinks = {n: OutboxSink(s, outbox) if isinstance(s, HttpSink) else s for n, s in sinks.items()}
+    if not routing.model_sinks:
+        return list(sinks.values())
+    return [ForModels(sink, name, routing) for name, sink in sinks.items()]
+
+
+class ForModels:
+    """A sink that delivers a model's notifications only if the model is routed to it: its own
+    ``routing.model_sinks`` entry names it, or, without one, ``routing.sinks`` does."""
+
+    def __init__(self, sink: AlertSink, name: str, routing: RoutingSettings) -> None:
+        self.sink, self.name = sink, name
+        self.default, self.per_model = name in routing.sinks, routing.model_sinks
+
+    def __repr__(self) -> str:
+        return f"ForModels({self.sink!r})"
+
+    def deliver(self, note: Notification) -> None:
+        names = self.per_model.get(note.model)
+        if (self.name in names) if names is not None else self.default:
+            self.sink.deliver(note)
 
 
 class Delivery:
@@ -163,7 +188,8 @@ class Delivery:
     def __init__(self, routing: RoutingSettings, transport: Sink | None = None) -> None:
         self.outbox = Outbox.in_dir(routing.outbox_dir)
         self.sinks = build_sinks(routing, transport, self.outbox)
-        http = {s.sink.name: s.sink for s in self.sinks if isinstance(s, OutboxSink)}
+        inner = [s.sink if isinstance(s, ForModels) else s for s in self.sinks]
+        http = {s.sink.name: s.sink for s in inner if isinstance(s, OutboxSink)}
         self.dispatcher = Dispatcher(self.outbox, http, retry_max_s=routing.retry_max_s)
 
     def start(self) -> None:

@@ -294,3 +294,30 @@ def test_a_failing_delivery_logs_the_host_only_never_the_token_or_the_secret(
         + [repr(sink), str(vars(sink)), repr(routing), str(routing)]
     )
     assert not [bit for bit in FORBIDDEN if bit in shown]
+
+
+def test_a_model_routed_by_its_spec_reaches_only_its_own_sinks(tmp_path: Path) -> None:
+    """models.<m>.routing.sinks sends that model's notifications to its sinks instead of
+    routing.sinks; other models keep routing.sinks; a bad name fails at start-up naming the key."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "routing: {sinks: [log], sink_topic: oncall.payments}\n"
+        "models:\n"
+        "  payments:\n"
+        "    features: {amount: numeric}\n"
+        "    routing: {sinks: [topic], runbook: 'https://runbooks.example.com/payments/{kind}'}\n"
+        "  churn:\n"
+        "    features: {age: numeric}\n"
+    )
+    settings = DriftlineSettings.load(config=str(spec))
+    assert settings.routing.model_sinks == {"payments": ("topic",)}
+    assert settings.routing.runbooks["payments"].endswith("/payments/{kind}")
+    bus = InMemoryBus()
+    sinks = build_sinks(settings.routing, bus.sink())
+    for note in (alert("p1", model="payments"), alert("c1", model="churn")):
+        fan_out(sinks, note)
+    published = [decode(Alert, r.value).alert_id for r in bus.source(["oncall.payments"], "t").poll(10)]
+    assert published == ["p1"]  # the churn alert went to the log sink only
+    spec.write_text(spec.read_text().replace("sinks: [topic]", "sinks: [pager]"))
+    with pytest.raises(ConfigError, match=r"models\.payments\.routing\.sinks: unknown sink 'pager'"):
+        build_sinks(DriftlineSettings.load(config=str(spec)).routing, bus.sink())
