@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._classification import Classification
 from .exceptions import UnknownNameError
 from .metrics import RollingBinaryMetrics, labels_equal
 from .performance import ExpectedAccuracy
-from .registry import RECOMMENDED_ERROR_DETECTOR, recommended_params
 from .tasks_multiclass import MulticlassClassification
 from .tasks_regression import Regression
 
@@ -129,7 +129,7 @@ class Task(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class BinaryClassification:
+class BinaryClassification(Classification):
     """Two classes; the score is the positive-class probability, the prediction ``score >= threshold``.
 
     ``positive_class`` (the spec's ``label.positive_class``) is the class the score is the probability
@@ -170,36 +170,11 @@ class BinaryClassification:
     def name(self) -> str:
         return "binary"
 
-    @property
-    def metric(self) -> str:
-        return "accuracy"
-
-    @property
-    def higher_is_better(self) -> bool:
-        return True
-
-    @property
-    def relative_drop(self) -> bool:
-        return False
-
-    @property
-    def error_detector(self) -> tuple[str, dict[str, Any]]:
-        return RECOMMENDED_ERROR_DETECTOR, recommended_params(RECOMMENDED_ERROR_DETECTOR)
-
-    def correct(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return labels_equal(y_true, y_pred)
-
-    def errors(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return (~self.correct(y_true, y_pred)).astype(float)
-
     def rolling_metrics(self, window: int) -> RollingBinaryMetrics:
         return RollingBinaryMetrics(window, positive_class=self.positive_class)
 
     def label_free_estimate(self, window: int) -> ExpectedAccuracy:
         return ExpectedAccuracy(window_size=window)
-
-    def validation_score(self, y_true: Any, y_pred: Any) -> float:
-        return float(np.mean(self.correct(y_true, y_pred)))
 
     def serve(self, model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
         proba = np.asarray(model.predict_proba(X))

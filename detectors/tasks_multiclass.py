@@ -7,16 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import labels_equal
+from ._classification import Classification
 from .metrics_tasks import RollingMulticlassMetrics
 from .performance import TopClassAccuracy
-from .registry import RECOMMENDED_ERROR_DETECTOR, recommended_params
 
 __all__ = ["MulticlassClassification"]
 
 
 @dataclass(frozen=True, slots=True)
-class MulticlassClassification:
+class MulticlassClassification(Classification):
     """A classifier choosing one of several classes; a prediction's ``score`` is its top-class
     probability (derived from ``Prediction.probabilities`` when only those are sent).
 
@@ -45,36 +44,11 @@ class MulticlassClassification:
     def name(self) -> str:
         return "multiclass"
 
-    @property
-    def metric(self) -> str:
-        return "accuracy"
-
-    @property
-    def higher_is_better(self) -> bool:
-        return True
-
-    @property
-    def relative_drop(self) -> bool:
-        return False
-
-    @property
-    def error_detector(self) -> tuple[str, dict[str, Any]]:
-        return RECOMMENDED_ERROR_DETECTOR, recommended_params(RECOMMENDED_ERROR_DETECTOR)
-
-    def correct(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return labels_equal(y_true, y_pred)
-
-    def errors(self, y_true: Any, y_pred: Any) -> np.ndarray:
-        return (~self.correct(y_true, y_pred)).astype(float)
-
     def rolling_metrics(self, window: int) -> RollingMulticlassMetrics:
         return RollingMulticlassMetrics(window)
 
     def label_free_estimate(self, window: int) -> TopClassAccuracy:
         return TopClassAccuracy(window_size=window)
-
-    def validation_score(self, y_true: Any, y_pred: Any) -> float:
-        return float(np.mean(self.correct(y_true, y_pred)))
 
     def serve(self, model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
         proba = np.asarray(model.predict_proba(X), dtype=float)
