@@ -90,6 +90,20 @@ class ModelMonitor:
         if spec is not None and spec.segments:
             self.segments = {}
 
+    def respec(self, settings: MonitorSettings, spec: ModelSpec | None, rows: ReferenceRows | None) -> bool:
+        """Take the spec and settings in force now, after a restore from a checkpoint written under
+        others: versions that appear from now on follow them; versions already monitored keep their
+        state (their detectors were calibrated on the old declaration). True if anything changed."""
+        self.reference_rows = rows
+        if spec == self.spec and settings == self.settings:
+            return False
+        self.settings, self.spec = settings, spec
+        self._known = set() if spec is None else set(spec.features)
+        self.task = get_task(settings.task, **({} if spec is None else spec.task_params()))
+        if spec is not None and spec.segments and self.segments is None:
+            self.segments = {}
+        return True
+
     # -- predictions ---------------------------------------------------------------------------
     def on_predictions(self, preds: list[Prediction]) -> MonitorOutput:
         out = MonitorOutput()
@@ -113,7 +127,7 @@ class ModelMonitor:
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
             accepted += [(preds[i], int(k)) for i, k in zip(good, index, strict=True)]
             out.alerts += vm.on_predictions(cols, index, times)
-            if self.segments is not None:
+            if self.segments is not None and version in self.segments:
                 batch = [preds[i] for i in good] if bad else batch
                 out.alerts += self.segments[version].on_predictions(batch, cols, index, times)
         out.scored += self.joiner.add_predictions(accepted)
@@ -145,12 +159,12 @@ class ModelMonitor:
             columns = [] if self.spec is None else self.spec.segments
             settings = level_settings(self.settings, len(columns))  # the budget's share of the whole traffic
             vm = self.versions[version] = VersionMonitor(self.model, version, kinds, settings, self.task)
-            if self.segments is not None and self.spec is not None:
+            if self.segments is not None and self.spec is not None and columns:
                 self.segments[version] = VersionSegments(
                     self.model, version, kinds, settings, self.task, columns, self.spec.max_segment_values
                 )
             self._declare(version, vm)
-            if self.segments is not None:  # the slices run at the whole traffic's level budget
+            if self.segments is not None and version in self.segments:  # at the whole traffic's level budget
                 self.segments[version].budgets = dict(vm.features.budgets)
             self._evict_old_versions()
         self.versions[version] = self.versions.pop(version)  # most recently seen last

@@ -292,8 +292,16 @@ class ProcessorCore:
         return {m: mon for m, mon in self.models.items() if self.partition_of.get(m) == partition}
 
     def adopt(self, partition: int, models: dict[str, ModelMonitor]) -> None:
-        """Take over restored state for the models of ``partition``."""
+        """Take over restored state for the models of ``partition``, under the spec in force now (a
+        model whose spec changed since the checkpoint applies it to the versions it sees next)."""
         for model, mon in models.items():
+            settings = self.model_settings.get(model, self.settings)
+            if mon.respec(settings, self.specs.get(model), self.references.get(model)):
+                log.warning(
+                    "model %r: restored from a checkpoint taken under another spec or settings; "
+                    "new versions follow the current spec, monitored versions keep their state",
+                    model,
+                )
             self.models[model] = mon
             self.partition_of[model] = partition
 

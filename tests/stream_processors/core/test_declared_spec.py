@@ -189,3 +189,26 @@ def test_feature_budgets_above_the_models_fail_at_start_up() -> None:
     features = {**FEATURES, "income": {"type": "numeric", "false_alarms_per_100k": 0.5}}
     with pytest.raises(ConfigError, match=r"models\.m\.features: .* add up to 0\.5"):
         core_for(ModelSpec(features=features, false_alarms_per_100k=0.2))
+
+
+def test_a_restore_under_a_changed_spec_applies_it_to_the_next_versions(caplog) -> None:
+    """A processor restarted with an edited spec: the restored model's monitored version keeps its
+    state and its declaration; a version that appears afterwards follows the new spec."""
+    rng = np.random.default_rng(5)
+    before = core_for(ModelSpec(features={"income": "numeric", "region": "ignore", "customer_id": "ignore"}))
+    feed(before, preds(0, 1200, rng))
+    restored = pickle.loads(pickle.dumps(before.models))
+    after = core_for(ModelSpec(features=FEATURES, segments=["region"]))
+    with caplog.at_level(logging.WARNING):
+        after.adopt(0, restored)
+    assert "another spec" in caplog.text
+    feed(after, preds(1200, 300, rng) + preds(1500, 1200, rng, version="2"))
+    mon = after.models["m"]
+    assert mon.versions["1"].kinds == {"income": "numeric"}  # kept, with its state
+    assert mon.versions["1"].features.clock.rows == 1500
+    assert mon.versions["2"].kinds == {"income": "numeric", "region": "categorical"}
+    assert mon.segments is not None and set(mon.segments) == {"2"}  # segments from the new spec on
+    same = core_for(ModelSpec(features=FEATURES, segments=["region"]))
+    caplog.clear()
+    same.adopt(0, pickle.loads(pickle.dumps(after.models)))
+    assert "another spec" not in caplog.text
