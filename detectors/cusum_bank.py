@@ -63,6 +63,10 @@ class CusumBank:
         self.values = np.zeros(self._h.size, dtype=np.int64)
         self.run_start = np.zeros(self._h.size, dtype=np.int64)  # first row of the current run
 
+    def levels(self) -> np.ndarray:
+        """Each statistic as a fraction of its threshold (1.0: it alarms)."""
+        return self.values / np.maximum(self._h, 1)
+
     def reset(self, columns: np.ndarray, next_row: int) -> None:
         """Statistics ``columns`` back to zero; a new run may start at ``next_row``."""
         self.values[columns] = 0

@@ -219,6 +219,17 @@ class SequentialFeatureDrift:
         self._bank = CusumBank(np.concatenate([s.thresholds for s in streams]))
         self._cols = np.cumsum([0] + [s.thresholds.size for s in streams])
 
+    def levels(self) -> dict[str, float]:
+        """Each monitored stream's CUSUM now, as a fraction of its alarm threshold (its largest
+        statistic's; 1.0 alarms): how close each feature is to a drift alert, between alerts too.
+        Empty until the reference is complete."""
+        if self._bank is None:
+            return {}
+        level = self._bank.levels()
+        return {
+            s.name: float(level[self._cols[i] : self._cols[i + 1]].max()) for i, s in enumerate(self.streams)
+        }
+
     # -- monitoring ---------------------------------------------------------------------------------
     def _increments(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
         z: dict[str, np.ndarray] = {}  # numeric scores, computed once for the joint stream too

@@ -187,12 +187,26 @@ class Exporter:
             [*mv, "feature"],
             registry=r,
         )
+        self.drift_level = Gauge(
+            "driftline_feature_drift_level_ratio",
+            "a feature's drift CUSUM now as a fraction of its alarm threshold (1: alerts)",
+            [*mv, "feature"],
+            registry=r,
+        )
         self.alerts = Counter(
             "driftline_alerts_total",
             "alerts raised, by type and severity",
             ["model", "type", "severity"],
             registry=r,
         )
+
+    def observe_drift_levels(self, levels: Iterable[tuple[str, str, str, str | None, float]]) -> None:
+        """(model, version, alert type, feature, level) of each drift stream, read off the core's state
+        (``ProcessorCore.drift_levels``) every few seconds: the drift gauges move between alerts."""
+        for model, version, kind, feature, level in levels:
+            name = feature or _NO_FEATURE.get(kind)
+            if name is not None:
+                self._set(self.drift_level, (model, version), (name,), level)
 
     # -- the data plane, once per batch ----------------------------------------------------------
     def observe_batch(self, records: Sequence[Any], out: Any) -> None:

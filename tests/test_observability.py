@@ -156,3 +156,47 @@ def test_a_segment_metric_is_its_own_series_and_leaves_the_whole_traffic_alone()
     labels = {"model": "m", "version": "1", "metric": "accuracy"}
     assert ex.value("driftline_model_metric", **labels, segment="") == 0.9
     assert ex.value("driftline_model_metric", **labels, segment="channel=web") == 0.4
+
+
+def test_drift_levels_move_between_alerts() -> None:
+    """The processor's drift gauges follow each feature's CUSUM between alerts: a feature creeping
+    towards its threshold shows it before any alert does."""
+    import numpy as np
+    from events import record
+
+    from driftline.app.metrics_export import ProcessorObserver
+    from driftline.config import MonitorSettings, Topics
+    from driftline.contracts import Prediction
+    from stream_processors.core.processor import CoreOutput, ProcessorCore
+
+    rng = np.random.default_rng(3)
+    core = ProcessorCore(MonitorSettings(reference_size=500), Topics())
+    observer = ProcessorObserver(Exporter("process"), core, every_s=0.0)
+
+    def batch(start: int, n: int, shift: float) -> CoreOutput:
+        recs = [
+            record(
+                Prediction(
+                    prediction_id=str(i),
+                    model="m",
+                    model_version="1",
+                    event_time=float(i),
+                    features={"a": float(rng.normal(shift, 1)), "b": float(rng.normal())},
+                    prediction=1,
+                    score=0.5,
+                )
+            )  # fmt: skip
+            for i in range(start, start + n)
+        ]
+        out = core.process(recs)
+        observer.observe_batch(recs, out)
+        return out
+
+    assert batch(0, 600, 0.0).alerts == []
+    level = {"model": "m", "version": "1"}
+    before = observer.exporter.value("driftline_feature_drift_level_ratio", **level, feature="a")
+    assert before is not None and before < 0.5
+    assert batch(600, 25, 0.8).alerts == []  # not yet an alert ...
+    after = observer.exporter.value("driftline_feature_drift_level_ratio", **level, feature="a")
+    other = observer.exporter.value("driftline_feature_drift_level_ratio", **level, feature="b")
+    assert after is not None and other is not None and after > max(before, other)  # ... but on its way

@@ -17,6 +17,7 @@ from typing import Any
 
 from detectors.tasks import get_task
 from driftline.app.demo import announce_version
+from driftline.app.metrics_export import ProcessorObserver
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
@@ -124,7 +125,8 @@ def run_processor(
         save_interval=checkpoint_interval,
         announcements=KafkaTableReader(kafka, topics.models) if announced else None,
     )
-    runner.observer = exporter  # Prometheus metrics, per batch and per checkpoint
+    # Prometheus metrics, per batch and per checkpoint, and the drift levels every few seconds
+    runner.observer = None if exporter is None else ProcessorObserver(exporter, core)
     runner.run(stop)
     return runner
 

@@ -162,14 +162,17 @@ class FeatureDriftMonitor:
         self.clock.forget_before(self.drift.rows_seen - self.drift.keep_rows)
         return alerts
 
+    def levels(self) -> list[tuple[AlertType, str | None, float]]:
+        """(alert type, feature, level) of every monitored stream: its CUSUM as a fraction of its
+        alarm threshold now (see :meth:`~detectors.SequentialFeatureDrift.levels`)."""
+        out: list[tuple[AlertType, str | None, float]] = []
+        for name, level in self.drift.levels().items():
+            kind = _kind(name)
+            out.append((kind, name if kind == "data_drift" else None, level))
+        return out
+
     def _alert(self, d: SequentialDrift) -> Alert:
-        kind: AlertType = (
-            "prediction_drift"
-            if d.feature == SCORE_COLUMN
-            else "multivariate_drift"
-            if d.feature == JOINT
-            else "data_drift"
-        )
+        kind = _kind(d.feature)
         feature = d.feature if kind == "data_drift" else None
         win = self.clock.window(d.change_point, d.row + 1)
         what = {"prediction_drift": "prediction score", "multivariate_drift": "joint distribution"}
@@ -204,3 +207,14 @@ class FeatureDriftMonitor:
             message=f"{name}: {d.direction} since #{win.start_index} (cusum {d.value:.1f} > "
             f"{d.threshold:.1f}); {d.test} p={p} over {d.rows} rows{moved}{psi}",
         )
+
+
+def _kind(stream: str) -> AlertType:
+    """The alert type a drift stream raises: the prediction score's, the joint one's, or a feature's."""
+    return (
+        "prediction_drift"
+        if stream == SCORE_COLUMN
+        else "multivariate_drift"
+        if stream == JOINT
+        else "data_drift"
+    )

@@ -287,6 +287,16 @@ class ProcessorCore:
                 self._fail(InvalidEvent(f"Prediction: {missing[p.model_version]}"), rec, "validate", out)
         return [item for item in items if item[0].model_version not in missing]
 
+    def drift_levels(self) -> list[tuple[str, str, str, str | None, float]]:
+        """(model, version, alert type, feature, level) of every whole-traffic drift stream: how close
+        each is to an alert now (CUSUM / threshold), for gauges read between alerts."""
+        return [
+            (model, version, kind, feature, level)
+            for model, mon in self.models.items()
+            for version, vm in mon.versions.items()
+            for kind, feature, level in vm.features.levels()
+        ]
+
     # -- state by input partition (for checkpoints and rebalances) -----------------------------
     def models_in(self, partition: int) -> dict[str, ModelMonitor]:
         return {m: mon for m, mon in self.models.items() if self.partition_of.get(m) == partition}

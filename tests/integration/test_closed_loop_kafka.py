@@ -84,6 +84,11 @@ def test_prometheus_scraped_every_component_and_has_the_drift_series(kafka_loop)
         base, 'max by (feature) (max_over_time(driftline_feature_drift_statistic{job="process"}[10m]))'
     )
     assert {"income", "region"} <= {r["metric"]["feature"] for r in drift}, drift
+    levels = query(
+        base, 'max by (feature) (max_over_time(driftline_feature_drift_level_ratio{job="process"}[9m]))'
+    )
+    every = {"age", "income", "tenure", "usage", "support_calls", "region", "plan", "__prediction_score__"}
+    assert every <= {r["metric"]["feature"] for r in levels}, levels  # all features, alerted or not
     events = query(base, 'max_over_time(driftline_events_in_total{job="process"}[10m])')
     assert sum(float(r["value"][1]) for r in events) >= result.report["events"], events
     incidents = query(base, 'max_over_time(driftline_incidents{job="control-plane"}[10m])')
