@@ -195,6 +195,21 @@ class RetrainSettings(Section, section="retrain"):
     )
     cooldown_s: float = Field(default=60.0, ge=0)
     registry_dir: str = ".driftline/registry"
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1.0,
+        description="one-sided confidence of the bound that must clear zero to promote (and to roll back)",
+    )
+    shadow_labelled: int = Field(
+        default=0,
+        ge=0,
+        description="labelled shadow predictions a winning challenger needs before promotion (0: no shadow)",
+    )
+    rollback: bool = Field(default=True, description="roll back a promoted version that regresses live")
+    rollback_min_labelled: int = Field(
+        default=200, ge=20, description="labelled events of the new version before it may be rolled back"
+    )
 
 
 class StateSettings(Section, section="state"):

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from driftline.errors import InvalidEvent
+from driftline.names import SAFE_NAME_PATTERN, SafeName, is_safe_name, unsafe_feature_names
 
 if TYPE_CHECKING:
     from driftline.transport import Record
@@ -66,10 +65,6 @@ SCHEMA_VERSION = 1
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
-SAFE_NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
-"""Model names, versions and feature names: 1-128 of ``A-Z a-z 0-9 . _ -``, not starting with ``.``
-or ``-``, no ``..`` -- safe as a path component, a Kafka key, a metric label."""
-SafeName = Annotated[str, msgspec.Meta(pattern=SAFE_NAME_PATTERN)]
 MAX_FEATURES = 1000
 MAX_STRING = 1024
 MAX_DEAD_LETTER_BYTES = 64 * 1024  # of a record's value kept in its dead letter
@@ -80,43 +75,6 @@ ClassName = Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
 Probabilities = Annotated[dict[ClassName, Probability], msgspec.Meta(max_length=MAX_CLASSES)]
 FeatureValue = float | Annotated[str, msgspec.Meta(max_length=MAX_STRING)] | bool | None
 Features = Annotated[dict[str, FeatureValue], msgspec.Meta(max_length=MAX_FEATURES)]
-_SAFE_NAME = re.compile(SAFE_NAME_PATTERN)
-_SAFE_SEEN: set[str] = set()  # feature names already checked (a regex per key costs ~1 us; a set hit ~30 ns)
-
-
-def unsafe_feature_names(predictions: Sequence[Prediction]) -> list[tuple[int, str]]:
-    """(position, reason) of the predictions whose feature names are not :data:`SafeName`s.
-
-    Checked per batch, not per event in :func:`decode`: the distinct names of a batch are few, each
-    is checked once per process, so the cost is one set union per batch (a regex per key would
-    double the decode cost).
-
-    >>> ok = Prediction(prediction_id="a", model="m", model_version="1", event_time=0.0,
-    ...                 features={"age": 1.0}, prediction=1)
-    >>> unsafe_feature_names([ok, msgspec.structs.replace(ok, features={"../etc": 1.0})])
-    [(1, "feature name '../etc' is not a safe name: 1-128 of A-Z a-z 0-9 . _ -, no '..'")]
-    """
-    names: set[str] = set().union(*(p.features for p in predictions))
-    bad = {n: _name_problem(n) for n in names - _SAFE_SEEN}
-    bad = {n: why for n, why in bad.items() if why}
-    if not bad:
-        return []
-    return [(i, bad[name]) for i, p in enumerate(predictions) for name in p.features if name in bad][
-        : len(predictions)
-    ]
-
-
-def is_safe_name(name: object) -> bool:
-    """Whether ``name`` matches :data:`SAFE_NAME_PATTERN` (whose ``$`` would also accept a final newline)."""
-    return isinstance(name, str) and _SAFE_NAME.match(name) is not None and "\n" not in name
-
-
-def _name_problem(name: str) -> str:
-    if is_safe_name(name):
-        if len(_SAFE_SEEN) < 100_000:  # bounded: a stream of invented names cannot grow it forever
-            _SAFE_SEEN.add(name)
-        return ""
-    return f"feature name {name[:80]!r} is not a safe name: 1-128 of A-Z a-z 0-9 . _ -, no '..'"
 
 
 LabelValue = str | int | float | bool
@@ -236,11 +194,14 @@ class RetrainOutcome(_Event, frozen=True, kw_only=True):
     """What became of one retrain request. The retrain worker records every outcome in the model
     registry (a replayed request is skipped) and publishes the ones on-call must act on -- a request
     that can never succeed, a training that kept failing -- on ``topics.notifications``, where routed
-    alerts go: a reader of that topic tells the two apart by decoding (an outcome has ``status``)."""
+    alerts go: a reader of that topic tells the two apart by decoding (an outcome has ``status``).
+    ``shadow``: the challenger won the holdout and now serves in shadow until its live evidence
+    decides; ``rolled_back``: a promoted version regressed live and its predecessor is champion again
+    (``version`` is the bad one; on-call is notified)."""
 
     request_id: str
     model: str
-    status: Literal["promoted", "rejected", "skipped", "failed"]
+    status: Literal["promoted", "rejected", "skipped", "failed", "shadow", "rolled_back"]
     reason: str
     version: str | None = None
     metrics: dict[str, float] = {}
@@ -252,15 +213,21 @@ class RetrainOutcome(_Event, frozen=True, kw_only=True):
 class ModelUpdate(_Event, frozen=True, kw_only=True):
     """A model version on the models topic (keyed by model): ``kind="promoted"`` -- it is the new
     champion, serving hot-reloads it; ``kind="registered"`` -- it exists and may serve predictions,
-    but serving keeps its version. The processor monitors only versions announced either way.
+    but serving keeps its version (with ``shadow=True``: it is the challenger of a shadow period,
+    serving scores every request with it too and logs those as shadow predictions);
+    ``kind="rollback"`` -- ``version`` (a former champion) replaces ``previous_version``, which
+    regressed live: serving hot-reloads it as it would a promotion. The processor monitors only
+    versions announced.
 
     One event with a ``kind`` rather than a second event type: every reader of the topic keeps
-    decoding one contract, and an update from before ``kind`` existed reads as "promoted".
+    decoding one contract, and an update from before ``kind`` (or ``shadow``) existed reads as
+    "promoted" (not in shadow).
     """
 
     model: str
     version: str
-    kind: Literal["registered", "promoted"] = "promoted"
+    kind: Literal["registered", "promoted", "rollback"] = "promoted"
+    shadow: bool = False
     previous_version: str | None
     artifact_uri: str  # informational: serving loads by (model, version) from its registry
     artifact_sha256: str = ""  # the artifact's digest; serving refuses bytes that do not match
@@ -269,6 +236,9 @@ class ModelUpdate(_Event, frozen=True, kw_only=True):
     validated_on: Window | None = None
     triggered_by: str | None = None
     created_at: float = 0.0
+    # event time from which serving uses it (the loop's event time when the worker decided): the same
+    # prediction switches in process and on Kafka; None: at once, as read
+    effective_from: float | None = None
 
 
 class DeadLetter(_Event, frozen=True, kw_only=True):

@@ -47,6 +47,7 @@ __all__ = [
     "Promotion",
     "Reference",
     "RetrainRecipe",
+    "Rollback",
     "TaskName",
 ]
 
@@ -125,6 +126,21 @@ class Promotion(Section):
 
     min_improvement: float | None = Field(default=None, ge=0, description="by at least this much")
     holdout_fraction: float | None = Field(default=None, gt=0, lt=0.9)
+    confidence: float | None = Field(
+        default=None, ge=0.5, lt=1.0, description="and the one-sided bound of the difference clears zero"
+    )
+    shadow_labelled: int | None = Field(
+        default=None, ge=0, description="labelled shadow predictions before promotion (0: no shadow)"
+    )
+
+
+class Rollback(Section):
+    """When a promoted version that regresses live is replaced by the champion it replaced."""
+
+    enabled: bool | None = None
+    min_labelled: int | None = Field(
+        default=None, ge=20, description="labelled events of the new version before it may be rolled back"
+    )
 
 
 class RetrainRecipe(Section):
@@ -141,6 +157,7 @@ class RetrainRecipe(Section):
     min_samples: int | None = Field(default=None, ge=50)
     cooldown_s: float | None = Field(default=None, ge=0)
     promotion: Promotion = Promotion()
+    rollback: Rollback = Rollback()
 
     @field_validator("trainer")
     @classmethod

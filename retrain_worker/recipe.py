@@ -78,6 +78,10 @@ def settings_for(base: RetrainSettings, recipe: RetrainRecipe) -> RetrainSetting
         "cooldown_s": recipe.cooldown_s,
         "min_improvement": recipe.promotion.min_improvement,
         "holdout_fraction": recipe.promotion.holdout_fraction,
+        "confidence": recipe.promotion.confidence,
+        "shadow_labelled": recipe.promotion.shadow_labelled,
+        "rollback": recipe.rollback.enabled,
+        "rollback_min_labelled": recipe.rollback.min_labelled,
     }
     given = {k: v for k, v in own.items() if v is not None}
     return base.model_copy(update=given) if given else base

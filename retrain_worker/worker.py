@@ -53,7 +53,7 @@ __all__ = ["STAGE", "RetrainOutcome", "RetrainWorker", "refit_clone"]
 log = logging.getLogger(__name__)
 
 STAGE = "retrain"  # the dead letters' stage
-Status = Literal["promoted", "rejected", "skipped", "failed"]
+Status = Literal["promoted", "rejected", "skipped", "failed", "shadow", "rolled_back"]
 _BEGAN = ("promoted", "rejected", "failed")  # outcomes of requests whose retrain began (cooldown)
 
 
@@ -241,10 +241,10 @@ class RetrainWorker:
             stage="candidate" if fit.wins else "rejected",
         )
         if not fit.wins:
-            why = "challenger did not beat champion"  # on-call hears of it: the drift stays unresolved
+            why = fit.reason  # on-call hears of it: the drift stays unresolved
             return self._done(req, "rejected", why, mv.version, fit.metrics, rows, notify=True)
         self._publish(mv, champion_mv.version, rows[-1].label_time)
-        return self._done(req, "promoted", "challenger beat champion", mv.version, fit.metrics, rows)
+        return self._done(req, "promoted", fit.reason, mv.version, fit.metrics, rows)
 
     def _publish(self, mv: ModelVersion, previous: str | None, created_at: float) -> None:
         """Announce the promoted version on the models topic (serving hot-reloads it)."""

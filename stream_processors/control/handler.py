@@ -170,7 +170,8 @@ class AlertHandler:
             if back
             else f"v{update.version} replaces v{update.previous_version} as champion"
         )
-        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(update.metrics.items()))
+        headline = {k: v for k, v in update.metrics.items() if not _evidence_key(k)}  # bounds: in metrics
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(headline.items()))
         outcome = RetrainOutcome(
             request_id=update.triggered_by or f"{update.model}-v{update.version}",
             model=update.model,
@@ -186,3 +187,9 @@ class AlertHandler:
     def _dead(self, record: Record, exc: Exception) -> Handled:
         dead = DeadLetter.of_record(record, exc, STAGE)
         return Handled([Output(self.topics.dlq, record.key, encode(dead), None)], dead_letter=dead)
+
+
+def _evidence_key(name: str) -> bool:
+    """A promotion's confidence bounds and paired difference (retrain_worker.evidence), left out of
+    the one-line reason on-call reads; they stay in the outcome's metrics."""
+    return name == "confidence" or "_difference" in name or name.endswith(("_ci_low", "_ci_high", "_sd"))
