@@ -49,7 +49,7 @@ from driftline.contracts import (
 )
 from driftline.kafka import KafkaSink
 from driftline.kafka_readers import KafkaWindowReader
-from driftline.kafka_retry import Backoff
+from driftline.kafka_retry import Backoff, RetriesExhausted
 from driftline.registry import LocalModelRegistry
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
@@ -246,7 +246,12 @@ class LoopRun:
         )
         for topic, group in inputs:
             end: dict[int, int] = {}  # past the last record: a transaction's commit marker is never consumed
-            for r in reader.read_since(topic, 0.0, -1):
+            try:
+                records = reader.read_since(topic, 0.0, -1)
+            except RetriesExhausted as exc:  # cut short by the broker: not known to be done
+                self.behind = f"reading {topic}: {exc}"
+                return False
+            for r in records:
                 end[r.partition] = max(end.get(r.partition, 0), r.offset + 1)
             done = ends_retried(s, topic, self.groups[group])
             if any(done.get(p, -1) < e for p, e in end.items()):

@@ -42,7 +42,8 @@ class KafkaWindowReader:
     exponential backoff (:class:`~driftline.kafka_retry.Backoff`) while Kafka answers with a passing
     error -- a leader moving (``NOT_LEADER_FOR_PARTITION``), a timeout, a broker restarting; any other
     error, or one that outlasts the attempts, raises a :class:`DriftlineError` that says what to check.
-    ``consumer`` makes the consumer from its configuration (a fake one in tests)."""
+    ``consumer`` makes the consumer from its configuration (a fake one in tests). Reading to the end
+    takes at most ``read_timeout`` s, else :class:`RetriesExhausted`: never a window cut short."""
 
     def __init__(
         self,
@@ -50,10 +51,12 @@ class KafkaWindowReader:
         *,
         backoff: Backoff | None = None,
         consumer: Callable[[dict[str, Any]], Any] = Consumer,
+        read_timeout: float = 30.0,
     ) -> None:
         self.settings = settings
         self.backoff = backoff or Backoff()
         self._consumer = consumer
+        self.read_timeout = read_timeout
 
     def read_since(self, topic: str, since: float, limit: int) -> list[Record]:
         c = self._consumer(
@@ -70,7 +73,7 @@ class KafkaWindowReader:
             if not assign:
                 return []
             c.assign(assign)
-            out = _drain(c, topic, {tp.partition for tp in assign}, ends)
+            out = _drain(c, topic, {tp.partition for tp in assign}, ends, self.read_timeout)
             return out if limit < 0 else out[-limit:]
         finally:
             c.close()
@@ -94,10 +97,16 @@ def _start_offsets(c: Any, topic: str, since: float) -> tuple[list[TopicPartitio
     return [tp for tp in wanted if 0 <= tp.offset < ends[tp.partition]], ends
 
 
-def _drain(c: Any, topic: str, remaining: set[int], ends: dict[int, int]) -> list[Record]:
-    """Consume the assigned partitions up to the end offsets read before (at most 30 s)."""
+def _drain(
+    c: Any, topic: str, remaining: set[int], ends: dict[int, int], timeout: float = 30.0
+) -> list[Record]:
+    """Consume the assigned partitions up to the end offsets read before. A partition not read to
+    its end within ``timeout`` s (the broker went away mid-read) raises
+    :class:`~driftline.kafka_retry.RetriesExhausted`: a window cut short is never returned as if it
+    were whole -- the retrain worker would train on it (a window of its own, not the stream's) or take
+    an announcement for missing and publish it twice. The caller tries again later."""
     out: list[Record] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while remaining and time.monotonic() < deadline:
         for m in c.consume(num_messages=5000, timeout=0.5):
             p, err = m.partition(), m.error()
@@ -110,6 +119,11 @@ def _drain(c: Any, topic: str, remaining: set[int], ends: dict[int, int]) -> lis
                 out.append(rec)
                 if rec.offset >= ends[p] - 1:
                     remaining.discard(p)
+    if remaining:
+        raise RetriesExhausted(
+            f"reading {topic}: partitions {sorted(remaining)} not read to their end offsets {ends} within "
+            f"{timeout:.0f} s (read {len(out)} records); is the broker reachable? Try again later"
+        )
     return out
 
 
