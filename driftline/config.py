@@ -195,6 +195,20 @@ class RetrainSettings(Section, section="retrain"):
     )
     cooldown_s: float = Field(default=60.0, ge=0)
     registry_dir: str = ".driftline/registry"
+    registry: Literal["local", "mlflow"] = Field(
+        default="local",
+        description="model registry backend: 'local' (a directory) or 'mlflow' (tracking + model "
+        "registry; pip install 'driftline[mlflow]')",
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking URI (sqlite:///..., http://host:port); default: "
+        "sqlite:///<registry_dir>/mlflow.db",
+    )
+    artifact_cache_dir: str = Field(
+        default="",
+        description="where MLflow artifacts are cached by SHA-256; default: <registry_dir>/artifact-cache",
+    )
     confidence: float = Field(
         default=0.95,
         ge=0.5,

@@ -27,6 +27,14 @@ Beside the index, ``outcomes.json`` records what became of each retrain request 
 (by request id; the first decision stands), so a retrain worker that restarts skips what it
 already decided.
 
+:func:`open_registry` builds the backend the settings name (``retrain.registry``: ``local`` or
+``mlflow``, :mod:`driftline.registry_mlflow`); every entry point goes through it.
+
+A version carries its lineage (``lineage``: the training data's digest, the trainer, its parameters,
+the code version -- :mod:`driftline.registry_lineage`) beside its windows and metrics, and a stage
+(``candidate``, ``champion``, ``archived``, ``rejected``, or what :meth:`set_stage` records, e.g.
+``rolled_back``, with its reason). Aliases name a version for a role (``challenger``).
+
 Artifacts are loaded by (model, version), never by a path from a message: the path comes from the
 registry's own index, must resolve inside the registry root, and the file's SHA-256 must match the
 digest recorded when it was registered (and the one a model update announced, when given).
@@ -43,14 +51,24 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import joblib
 
 from driftline.contracts import is_safe_name
 from driftline.errors import DriftlineError
 
-__all__ = ["LocalModelRegistry", "ModelRegistry", "ModelVersion", "RegistryError", "check_name"]
+if TYPE_CHECKING:
+    from driftline.config import RetrainSettings
+
+__all__ = [
+    "LocalModelRegistry",
+    "ModelRegistry",
+    "ModelVersion",
+    "RegistryError",
+    "check_name",
+    "open_registry",
+]
 
 
 class RegistryError(DriftlineError):
@@ -70,6 +88,8 @@ class ModelVersion:
     stage: str = "candidate"  # candidate | champion | archived | rejected
     sha256: str = ""  # of the artifact's bytes, recorded at registration
     size: int = 0
+    lineage: dict[str, str] = field(default_factory=dict)  # data digest, trainer, params, code version
+    reason: str = ""  # why the version is in its stage, when something decided it (set_stage)
 
 
 def check_name(kind: str, value: str) -> str:
@@ -116,9 +136,23 @@ class ModelRegistry(Protocol):
         triggered_by: str | None = None,
         promote: bool = True,
         stage: str = "candidate",
+        lineage: Mapping[str, str] | None = None,
     ) -> ModelVersion: ...
 
     def promote(self, model: str, version: str) -> ModelVersion: ...
+
+    def set_stage(self, model: str, version: str, stage: str, *, reason: str = "") -> ModelVersion:
+        """Record ``version``'s stage and why (e.g. ``rolled_back``); the champion is moved by
+        :meth:`promote` only."""
+        ...
+
+    def set_alias(self, model: str, alias: str, version: str | None) -> None:
+        """Point ``alias`` (e.g. ``challenger``) at ``version``; None removes it."""
+        ...
+
+    def alias(self, model: str, alias: str) -> ModelVersion | None:
+        """The version ``alias`` points at, None if it points nowhere."""
+        ...
 
     def outcomes(self, model: str) -> dict[str, dict[str, Any]]:
         """The recorded outcome of each retrain request about ``model``, by request id."""
@@ -190,6 +224,7 @@ class LocalModelRegistry:
         triggered_by: str | None = None,
         promote: bool = True,
         stage: str = "candidate",
+        lineage: Mapping[str, str] | None = None,
     ) -> ModelVersion:
         versions = self.versions(model)
         number = str(max((int(v.version) for v in versions), default=0) + 1)
@@ -211,6 +246,7 @@ class LocalModelRegistry:
             stage=stage,
             sha256=sha256_of(artifact),
             size=artifact.stat().st_size,
+            lineage={str(k): str(v) for k, v in (lineage or {}).items()},
         )
         versions.append(mv)
         self._write(model, versions)
@@ -269,6 +305,34 @@ class LocalModelRegistry:
         self._write(model, out)
         return self.get(model, version)
 
+    def set_stage(self, model: str, version: str, stage: str, *, reason: str = "") -> ModelVersion:
+        if stage == "champion":
+            raise RegistryError("make a version the champion with promote(), which archives the previous one")
+        self.get(model, version)  # names the known versions if it is not one
+        out = [
+            ModelVersion(**{**asdict(v), "stage": stage, "reason": reason}) if v.version == version else v
+            for v in self.versions(model)
+        ]
+        self._write(model, out)
+        return self.get(model, version)
+
+    def set_alias(self, model: str, alias: str, version: str | None) -> None:
+        check_name("alias", alias)
+        if version is not None:
+            self.get(model, version)
+        aliases = {k: v for k, v in self._aliases(model).items() if k != alias}
+        if version is not None:
+            aliases[alias] = version
+        self._write(model, self.versions(model), aliases)
+
+    def alias(self, model: str, alias: str) -> ModelVersion | None:
+        version = self._aliases(model).get(alias)
+        return None if version is None else self.get(model, version)
+
+    def _aliases(self, model: str) -> dict[str, str]:
+        path = self._index(model)
+        return dict(json.loads(path.read_text()).get("aliases", {})) if path.exists() else {}
+
     # -- retrain outcomes ----------------------------------------------------------------------
     def outcomes(self, model: str) -> dict[str, dict[str, Any]]:
         path = self._index(model).with_name("outcomes.json")
@@ -287,8 +351,41 @@ class LocalModelRegistry:
     def _index(self, model: str) -> Path:
         return self.root / check_name("model name", model) / "index.json"
 
-    def _write(self, model: str, versions: list[ModelVersion]) -> None:
-        _write_json(self._index(model), {"model": model, "versions": [asdict(v) for v in versions]})
+    def _write(
+        self, model: str, versions: list[ModelVersion], aliases: Mapping[str, str] | None = None
+    ) -> None:
+        content: dict[str, Any] = {"model": model, "versions": [asdict(v) for v in versions]}
+        aliases = self._aliases(model) if aliases is None else aliases
+        if aliases:
+            content["aliases"] = dict(aliases)
+        _write_json(self._index(model), content)
+
+
+def open_registry(
+    settings: RetrainSettings, registry_dir: str | os.PathLike[str] | None = None
+) -> ModelRegistry:
+    """The registry ``settings.registry`` names, rooted at ``registry_dir`` (default
+    ``settings.registry_dir``). ``mlflow`` is imported only when chosen, so the embedded default never
+    loads it; without it installed this fails at start-up saying what to install.
+
+    >>> import tempfile
+    >>> from driftline.config import RetrainSettings
+    >>> type(open_registry(RetrainSettings(), tempfile.mkdtemp())).__name__
+    'LocalModelRegistry'
+    """
+    root = Path(registry_dir if registry_dir is not None else settings.registry_dir)
+    if settings.registry == "local":
+        return LocalModelRegistry(root)
+    try:
+        from driftline.registry_mlflow import MlflowModelRegistry
+    except ImportError as exc:
+        raise RegistryError(
+            f"retrain.registry=mlflow needs MLflow ({exc}): pip install 'driftline[mlflow]'"
+        ) from None
+    root.mkdir(parents=True, exist_ok=True)
+    uri = settings.mlflow_tracking_uri or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+    cache = settings.artifact_cache_dir or str(root / "artifact-cache")
+    return MlflowModelRegistry(uri, artifact_cache_dir=cache)
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
