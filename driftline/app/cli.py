@@ -170,13 +170,13 @@ def simulate(
     """Serve the simulated model on Kafka (bootstraps version 1 into an empty registry)."""
     from driftline.app.demo import bootstrap_registry
     from driftline.app.services import prepare_kafka, run_simulation
-    from driftline.registry import LocalModelRegistry
+    from driftline.registry import open_registry
 
     settings = _settings(bootstrap_servers)
     scenario = _scenario(seed, events)
     prepare_kafka(settings)
     registry_dir = registry_dir or settings.retrain.registry_dir
-    bootstrap_registry(scenario, LocalModelRegistry(registry_dir))
+    bootstrap_registry(scenario, open_registry(settings.retrain, registry_dir))
     stop = _stop_flag()
     server = run_simulation(settings, scenario, registry_dir=registry_dir, rate=rate, stop=lambda: stop[0])
     typer.echo(f"simulated {scenario.n_events} predictions; serving {scenario.model} v{server.version}")

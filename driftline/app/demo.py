@@ -33,7 +33,7 @@ from driftline.contracts import (
     encode,
 )
 from driftline.errors import DriftlineError
-from driftline.registry import LocalModelRegistry, ModelRegistry
+from driftline.registry import ModelRegistry, open_registry
 from driftline.transport import InMemoryBus, Sink
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
@@ -128,7 +128,7 @@ class EmbeddedLoop:
             settings.routing, bus.sink()
         )  # a bad routing.sinks fails before anything runs
         self.task = get_task(settings.monitor.task)
-        self.registry = LocalModelRegistry(registry_dir)
+        self.registry = open_registry(settings.retrain, registry_dir)
         bootstrap_registry(scenario, self.registry)
         self.server = ModelServer(scenario.model, self.registry, self.task)
         announce_version(bus.sink(), topics, scenario.model, self.server.version)  # before the stream

@@ -30,7 +30,7 @@ from driftline.app.services import collect_topic, prepare_kafka, run_simulation,
 from driftline.config import DriftlineSettings, Topics
 from driftline.contracts import ModelUpdate, Scored, alerts_in, decode, decode_notification
 from driftline.errors import DriftlineError
-from driftline.registry import LocalModelRegistry
+from driftline.registry import ModelRegistry, open_registry
 from producers.simulator import Scenario
 from retrain_worker.worker import RetrainOutcome
 
@@ -152,7 +152,7 @@ def run_kafka_demo(
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix=f"driftline-demo-{run_id}-"))
     registry_dir = registry_dir or str(workdir / "registry")
-    registry = LocalModelRegistry(registry_dir)
+    registry = open_registry(settings.retrain, registry_dir)
     prepare_kafka(settings)
     bootstrap_registry(scenario, registry)
     say(
@@ -198,7 +198,7 @@ def _incidents_settled(settings: DriftlineSettings) -> bool:
 
 
 def _report_from_topics(
-    settings: DriftlineSettings, scenario: Scenario, registry: LocalModelRegistry, labels: int
+    settings: DriftlineSettings, scenario: Scenario, registry: ModelRegistry, labels: int
 ) -> dict[str, Any]:
     """The embedded demo's report, from what this run's topics and registry hold."""
     topics = settings.topics

@@ -22,18 +22,23 @@ import typer
 
 from driftline.app.cli import models_app
 from driftline.app.config_cli import load_settings
-from driftline.config import DriftlineSettings, KafkaSettings
+from driftline.config import DriftlineSettings, KafkaSettings, RetrainSettings
 from driftline.errors import DriftlineError
-from driftline.registry import LocalModelRegistry, ModelVersion
+from driftline.registry import ModelVersion, open_registry
 
 __all__ = ["models_register", "register_model"]
 
 
 def register_model(
-    name: str, artifact: str, *, registry_dir: str, version: str | None = None
+    name: str,
+    artifact: str,
+    *,
+    registry_dir: str,
+    version: str | None = None,
+    retrain: RetrainSettings | None = None,
 ) -> ModelVersion:
     """Check that ``artifact`` loads as a model with ``predict()``, then register it as the champion
-    of ``name`` in the registry at ``registry_dir``."""
+    of ``name`` in the registry at ``registry_dir`` (the backend ``retrain.registry`` names)."""
     import joblib
 
     path = Path(artifact)
@@ -50,7 +55,8 @@ def register_model(
         raise DriftlineError(f"{artifact!r} does not load: {type(exc).__name__}: {exc}{hint}") from None
     if not callable(getattr(model, "predict", None)):
         raise DriftlineError(f"{artifact!r} holds a {type(model).__name__}, not a model with predict()")
-    return LocalModelRegistry(registry_dir).register_artifact(name, path, version=version)
+    registry: Any = open_registry(retrain or RetrainSettings(), registry_dir)  # both backends have it
+    return registry.register_artifact(name, path, version=version)
 
 
 @models_app.command("register")
@@ -77,9 +83,17 @@ def models_register(
     verified artifacts); with --bootstrap-servers also announce it, so the processor monitors it."""
     settings = _settings(bootstrap_servers)
     mv = register_model(
-        name, artifact, registry_dir=registry_dir or settings.retrain.registry_dir, version=version
+        name,
+        artifact,
+        registry_dir=registry_dir or settings.retrain.registry_dir,
+        version=version,
+        retrain=settings.retrain,
     )
-    where = Path(mv.artifact_uri.removeprefix("file://")).parent.parent
+    where = (
+        mv.artifact_uri
+        if mv.artifact_uri.startswith("models:/")
+        else Path(mv.artifact_uri.removeprefix("file://")).parent.parent
+    )
     typer.echo(
         f"registered {name} v{mv.version} as champion in {where} "
         f"(sha256 {mv.sha256[:16]}..., {mv.size} bytes)"

@@ -25,7 +25,7 @@ from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_brok
 from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader, read_partition
 from driftline.kafka_transactions import TransactionalSink
 from driftline.observability import Exporter
-from driftline.registry import LocalModelRegistry
+from driftline.registry import open_registry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
@@ -158,7 +158,7 @@ def run_retrain_worker(
     exporter: Exporter | None = None,
 ) -> RetrainWorker:
     kafka, topics = _kafka(settings), settings.topics
-    registry = LocalModelRegistry(registry_dir or settings.retrain.registry_dir)
+    registry = open_registry(settings.retrain, registry_dir)
     worker = RetrainWorker(
         settings,  # the spec's per-model recipes over the global retrain block
         topics,
@@ -196,7 +196,8 @@ def run_simulation(
     """
     scenario = dataclasses.replace(scenario, start_time=time.time(), events_per_second=rate)
     kafka, topics = _kafka(settings), settings.topics
-    server = ModelServer(scenario.model, LocalModelRegistry(registry_dir), get_task(settings.monitor.task))
+    registry = open_registry(settings.retrain, registry_dir)
+    server = ModelServer(scenario.model, registry, get_task(settings.monitor.task))
     client = DriftlineClient(
         KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics
     )

@@ -299,9 +299,9 @@ def serve(
 def standalone_feed(settings: Any, store: str | None, registry_dir: str | None, reports_dir: str) -> Feed:
     """``driftline ui``'s feed: Kafka when settings name a broker, else the embedded store."""
     from driftline.errors import DriftlineError
-    from driftline.registry import LocalModelRegistry
+    from driftline.registry import open_registry
 
-    registry = LocalModelRegistry(registry_dir) if registry_dir else None
+    registry = open_registry(settings.retrain, registry_dir) if registry_dir else None
     if settings.kafka is not None:
         return KafkaFeed(settings, registry, reports_dir)
     directory = store or settings.routing.store_dir
