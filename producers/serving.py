@@ -35,15 +35,21 @@ class ModelServer:
         self.history: list[tuple[int, str]] = []
         self.served = 0
         self.refused = 0  # updates not applied: unknown version, artifact missing or tampered
+        self.scheduled: tuple[ModelUpdate, Any] | None = None  # loaded, serving from its effective_from
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         prediction, score = self.task.serve(self._estimator, X)
         self.served += len(X)
         return prediction, score
 
-    def apply(self, update: ModelUpdate) -> bool:
+    def apply(self, update: ModelUpdate, now: float | None = None) -> bool:
         """Load the update's version if it was promoted, is for this model and differs from the one
-        served (a "registered" announcement only tells the processor the version exists)."""
+        served (a "registered" announcement only tells the processor the version exists).
+
+        ``now``: the event time of the next prediction. An update whose ``effective_from`` is later
+        is loaded and kept in :attr:`scheduled`; :meth:`advance` swaps it in at the first prediction
+        at or past that time -- so the switch lands on the same prediction however early or late the
+        update is read. Returns True when the served version changed now."""
         if update.kind != "promoted" or update.model != self.model or update.version == self.version:
             return False
         try:  # by (model, version) from our registry, digest-checked: never a path from the message
@@ -58,8 +64,28 @@ class ModelServer:
                 exc,
             )
             return False
-        self._estimator = estimator
+        if update.effective_from is not None and now is not None and now < update.effective_from:
+            self.scheduled = (update, estimator)
+            return False
+        self._switch(update, estimator)
+        return True
+
+    @property
+    def scheduled_at(self) -> float | None:
+        """The event time from which the scheduled update serves (None: nothing scheduled)."""
+        return self.scheduled[0].effective_from if self.scheduled else None
+
+    def advance(self, event_time: float) -> ModelUpdate | None:
+        """Swap in the scheduled update if ``event_time`` (the next prediction's) has reached it."""
+        at = self.scheduled_at
+        if self.scheduled is None or at is None or event_time < at:
+            return None
+        (update, estimator), self.scheduled = self.scheduled, None
+        self._switch(update, estimator)
+        return update
+
+    def _switch(self, update: ModelUpdate, estimator: Any) -> None:
+        self._estimator, self.scheduled = estimator, None
         log.info("model %s: serving version %s (was %s)", self.model, update.version, self.version)
         self.version = update.version
         self.history.append((self.served, update.version))
-        return True

@@ -172,8 +172,7 @@ class Simulator:
         preds: list[Prediction] = []
         if n:
             X, y = self._sample_span(start, n)
-            version = self.server.version
-            labels_pred, scores = self.server.predict(X)
+            versions, labels_pred, scores = self._serve(X, start)
             records = X.to_dict("records")
             delays = self._label_rng.integers(sc.label_delay[0], sc.label_delay[1] + 1, n)
             keep = self._label_rng.random(n) < sc.label_coverage
@@ -185,7 +184,7 @@ class Simulator:
                     Prediction(
                         prediction_id=pid,
                         model=sc.model,
-                        model_version=version,
+                        model_version=versions[i],
                         event_time=t,
                         features=records[i],
                         prediction=int(labels_pred[i]),
@@ -211,6 +210,28 @@ class Simulator:
         labels = [lab for _, lab in self._pending[:cut]]
         del self._pending[:cut]
         return SimBatch(start_index=start, predictions=preds, labels=labels)
+
+    def _serve(self, X: pd.DataFrame, start: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Predict rows ``start``.. with the served model; a model update scheduled to take effect
+        inside the batch (:meth:`ModelServer.advance`) serves from its first prediction at or past
+        its event time -- not from the next batch, so the switch does not depend on batch sizes."""
+        sc, n = self.scenario, len(X)
+        at = self.server.scheduled_at
+        cut = n
+        if at is not None:
+            due = sc.start_time + (start + np.arange(n)) / sc.events_per_second >= at
+            cut = int(np.argmax(due)) if due.any() else n
+        versions: list[str] = []
+        preds, scores = [], []
+        for a, b in ((0, cut), (cut, n)):
+            if a == cut and cut < n:
+                self.server.advance(sc.time_of(start + cut))
+            if b > a:
+                p, s = self.server.predict(X.iloc[a:b])
+                versions += [self.server.version] * (b - a)
+                preds.append(p)
+                scores.append(s)
+        return versions, np.concatenate(preds), np.concatenate(scores)
 
     def _sample_span(self, start: int, n: int) -> tuple[pd.DataFrame, np.ndarray]:
         """Rows for indices [start, start+n), split at the scenario's change points."""

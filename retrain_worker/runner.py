@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import msgspec
+
 from driftline.contracts import RetrainOutcome
 from driftline.transport import Record
 
-__all__ = ["CommitSource", "RetrainRunner"]
+__all__ = ["CommitSource", "LoopTick", "RetrainRunner"]
 
 log = logging.getLogger(__name__)
 TopicPartition = tuple[str, int]
@@ -60,9 +62,21 @@ class Decider(Protocol):
 
     def submit_record(self, record: Record) -> Any: ...
 
-    def step(self) -> list[RetrainOutcome]: ...
+    def step(self, now: float | None = None) -> list[RetrainOutcome]: ...
 
     def forget(self, partitions: list[int]) -> list[str]: ...
+
+
+class LoopTick(msgspec.Struct, frozen=True):
+    """The loop's event-time clock, sent by a paced producer on the clock topic: every event before
+    ``event_time`` has been produced, scored and routed (the producer waited for the processor's and
+    the control plane's committed offsets), and the producer holds there until this tick's offset is
+    committed by the worker's group -- so pending requests are decided on the same events, at the same
+    event time, as in the embedded loop, however fast the replay runs."""
+
+    event_time: float
+    # (topic, partition, end offset) of the retrain requests sent before the tick: tried once read
+    requests_to: list[tuple[str, int, int]] = []
 
 
 class RetrainRunner:
@@ -70,8 +84,15 @@ class RetrainRunner:
     ``on_revoke`` / ``on_lost``), so a partition taken away is committed up to its oldest pending
     request and its pending requests are left to the new owner.
 
-    ``retry_interval``: seconds between two tries of the pending requests (their data window grows
-    while they wait)."""
+    When pending requests are tried again -- on event time, never on a wall-clock timer when the
+    runner is told how the loop advances:
+
+    * ``clock_topic``: at each :class:`LoopTick` read there, with the tick's event time as the
+      worker's ``now`` (a paced replay or demo: decisions at the embedded loop's event times);
+    * else ``progress`` (how many labelled events there are, e.g. the scored topic's end offsets):
+      when ``retry_every`` more have arrived since the last try, or a request was queued -- a
+      request waits for labelled data, so nothing else can change its answer;
+    * else every ``retry_interval`` seconds (a runner told nothing of the loop)."""
 
     def __init__(
         self,
@@ -82,6 +103,9 @@ class RetrainRunner:
         batch: int = 100,
         clock: Callable[[], float] = time.monotonic,
         on_outcomes: Callable[[list[RetrainOutcome]], None] | None = None,
+        clock_topic: str | None = None,
+        progress: Callable[[], int] | None = None,
+        retry_every: int = 100,
     ) -> None:
         self.worker, self.source = worker, source
         self.on_outcomes = on_outcomes  # e.g. the metrics exporter: told of every outcome decided
@@ -89,6 +113,10 @@ class RetrainRunner:
         self._read_to: dict[TopicPartition, int] = {}  # offset after the last record decided or queued
         self._committed: dict[TopicPartition, int] = {}
         self._last_try = float("-inf")
+        self.clock_topic, self.progress, self.retry_every = clock_topic, progress, retry_every
+        self._seen = -1  # labelled events there were at the last try (``progress``)
+        self.now: float | None = None  # the loop's event time, from the last tick read
+        self._ticks: list[Record] = []  # ticks read, not yet tried
 
     def run(self, stop: Callable[[], bool], timeout: float = 0.5) -> None:
         """Until ``stop()``; then leave the group (which commits what is decided)."""
@@ -102,20 +130,55 @@ class RetrainRunner:
         """Read what is there, try the pending requests if it is time, commit; returns the outcomes
         the worker's step decided."""
         at_once: list[RetrainOutcome] = []
-        for rec in self.source.poll(self.batch, timeout):
-            out = self.worker.submit_record(rec)  # raises only on registry / broker trouble: nothing advances
-            if isinstance(out, RetrainOutcome):
-                at_once.append(out)
-            tp = (rec.topic, rec.partition)
-            self._read_to[tp] = max(self._read_to.get(tp, 0), rec.offset + 1)
         done: list[RetrainOutcome] = []
-        if self.worker.pending and self.clock() - self._last_try >= self.retry_interval:
-            self._last_try = self.clock()
-            done = self.worker.step()
+        queued = False
+        for rec in self.source.poll(self.batch, timeout):
+            if self.clock_topic is not None and rec.topic == self.clock_topic:
+                self._ticks.append(rec)  # tried below, once the requests sent before it are read
+                continue
+            out = self.worker.submit_record(rec)  # raises only on registry / broker trouble: nothing advances
+            at_once += [out] if isinstance(out, RetrainOutcome) else []
+            queued = queued or out is None
+            self._advance(rec)
+        while self._ticks and (tick := self._tick(self._ticks[0])) is not None:
+            done += tick
+            self._advance(self._ticks.pop(0))
+        if self.worker.pending and self.clock_topic is None and self._due(queued):
+            done += self.worker.step()
         self.commit()
         if self.on_outcomes is not None and (at_once or done):
             self.on_outcomes(at_once + done)
         return done
+
+    def _advance(self, rec: Record) -> None:
+        tp = (rec.topic, rec.partition)
+        self._read_to[tp] = max(self._read_to.get(tp, 0), rec.offset + 1)
+
+    def _tick(self, rec: Record) -> list[RetrainOutcome] | None:
+        """The loop's clock moved: try the pending requests on the events before it; None while a
+        request sent before the tick is still unread (another partition, fetched later)."""
+        try:
+            tick = msgspec.json.decode(rec.value, type=LoopTick)
+        except msgspec.DecodeError as exc:  # a stray record on the clock topic: not a tick
+            log.error("retrain worker: ignoring a record on %s: %s", rec.topic, exc)
+            return []
+        if any(self._read_to.get((t, p), 0) < end for t, p, end in tick.requests_to):
+            return None
+        self.now = tick.event_time
+        return self.worker.step(self.now) if self.worker.pending else []
+
+    def _due(self, queued: bool) -> bool:
+        """Whether to try the pending requests now (no loop clock): ``retry_every`` more labelled
+        events than at the last try, or a request just queued; without ``progress``, the timer."""
+        if self.progress is None:
+            due = self.clock() - self._last_try >= self.retry_interval
+            self._last_try = self.clock() if due else self._last_try
+            return due
+        seen = self.progress()
+        if queued or seen - self._seen >= self.retry_every:
+            self._seen = seen
+            return True
+        return False
 
     def committable(self, partitions: set[int] | None = None) -> dict[TopicPartition, int]:
         """Per partition read: the offset of its oldest pending request, else the next to read."""

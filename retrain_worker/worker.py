@@ -181,13 +181,14 @@ class RetrainWorker:
         self.attempts.pop(rid, None)
 
     # -- trying the pending requests -------------------------------------------------------------
-    def step(self) -> list[RetrainOutcome]:
-        """Try every pending request whose data is ready; return what completed."""
+    def step(self, now: float | None = None) -> list[RetrainOutcome]:
+        """Try the pending requests; return what completed. ``now``: the loop's event time (None: all
+        there is) -- a decision trains on labels before it and serves from it, whenever the worker ran."""
         done = []
         for rid in list(self.pending):
             req = self.pending[rid]
             try:
-                out = self._try(req)
+                out = self._try(req, now)
             except Exception as exc:  # registry or broker trouble: the request stays, tried again
                 log.error("retrain %s for %s: %s; trying again later", rid, req.model, exc, exc_info=True)
                 continue
@@ -196,7 +197,7 @@ class RetrainWorker:
                 done.append(out)
         return done
 
-    def _gather(self, req: RetrainRequest) -> list[Scored]:
+    def _gather(self, req: RetrainRequest, now: float | None = None) -> list[Scored]:
         """Labelled events after the change: from the drifted window's start for data drift; from
         the detection for error-stream alerts (their windows still hold pre-change events)."""
         a = req.alert
@@ -207,7 +208,8 @@ class RetrainWorker:
                 s = decode(Scored, rec.value)
             except InvalidEvent:
                 continue
-            if s.prediction.model == req.model and s.prediction.event_time >= since:
+            before = now is None or s.label_time < now  # labelled after the loop's clock: not yet
+            if before and s.prediction.model == req.model and s.prediction.event_time >= since:
                 if s.features_dropped:  # sent without its features (too large): nothing to fit on
                     self.skipped_rows["features_dropped"] = self.skipped_rows.get("features_dropped", 0) + 1
                     continue
@@ -215,11 +217,11 @@ class RetrainWorker:
         rows.sort(key=lambda s: s.prediction.event_time)
         return rows[-self.recipes.settings(req.model).train_window :]
 
-    def _try(self, req: RetrainRequest) -> RetrainOutcome | None:
+    def _try(self, req: RetrainRequest, now: float | None = None) -> RetrainOutcome | None:
         registered = self.registry.find_triggered_by(req.model, req.request_id)
         if registered is not None:  # registered before a restart or a failed publish
             return self._resume(req, registered)
-        rows, recipes, m = self._gather(req), self.recipes, req.model
+        rows, recipes, m = self._gather(req, now), self.recipes, req.model
         if len(rows) < recipes.settings(m).min_samples:
             return None  # not enough labelled data yet: wait for more
         champion_mv = self.registry.champion(req.model)
@@ -243,10 +245,10 @@ class RetrainWorker:
         if not fit.wins:
             why = fit.reason  # on-call hears of it: the drift stays unresolved
             return self._done(req, "rejected", why, mv.version, fit.metrics, rows, notify=True)
-        self._publish(mv, champion_mv.version, rows[-1].label_time)
+        self._publish(mv, champion_mv.version, rows[-1].label_time, now)
         return self._done(req, "promoted", fit.reason, mv.version, fit.metrics, rows)
 
-    def _publish(self, mv: ModelVersion, previous: str | None, created_at: float) -> None:
+    def _publish(self, mv: ModelVersion, previous: str | None, created: float, at: float | None = None):
         """Announce the promoted version on the models topic (serving hot-reloads it)."""
         update = ModelUpdate(
             model=mv.model,
@@ -258,9 +260,10 @@ class RetrainWorker:
             trained_on=Window(**mv.trained_on) if mv.trained_on else None,
             validated_on=Window(**mv.validated_on) if mv.validated_on else None,
             triggered_by=mv.triggered_by,
-            created_at=created_at,
+            created_at=created,
+            effective_from=at,
         )
-        self.sink.send(self.topics.models, mv.model.encode(), encode(update), created_at)
+        self.sink.send(self.topics.models, mv.model.encode(), encode(update), created)
         self._flush(f"the model update for {mv.model} v{mv.version}")
 
     def _resume(self, req: RetrainRequest, mv: ModelVersion) -> RetrainOutcome:

@@ -229,13 +229,13 @@ class EmbeddedLoop:
         for rec in self.requests.poll(100):
             _say_outcome(self.worker.submit_record(rec), self.say)
         self.requests.commit()
-        for out in self.worker.step():
+        for out in self.worker.step(now=self.scenario.time_of(self.sim.index)):  # the loop's event time
             _say_outcome(out, self.say)
 
     def _hot_reload(self) -> None:
         for rec in self.updates.poll(100):
             upd = decode(ModelUpdate, rec.value)
-            if self.server.apply(upd):
+            if self.server.apply(upd, now=self.scenario.time_of(self.sim.index)):
                 self.say(
                     f"#{self.sim.index:>6}  serving now uses {upd.model} v{upd.version} "
                     f"(was v{upd.previous_version})"
