@@ -16,6 +16,7 @@ from driftline.registry import ModelRegistry
 __all__ = ["ModelServer"]
 
 log = logging.getLogger(__name__)
+_SERVED = ("promoted", "rollback")  # the updates that change the served version
 
 
 class ModelServer:
@@ -50,7 +51,7 @@ class ModelServer:
         is loaded and kept in :attr:`scheduled`; :meth:`advance` swaps it in at the first prediction
         at or past that time -- so the switch lands on the same prediction however early or late the
         update is read. Returns True when the served version changed now."""
-        if update.kind != "promoted" or update.model != self.model or update.version == self.version:
+        if update.kind not in _SERVED or update.model != self.model or update.version == self.version:
             return False
         try:  # by (model, version) from our registry, digest-checked: never a path from the message
             estimator = self.registry.load(update.model, update.version, sha256=update.artifact_sha256)
