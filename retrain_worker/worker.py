@@ -44,6 +44,7 @@ from driftline.contracts import (
 )
 from driftline.errors import DriftlineError, InvalidEvent
 from driftline.registry import ModelRegistry, ModelVersion, RegistryError
+from driftline.registry_lineage import lineage_of
 from driftline.transport import Record, Sink, WindowReader
 from retrain_worker.recipe import Recipes
 from retrain_worker.training import Trainer, fit_and_validate, refit_clone
@@ -239,6 +240,9 @@ class RetrainWorker:
             trained_on=fit.trained_on,
             validated_on=fit.validated_on,
             triggered_by=req.request_id,
+            lineage=lineage_of(  # the training rows' digest, trainer, params, code version
+                rows[: int(fit.trained_on["n"])], trainer=recipes.trainer_name(m), estimator=fit.challenger
+            ),
             promote=fit.wins,
             stage="candidate" if fit.wins else "rejected",
         )
