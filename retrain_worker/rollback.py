@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 from scipy import stats
@@ -46,8 +46,16 @@ from driftline.errors import DriftlineError, InvalidEvent
 from driftline.registry import ModelRegistry, ModelVersion
 from driftline.transport import Record, Sink, WindowReader
 from retrain_worker.evidence import proportion_bounds
+from retrain_worker.worker import RetrainWorker
 
-__all__ = ["MetricSource", "RollbackRunner", "RollbackWatcher", "previous_champion", "rollback_id"]
+__all__ = [
+    "MetricSource",
+    "RollbackRunner",
+    "RollbackWatcher",
+    "previous_champion",
+    "rollback_id",
+    "watcher_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +183,7 @@ class RollbackWatcher:
         self.sink.send(self.topics.notifications, m.model.encode(), encode(out), None)  # 3.
         self._flush(f"the rollback notification of {m.model} v{bad.version}")
         self.registry.promote(m.model, previous.version)  # 4.
-        mark = getattr(self.registry, "set_stage", None)
-        if mark is not None:
-            mark(m.model, bad.version, "rolled_back", reason=out.reason)
+        self.registry.set_stage(m.model, bad.version, "rolled_back", reason=out.reason)
         self._champions.pop(m.model, None)
         log.warning("model %s: %s", m.model, out.reason)
         self.outcomes.append(out)
@@ -214,34 +220,54 @@ class RollbackWatcher:
             raise DriftlineError(f"{what}: {left} message(s) not delivered; is the broker reachable?")
 
 
+def watcher_for(worker: RetrainWorker) -> RollbackWatcher:
+    """A watcher over ``worker``'s registry, reader and sink, judging each model by its recipe."""
+    r, w = worker.recipes, worker
+    return RollbackWatcher(r.settings, r.task, w.topics, w.registry, w.reader, w.sink)
+
+
 class MetricSource(Protocol):
     """A consumer of the metrics topic (an in-memory bus source, a ``KafkaSource``)."""
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]: ...
 
-    def commit(self, offsets: Any = None) -> None: ...
+    def commit(self) -> None: ...
 
 
 class RollbackRunner:
-    """Feeds a watcher from a metrics source and commits what it has decided: a batch's offsets are
-    committed only after every point in it was judged (and any rollback recorded and published), so a
-    kill re-reads the points not yet judged. Registry or broker trouble leaves the batch uncommitted
-    (logged); it is judged again after a restart."""
+    """Feeds a watcher from a metrics source and commits what it has decided: offsets are committed
+    only once every point read was judged (and any rollback recorded and published), so a kill re-reads
+    the points not yet judged. Registry or broker trouble keeps the unjudged points (logged); they are
+    judged again, in order, before anything newer is read."""
 
     def __init__(self, watcher: RollbackWatcher, source: MetricSource, batch: int = 10_000) -> None:
         self.watcher, self.source, self.batch = watcher, source, batch
+        self._held: list[Record] = []  # read, not yet judged
 
     def run_once(self, timeout: float = 0.0) -> list[RetrainOutcome]:
         done: list[RetrainOutcome] = []
-        records = self.source.poll(self.batch, timeout)
-        try:
-            for rec in records:
+        records = self._held or self.source.poll(self.batch, timeout)
+        for k, rec in enumerate(records):
+            try:
                 out = self.watcher.on_record(rec)
-                if out is not None:
-                    done.append(out)
-        except Exception as exc:  # registry or broker trouble: not committed, judged again after a restart
-            log.error("rollback watcher: %s; these metric points stay uncommitted", exc, exc_info=True)
-            return done
+            except Exception as exc:  # registry or broker trouble: judged again at the next run
+                held = len(records) - k
+                log.error("rollback watcher: %s; %d metric point(s) held", exc, held, exc_info=True)
+                self._held = records[k:]
+                return done
+            if out is not None:
+                done.append(out)
+        self._held = []
         if records:
             self.source.commit()
         return done
+
+    def alongside(self, stop: Callable[[], bool]) -> Callable[[], bool]:
+        """``stop`` for a runner loop that also judges the metrics read so far at each turn: one
+        thread, so a rollback's registry writes never interleave with a retrain's."""
+
+        def judge_then_stop() -> bool:
+            self.run_once()
+            return stop()
+
+        return judge_then_stop

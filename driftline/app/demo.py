@@ -38,6 +38,7 @@ from driftline.transport import InMemoryBus, Sink
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator, train_initial_model
+from retrain_worker.rollback import RollbackRunner, watcher_for
 from retrain_worker.worker import RetrainOutcome, RetrainWorker
 from stream_processors.control.handler import AlertHandler
 from stream_processors.control.inprocess import AlertRoutingRunner
@@ -124,9 +125,7 @@ class EmbeddedLoop:
         topics = self.topics = settings.topics
         self.scenario, self.settings, self.say = scenario, settings, say
         self.bus = bus = InMemoryBus()
-        self.delivery = Delivery(
-            settings.routing, bus.sink()
-        )  # a bad routing.sinks fails before anything runs
+        self.delivery = Delivery(settings.routing, bus.sink())  # a bad routing.sinks fails before it runs
         self.task = get_task(settings.monitor.task)
         self.registry = open_registry(settings.retrain, registry_dir)
         bootstrap_registry(scenario, self.registry)
@@ -157,6 +156,7 @@ class EmbeddedLoop:
         )
         self.worker = RetrainWorker(settings, topics, self.registry, bus, bus.sink(), task=self.task)
         self.requests = bus.source([topics.retrain], "retrain-worker")
+        self.rollback = RollbackRunner(watcher_for(self.worker), bus.source([topics.metrics], "rollback"))
         self.updates = bus.source([topics.models], "serving")
         self.metrics = bus.source([topics.metrics], "demo-printer")
         self.notified = bus.source([topics.notifications], "demo-printer")
@@ -229,7 +229,7 @@ class EmbeddedLoop:
         for rec in self.requests.poll(100):
             _say_outcome(self.worker.submit_record(rec), self.say)
         self.requests.commit()
-        for out in self.worker.step(now=self.scenario.time_of(self.sim.index)):  # the loop's event time
+        for out in self.worker.step(now=self.scenario.time_of(self.sim.index)) + self.rollback.run_once():
             _say_outcome(out, self.say)
 
     def _hot_reload(self) -> None:

@@ -29,6 +29,7 @@ from driftline.registry import open_registry
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
+from retrain_worker.rollback import RollbackRunner, watcher_for
 from retrain_worker.runner import RetrainRunner
 from retrain_worker.worker import RetrainWorker
 from stream_processors.core.announcements import Announcements
@@ -175,7 +176,10 @@ def run_retrain_worker(
     on_outcomes = exporter.observe_retrains if exporter is not None else None
     runner = RetrainRunner(worker, source, retry_interval=1.0, on_outcomes=on_outcomes)  # retried each second
     source.listen(runner)
-    runner.run(stop)
+    committed_only: dict[str, Any] = {"isolation.level": "read_committed"}
+    metrics = KafkaSource(kafka, [topics.metrics], f"{group}-rollback", **committed_only)
+    rollback = RollbackRunner(watcher_for(worker), metrics)  # the champions' live metrics: rolled back?
+    runner.run(rollback.alongside(stop))
     return worker
 
 
