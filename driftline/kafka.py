@@ -30,6 +30,7 @@ from driftline.transport import DeliveryFailureListener, Dropped, Record, Record
 __all__ = [
     "KafkaSink",
     "KafkaSource",
+    "QueueFull",
     "RebalanceListener",
     "ensure_topics",
     "to_record",
@@ -37,6 +38,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class QueueFull(DriftlineError):
+    """A blocking sink found no room in the producer's queue for its whole ``block_timeout`` (the broker
+    away): nothing was sent; sending the same record again later is safe."""
+
 
 # librdkafka's default fetch.queue.backoff.ms (1000) stalls a consumer slower than its fetcher
 # for ~0.9 s each time the prefetch queue fills; 50 ms removes the stalls.
@@ -161,7 +168,7 @@ class KafkaSink:
                 return self._produce(topic, key, value, ts)
             except BufferError:
                 continue
-        raise DriftlineError(
+        raise QueueFull(
             f"producer queue to {topic} stayed full for {self.block_timeout:.0f} s: is the broker reachable?"
         )
 

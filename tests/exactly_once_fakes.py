@@ -5,7 +5,6 @@ member over its logs; a transactional sink; fake librdkafka producers for :class
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from fake_group import GroupMember, partitioned
 
 from driftline.config import MonitorSettings, Topics
 from driftline.kafka_retry import RetriesExhausted
@@ -73,45 +73,13 @@ class TxSink:
         self.open, self.snapshots = [], []
 
 
-class Member:
-    """A consumer-group member over the broker's logs: each poll returns up to ``max_records`` of one
-    assigned partition (round-robin), in log order."""
+class Member(GroupMember):
+    """A consumer-group member over the broker's logs (:class:`fake_group.GroupMember`), whose offsets
+    are committed by transactions only."""
 
     def __init__(self, broker: Broker) -> None:
+        super().__init__(broker.logs, broker.committed)
         self.broker = broker
-        self.listener: Any = None
-        self.position: dict[tuple[str, int], int] = {}
-        self.assigned: list[int] = []
-        self._turn = 0
-
-    def assign(self, partitions: list[int]) -> None:
-        start = self.listener.on_assign(sorted(partitions))
-        for p in partitions:
-            for t in (P, L):
-                self.position[(t, p)] = start.get((t, p), self.broker.committed.get((t, p), 0))
-        self.assigned = sorted(set(self.assigned) | set(partitions))
-
-    def revoke(self, partitions: list[int]) -> None:
-        self.listener.on_revoke(sorted(partitions))
-        self.assigned = [p for p in self.assigned if p not in partitions]
-
-    def done(self) -> bool:
-        logs, pos = self.broker.logs, self.position
-        return all(r.offset < pos[(r.topic, p)] for p in self.assigned for r in logs[p])
-
-    def listen(self, listener: Any) -> None:
-        self.listener = listener
-
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
-        for _ in range(len(self.assigned)):
-            p = self.assigned[self._turn % len(self.assigned)]
-            self._turn += 1
-            batch = [r for r in self.broker.logs[p] if r.offset >= self.position[(r.topic, p)]][:max_records]
-            if batch:
-                for r in batch:
-                    self.position[(r.topic, p)] = r.offset + 1
-                return batch
-        return []
 
     def commit(self, offsets: Any = None) -> None:
         raise AssertionError("offsets are committed in transactions")
@@ -121,9 +89,6 @@ class Member:
 
     def group_metadata(self) -> object:
         return "member"
-
-    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        self.position.update(offsets)
 
     def close(self) -> None:
         if self.assigned:
@@ -135,17 +100,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def partitioned(*streams: list[Record]) -> dict[int, list[Record]]:
-    logs: dict[int, list[Record]] = {}
-    for p, records in enumerate(streams):
-        seen: Counter[str] = Counter()
-        logs[p] = []
-        for r in records:
-            logs[p].append(dataclasses.replace(r, partition=p, offset=seen[r.topic]))
-            seen[r.topic] += 1
-    return logs
 
 
 def processor(

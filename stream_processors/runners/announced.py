@@ -53,12 +53,25 @@ class AnnouncedPoller:
     def __init__(self, source: Poller, table: Table, core: ProcessorCore) -> None:
         self.source, self.table, self.core = source, table, core
         self.announced = 0  # model updates read off the table so far
+        self._held: list[Record] = []  # polled, but the table could not be read: returned next time
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
-        records = self.source.poll(max_records, timeout)
+        """The next records, once the table is caught up. If the table cannot be read (the broker
+        away), the records polled are held -- the consumer's position is past them -- and returned by
+        the next poll that catches up: a runner that rides the outage out loses none of them."""
+        records, self._held = self._held or self.source.poll(max_records, timeout), []
         if records:
-            self.catch_up()
+            try:
+                self.catch_up()
+            except Exception:
+                self._held = records
+                raise
         return records
+
+    def forget(self, partitions: list[int]) -> None:
+        """Drop held records of ``partitions`` (revoked, lost or rewound: read again from elsewhere)."""
+        gone = set(partitions)
+        self._held = [r for r in self._held if r.partition not in gone]
 
     def catch_up(self) -> int:
         """Announce what the table gained since the last call; returns how many updates that was."""

@@ -23,6 +23,11 @@ outputs, input offsets and changelog snapshots of each checkpoint commit in one 
 * a transaction that cannot commit -- a broker restarting, the group's generation changing under it
   -- is aborted, and every owned partition is rewound as if it had just been assigned: no exit,
   nothing lost, nothing twice. A fenced producer (another instance with the same id) stops the runner.
+
+Without transactions (at-least-once), a broker outage is ridden out too
+(:mod:`~stream_processors.runners.outage`): outputs a flush leaves queued stay in the producer, the
+offsets are not committed, nothing new is polled, and the checkpoint is tried again with a bounded
+backoff until the broker is back; a batch polled while the models topic cannot be read is held.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from driftline.kafka import RebalanceListener
 from driftline.kafka_retry import RetriesExhausted
 from driftline.kafka_transactions import TransactionAborted
 from driftline.transport import Record, Sink
-from stream_processors.core.processor import ProcessorCore
+from stream_processors.core.processor import CoreOutput, ProcessorCore
 from stream_processors.runners.announced import AnnouncedPoller, Table
 from stream_processors.runners.base import BatchRunner, Poller
 from stream_processors.runners.checkpoint import PartitionCheckpoint, SnapshotStore
+from stream_processors.runners.outage import Outage, passing, send_patiently
 from stream_processors.runners.replay import ReplayPoller
 from stream_processors.runners.transactional import TransactionalCheckpoint, Transactions
 
@@ -132,6 +138,7 @@ class KafkaRunner(BatchRunner):
         self._inputs = (core.topics.predictions, core.topics.labels)
         self._owned: set[int] = set()
         self.rewinds = 0
+        self.outage = Outage(clock=clock)  # at-least-once: the retries while the broker is away
         super().__init__(
             core,
             poller if transactions is None else self._replay,
@@ -216,6 +223,8 @@ class KafkaRunner(BatchRunner):
             self._rewind("partitions lost")
 
     def _release(self, partitions: list[int]) -> None:
+        if self._announced is not None:
+            self._announced.forget(partitions)
         for p in partitions:
             self._owned.discard(p)
             self._replay.forget(p)
@@ -225,7 +234,10 @@ class KafkaRunner(BatchRunner):
     # -- exactly-once recovery -------------------------------------------------------------------
     def run_once(self, timeout: float = 0.0) -> int:
         """:meth:`BatchRunner.run_once`; a transaction that cannot commit is aborted and every owned
-        partition rewound to its committed state (:meth:`_rewind`) -- the runner goes on."""
+        partition rewound to its committed state (:meth:`_rewind`) -- the runner goes on. At-least-once:
+        :meth:`_ride_out`."""
+        if self._txn is None:
+            return self._ride_out(timeout)
         try:
             return super().run_once(timeout)
         except TransactionAborted as exc:
@@ -241,6 +253,34 @@ class KafkaRunner(BatchRunner):
             self.failed = False
             self._start_over(str(exc))
             return 0
+
+    # -- at-least-once across an outage ---------------------------------------------------------
+    def _ride_out(self, timeout: float) -> int:
+        """:meth:`BatchRunner.run_once`, unless the broker is away (:func:`passing` errors): then
+        nothing new is polled; the checkpoint (flush, save, commit) is tried again when
+        :attr:`outage`'s backoff says so, and processing resumes once it succeeds."""
+        try:
+            if self.outage.active:
+                if not self.outage.wait(timeout):
+                    return 0
+                if self._partitions.pending:
+                    self.checkpoint()
+            n = BatchRunner.run_once(self, timeout)
+        except Exception as exc:
+            if not passing(exc):
+                raise
+            self.failed = False  # raised at a batch boundary: the state is whole, its outputs queued
+            self.outage.failed(exc)
+            return 0
+        self.outage.over()
+        return n
+
+    def _send(self, out: CoreOutput) -> None:
+        """At-least-once: :func:`~stream_processors.runners.outage.send_patiently` (a full queue never
+        stops a batch half sent); in a transaction the sink aborts it instead."""
+        if self._txn is not None:
+            return super()._send(out)
+        send_patiently(self.sink, out.messages(self.core.topics))
 
     def _checkpoint_or_abort(self) -> None:
         try:

@@ -3,18 +3,16 @@ logs plays the group coordinator (assign / revoke / lost) and records the offset
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 from collections import Counter
-from collections.abc import Mapping
 
 import pytest
 from events import record
+from fake_group import FakeConsumer, partitioned
 
 from driftline.config import MonitorSettings, Topics
 from driftline.contracts import Scored, decode
 from driftline.errors import InvalidEvent
-from driftline.kafka import RebalanceListener
 from driftline.transport import Record
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.exceptions import DeliveryError, RunnerFailed
@@ -23,95 +21,6 @@ from stream_processors.runners.kafka import KafkaRunner
 TOPICS = Topics()
 P, L, S = TOPICS.predictions, TOPICS.labels, TOPICS.scored
 SETTINGS = MonitorSettings(reference_size=1000, window_size=250, metrics_every=250)
-
-Logs = dict[int, list[Record]]
-
-
-def partitioned(*streams: list[Record]) -> Logs:
-    """Stream ``i`` on partition ``i``, in fetch order; offsets numbered per (topic, partition)."""
-    logs: Logs = {}
-    for p, records in enumerate(streams):
-        seen: Counter[str] = Counter()
-        logs[p] = []
-        for r in records:
-            logs[p].append(dataclasses.replace(r, partition=p, offset=seen[r.topic]))
-            seen[r.topic] += 1
-    return logs
-
-
-class FakeConsumer:
-    """A group member over ``logs``. Each poll returns the next unread records of one assigned
-    partition (round-robin), so a partition's batches do not depend on who reads it."""
-
-    def __init__(
-        self,
-        logs: Logs,
-        committed: dict[tuple[str, int], int] | None = None,
-        journal: list[str] | None = None,
-    ) -> None:
-        self.logs = logs
-        self.journal = [] if journal is None else journal
-        self.committed = {} if committed is None else committed  # shared by the group's members
-        self.commits: list[dict[tuple[str, int], int]] = []
-        self.listener: RebalanceListener | None = None
-        self.position: dict[tuple[str, int], int] = {}
-        self.assigned: list[int] = []
-        self.closed = False
-        self._turn = 0
-
-    # -- the coordinator's side --
-    def assign(self, partitions: list[int]) -> dict[tuple[str, int], int]:
-        assert self.listener is not None
-        start = dict(self.listener.on_assign(sorted(partitions)))
-        for p in partitions:
-            for t in (P, L):
-                self.position[(t, p)] = start.get((t, p), self.committed.get((t, p), 0))
-        self.assigned = sorted(set(self.assigned) | set(partitions))
-        return start
-
-    def revoke(self, partitions: list[int]) -> None:
-        assert self.listener is not None
-        self.listener.on_revoke(sorted(partitions))
-        self._drop(partitions)
-
-    def lose(self, partitions: list[int]) -> None:
-        assert self.listener is not None
-        self.listener.on_lost(sorted(partitions))
-        self._drop(partitions)
-
-    def _drop(self, partitions: list[int]) -> None:
-        self.assigned = [p for p in self.assigned if p not in partitions]
-        for p in partitions:
-            for t in (P, L):
-                self.position.pop((t, p), None)
-
-    # -- the Consumer protocol --
-    def listen(self, listener: RebalanceListener) -> None:
-        self.listener = listener
-
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
-        for _ in range(len(self.assigned)):
-            p = self.assigned[self._turn % len(self.assigned)]
-            self._turn += 1
-            pos = self.position
-            batch = [r for r in self.logs[p] if r.offset >= pos[(r.topic, p)]][:max_records]
-            if batch:
-                for r in batch:
-                    pos[(r.topic, p)] = r.offset + 1
-                return batch
-        return []
-
-    def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
-        assert offsets is not None, "the runner commits explicit offsets"
-        assert all(p in self.assigned for _, p in offsets), "committed a partition it does not own"
-        self.journal.append("commit")
-        self.commits.append(dict(offsets))
-        self.committed.update(offsets)
-
-    def close(self) -> None:
-        if self.assigned:
-            self.revoke(list(self.assigned))
-        self.closed, self.listener = True, None
 
 
 def runner_for(consumer: FakeConsumer, sink, store=None, **kw) -> KafkaRunner:
@@ -192,14 +101,14 @@ def test_lost_releases_without_checkpoint(make_prediction, make_label, sink, sto
     assert consumer.commits == []  # nothing of the lost partitions is ever committed
 
 
-@pytest.mark.parametrize("queued, failed", [(2, 0), (0, 1)])
-def test_undelivered_outputs_raise_and_no_offsets_are_committed(
-    make_prediction, make_label, sink, store, queued: int, failed: int
+def test_failed_deliveries_raise_and_no_offsets_are_committed(
+    make_prediction, make_label, sink, store
 ) -> None:
+    """Outputs still queued are waited for (test_at_least_once_outage.py); failed ones stop the runner."""
     consumer = FakeConsumer(partitioned(small_stream(make_prediction, make_label, 30)))
     runner = runner_for(consumer, sink, store, batch_size=20)
     consumer.assign([0])
-    sink.queued, sink.failed = queued, failed
+    sink.failed = 1
     with pytest.raises(DeliveryError):
         runner.run_once()
     assert runner.failed and consumer.commits == [] and store.load(0) is None
