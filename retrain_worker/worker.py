@@ -172,7 +172,10 @@ class RetrainWorker:
         owner reads them again from the committed offset); returns their ids."""
         gone = set(partitions)
         ids = [rid for rid, (_, p, _) in self.positions.items() if p in gone]
-        for rid in ids:
+        for rid in ids:  # not begun here after all: read again, it must not cool itself down
+            t = self.pending[rid].alert.detected_at_time
+            if t in (began := self._began.get(self.pending[rid].model, [])):
+                began.remove(t)
             self._forget(rid)
         return ids
 
