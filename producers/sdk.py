@@ -39,10 +39,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Literal, TypedDict
 
+import msgspec
+
 from driftline.config import Topics
 from driftline.contracts import FeatureValue, Label, LabelValue, Prediction, decode, encode
 from driftline.errors import InvalidEvent
 from driftline.transport import Dropped, ReportsDeliveryFailures, Sink
+from producers.shadow import shadow_id
 
 __all__ = ["DROP_REASONS", "ClientStats", "DriftlineClient", "DropReason", "OnDrop"]
 
@@ -51,6 +54,7 @@ log = logging.getLogger(__name__)
 DropReason = Literal["queue_full", "encode_error", "rejected", "delivery_failed"]
 DROP_REASONS: tuple[DropReason, ...] = ("queue_full", "encode_error", "rejected", "delivery_failed")
 OnDrop = Callable[[Prediction | Label | None, DropReason], None]
+MAX_SHADOWED = 100_000  # shadow predictions whose label the client still expects
 
 
 class ClientStats(TypedDict):
@@ -84,6 +88,7 @@ class DriftlineClient:
         self._counts = {"predictions": 0, "labels": 0, "dropped": 0}
         self._by_reason: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._callback_failed = False
+        self._shadowed: dict[str, None] = {}  # ids with a shadow prediction, awaiting their label (bounded)
         if isinstance(sink, ReportsDeliveryFailures):
             sink.add_failure_listener(self._delivery_failed)
 
@@ -139,6 +144,28 @@ class DriftlineClient:
             return
         self.emit(event)
 
+    def log_shadow(
+        self, prediction: Prediction, version: str, shadow: LabelValue, score: float | None
+    ) -> bool:
+        """Log a challenger's answer to a request the champion answered (``prediction``, as logged) as
+        a shadow prediction (:mod:`producers.shadow`); the request's label is sent for it too."""
+        try:
+            event = msgspec.structs.replace(
+                prediction,
+                prediction_id=shadow_id(prediction.prediction_id),
+                model_version=version,
+                prediction=shadow,
+                score=score,
+                probabilities=None,
+            )
+        except Exception as exc:
+            self._drop(None, "encode_error", exc)
+            return False
+        if len(self._shadowed) >= MAX_SHADOWED:
+            self._shadowed.pop(next(iter(self._shadowed)))  # the oldest: its label is long overdue
+        self._shadowed[prediction.prediction_id] = None
+        return self.emit(event)
+
     def emit(self, event: Prediction | Label) -> bool:
         """Send a ready-made event (the simulator's path). Returns False if it was dropped."""
         try:
@@ -159,6 +186,9 @@ class DriftlineClient:
             return False
         with self._lock:
             self._counts["predictions" if is_prediction else "labels"] += 1
+        if self._shadowed and not is_prediction and event.prediction_id in self._shadowed:
+            self._shadowed.pop(event.prediction_id, None)  # its shadow prediction gets the same label
+            self.emit(msgspec.structs.replace(event, prediction_id=shadow_id(event.prediction_id)))
         return True
 
     def _delivery_failed(self, topic: str, key: bytes | None, value: bytes | None, reason: str) -> None:

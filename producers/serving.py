@@ -12,6 +12,7 @@ from detectors.tasks import Task, get_task
 from driftline.contracts import ModelUpdate
 from driftline.errors import DriftlineError
 from driftline.registry import ModelRegistry
+from producers.shadow import ShadowScorer
 
 __all__ = ["ModelServer"]
 
@@ -37,6 +38,7 @@ class ModelServer:
         self.served = 0
         self.refused = 0  # updates not applied: unknown version, artifact missing or tampered
         self.scheduled: tuple[ModelUpdate, Any] | None = None  # loaded, serving from its effective_from
+        self.shadow = ShadowScorer(model, registry, self.task)  # a challenger in its shadow period
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         prediction, score = self.task.serve(self._estimator, X)
@@ -51,6 +53,7 @@ class ModelServer:
         is loaded and kept in :attr:`scheduled`; :meth:`advance` swaps it in at the first prediction
         at or past that time -- so the switch lands on the same prediction however early or late the
         update is read. Returns True when the served version changed now."""
+        self.shadow.apply(update)  # a shadow period starts or ends; the served version is decided below
         if update.kind not in _SERVED or update.model != self.model or update.version == self.version:
             return False
         try:  # by (model, version) from our registry, digest-checked: never a path from the message

@@ -61,12 +61,12 @@ class Evidence:
         """The promotion rule: the bound clears zero and the point difference the margin."""
         return self.low > 0 and self.difference >= min_improvement
 
-    def reason(self, new: str, old: str) -> str:
+    def reason(self, new: str, old: str, where: str = "held-out") -> str:
         """The numbers behind a decision, in one line an on-call engineer reads."""
         pct = f"{100 * self.confidence:g}%"
         return (
             f"{new} {self.challenger:.3f} vs {old} {self.champion:.3f} {self.metric} on {self.n} "
-            f"held-out, difference {self.difference:+.3f}, {pct} lower bound {self.low:+.3f}"
+            f"{where}, difference {self.difference:+.3f}, {pct} lower bound {self.low:+.3f}"
         )
 
     def metrics(self) -> dict[str, float]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 from scipy import stats
@@ -46,7 +46,10 @@ from driftline.errors import DriftlineError, InvalidEvent
 from driftline.registry import ModelRegistry, ModelVersion
 from driftline.transport import Record, Sink, WindowReader
 from retrain_worker.evidence import proportion_bounds
-from retrain_worker.worker import RetrainWorker
+from retrain_worker.shadow import ShadowJudge
+
+if TYPE_CHECKING:
+    from retrain_worker.worker import RetrainWorker
 
 __all__ = [
     "MetricSource",
@@ -90,6 +93,7 @@ class RollbackWatcher:
     ) -> None:
         self.settings, self.task, self.topics = settings, task, topics
         self.registry, self.reader, self.sink = registry, reader, sink
+        self.shadow = ShadowJudge(settings, task, topics, registry, reader, sink)
         self._champions: dict[str, ModelVersion] = {}
         self._coverage: dict[tuple[str, str], float] = {}
         self.outcomes: list[RetrainOutcome] = []
@@ -104,7 +108,8 @@ class RollbackWatcher:
 
     def on_metric(self, m: Metric) -> RetrainOutcome | None:
         """The rollback this metric point decides, if any (registry or broker trouble raises)."""
-        if m.segment or not self.settings(m.model).rollback:
+        s = self.settings(m.model)
+        if m.segment or not (s.rollback or s.shadow_labelled):
             return None
         if m.name == "label_coverage":
             self._coverage[(m.model, m.model_version)] = m.value
@@ -114,8 +119,8 @@ class RollbackWatcher:
         if m.name not in (task.metric, estimate):
             return None
         champion = self._champion(m.model, m.model_version)
-        if champion is None:
-            return None
+        if champion is None:  # another version: a challenger in shadow, perhaps
+            return self.shadow.on_metric(m) if self.settings(m.model).shadow_labelled else None
         verdict = self._regressed(m, champion, task, estimate)
         return None if verdict is None else self._roll_back(m, champion, verdict)
 
@@ -141,7 +146,7 @@ class RollbackWatcher:
             if coverage >= LOW_COVERAGE:
                 return None  # the labelled metric speaks
             n, what = int(n / max(coverage, 0.05)), f"label-free {estimate}"
-        if n < s.rollback_min_labelled:
+        if not s.rollback or n < s.rollback_min_labelled:
             return None
         pct = f"{100 * s.confidence:g}%"
         if task.higher_is_better:

@@ -47,6 +47,8 @@ from driftline.registry import ModelRegistry, ModelVersion, RegistryError
 from driftline.registry_lineage import lineage_of
 from driftline.transport import Record, Sink, WindowReader
 from retrain_worker.recipe import Recipes
+from retrain_worker.rollback import previous_champion
+from retrain_worker.shadow import begin_shadow
 from retrain_worker.training import Trainer, fit_and_validate, refit_clone
 
 __all__ = ["STAGE", "RetrainOutcome", "RetrainWorker", "refit_clone"]
@@ -236,6 +238,7 @@ class RetrainWorker:
             )
         except Exception as exc:  # a trainer bug, data it cannot fit
             return self._attempt_failed(req, exc, rows)
+        shadow = fit.wins and recipes.settings(m).shadow_labelled > 0  # tried live before promotion
         mv = self.registry.register(
             req.model,
             fit.challenger,
@@ -246,12 +249,15 @@ class RetrainWorker:
             lineage=lineage_of(  # the training rows' digest, trainer, params, code version
                 rows[: int(fit.trained_on["n"])], trainer=recipes.trainer_name(m), estimator=fit.challenger
             ),
-            promote=fit.wins,
-            stage="candidate" if fit.wins else "rejected",
+            promote=fit.wins and not shadow,
+            stage="challenger" if shadow else "candidate" if fit.wins else "rejected",
         )
         if not fit.wins:
             why = fit.reason  # on-call hears of it: the drift stays unresolved
             return self._done(req, "rejected", why, mv.version, fit.metrics, rows, notify=True)
+        if shadow:  # serving scores it beside the champion; its live evidence decides (ShadowJudge)
+            begin_shadow(self.registry, self.sink, self.topics, mv, champion_mv.version, rows[-1].label_time)
+            return self._done(req, "shadow", fit.reason, mv.version, fit.metrics, rows, notify=True)
         self._publish(mv, champion_mv.version, rows[-1].label_time, now)
         return self._done(req, "promoted", fit.reason, mv.version, fit.metrics, rows)
 
@@ -292,7 +298,8 @@ class RetrainWorker:
             why = "not announced: a newer champion replaced it"
         else:
             created = float(mv.validated_on["end_time"]) if mv.validated_on else mv.created_at
-            self._publish(mv, _previous_champion(self.registry.versions(mv.model), mv), created)
+            previous = previous_champion(self.registry.versions(mv.model), mv)
+            self._publish(mv, previous.version if previous else None, created)
             why = "announced after a restart"
         log.warning(
             "retrain %s for %s: v%s was registered before a restart; %s",
@@ -399,9 +406,3 @@ def _another_run(champion: ModelVersion, t: float) -> bool:
     registry's recorded retrains are not this stream's past, so they impose no cooldown on it."""
     end = (champion.validated_on or {}).get("end_time")
     return end is not None and t < float(end)
-
-
-def _previous_champion(versions: list[ModelVersion], mv: ModelVersion) -> str | None:
-    """The champion ``mv`` replaced: the newest archived version registered before it."""
-    older = [v for v in versions if int(v.version) < int(mv.version) and v.stage == "archived"]
-    return older[-1].version if older else None
