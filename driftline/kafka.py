@@ -40,6 +40,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+_PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
+
+
 class QueueFull(DriftlineError):
     """A blocking sink found no room in the producer's queue for its whole ``block_timeout`` (the broker
     away): nothing was sent; sending the same record again later is safe."""
@@ -99,6 +102,7 @@ class KafkaSink:
         self.failed = 0
         self.failures_by_reason: dict[str, int] = {}
         self.dropped = 0
+        self.purged = 0  # purged on purpose: neither delivered nor failed
         self._sends = 0
         self._listeners: list[DeliveryFailureListener] = []
         self._listener_failed = False
@@ -115,6 +119,9 @@ class KafkaSink:
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             self.delivered += 1
+            return
+        if err.code() in _PURGED:  # discarded on purpose (an abandoned transactional producer)
+            self.purged += 1
             return
         self.failed += 1
         reason = err.name()

@@ -97,6 +97,7 @@ class TransactionalSink(KafkaSink):
         self._open = False
         self._ready = False  # init_transactions done on the current producer
         self.commits = self.aborts = self.replaced = 0
+        self._abandoned: list[Any] = []  # producers replaced while stuck: fenced, their queues purged
         self._init()
 
     def _new_producer(self, conf: dict[str, Any]) -> Any:
@@ -199,6 +200,7 @@ class TransactionalSink(KafkaSink):
                 if what != "init_transactions":  # fence the stuck one now, before the caller rewinds
                     with contextlib.suppress(DriftlineError):
                         self._init()
+                self.discard_abandoned("it was replaced")
                 raise aborted from None
             except KafkaException as exc:
                 err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
@@ -217,6 +219,7 @@ class TransactionalSink(KafkaSink):
         """Abandon the current producer (its thread stays blocked in librdkafka until the call gives
         up or the new producer fences it) for a new one with the same ``transactional.id``."""
         self.replaced += 1
+        self._abandoned.append(self._p)
         self._p = self._new_producer(self._conf)
         self._open = self._ready = False  # the new one's init_transactions aborts the open transaction
         log.error(
@@ -228,6 +231,38 @@ class TransactionalSink(KafkaSink):
             self.transactional_id,
         )
         return TransactionAborted(f"{what} did not return within {waited:.1f} s; the producer was replaced")
+
+    def discard_abandoned(self, when: str) -> int:
+        """Purge what the producers abandoned as stuck still hold (their transactions are aborted: the
+        replacement's ``init_transactions`` fenced them, or the broker times them out), so none of it
+        is ever sent, nor left for librdkafka to report at exit as "messages still in queue"; their
+        delivery reports (purged, not failed) are served. Returns how many messages were discarded."""
+        discarded = 0
+        for k, producer in enumerate(self._abandoned, start=1):
+            try:
+                queued = len(producer)
+                producer.purge(in_queue=True, in_flight=True, blocking=False)
+                producer.poll(0)
+            except (KafkaException, RuntimeError) as exc:  # a closed or fatally failed handle
+                log.debug("purging abandoned producer %d: %s", k, exc)
+                continue
+            if queued:
+                discarded += queued
+                log.warning(
+                    "%s: discarded %d message(s) still queued in abandoned producer %d of transactional.id "
+                    "%r -- its transaction was aborted when it was replaced, nothing of it is committed",
+                    when,
+                    queued,
+                    k,
+                    self.transactional_id,
+                )
+        return discarded
+
+    def close(self) -> None:
+        """At shutdown: the abandoned producers' queues are purged, deliberately and logged (an open
+        transaction of the current producer is the runner's to commit or abort before)."""
+        self.discard_abandoned("closing")
+        self._abandoned.clear()
 
     def _typed(self, exc: KafkaException, what: str) -> DriftlineError:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None

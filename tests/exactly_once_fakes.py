@@ -168,10 +168,20 @@ class Librdkafka:
 
 
 class FakeProducer:
+    """``queued``: messages produced and not yet sent by a commit or dropped by an abort -- a fenced
+    producer keeps them (as librdkafka does) until :meth:`purge`."""
+
     def __init__(self, lib: Librdkafka) -> None:
         self.lib, self.fenced = lib, False
         self.open: list[Output] = []
         self.offsets: dict[tuple[str, int], int] = {}
+        self.queued = self.purged = 0
+
+    def __len__(self) -> int:
+        return self.queued
+
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        self.purged, self.queued = self.purged + self.queued, 0
 
     def _enter(self, name: str) -> None:
         self.lib.calls[name] += 1
@@ -192,6 +202,7 @@ class FakeProducer:
     def produce(self, topic: str, value: bytes, key: bytes | None = None, **kw: Any) -> None:
         self._enter("produce")
         self.open.append((topic, key, value, None))
+        self.queued += 1
 
     def poll(self, timeout: float = 0.0) -> int:
         return 0
@@ -210,11 +221,11 @@ class FakeProducer:
             Record(topic="state", value=v or b"", key=k) for t, k, v, _ in self.open if t == "state"
         ]
         self.lib.broker.committed.update(self.offsets)
-        self.open, self.offsets = [], {}
+        self.open, self.offsets, self.queued = [], {}, 0
 
     def abort_transaction(self, timeout: float) -> None:
         self._enter("abort_transaction")
-        self.open, self.offsets = [], {}
+        self.open, self.offsets, self.queued = [], {}, 0
 
 
 def without_timestamps(outputs: list[Output]) -> list[tuple[str, bytes | None, bytes]]:

@@ -394,3 +394,4 @@ class KafkaRunner(BatchRunner):
                 finally:
                     if self.announcements is not None:
                         self.announcements.close()
+                    getattr(self._txn, "close", lambda: None)()  # purges abandoned producers' queues

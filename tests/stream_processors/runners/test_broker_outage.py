@@ -62,6 +62,31 @@ def test_a_transactional_call_that_never_returns_replaces_the_producer(
     assert sink.replaced >= 1 and len(lib.made) == 1 + sink.replaced and runner.rewinds >= 1
     assert not runner.failed
     assert Counter(without_timestamps(broker.outputs)) == Counter(without_timestamps(reference))
+    assert all(len(p) == 0 for p in lib.made[:-1])  # nothing left queued in the abandoned producers
+
+
+def test_an_abandoned_producer_s_queue_is_purged_and_logged(logs, tmp_path, caplog) -> None:
+    """A producer abandoned in a stuck call keeps what its aborted transaction queued (librdkafka
+    reported ~500 such messages at exit): they are purged on purpose, and the log says so."""
+    lib = Librdkafka(Broker(logs), {("send_offsets_to_transaction", 1)})
+    sink = TransactionalSink(
+        KafkaSettings(bootstrap_servers="127.0.0.1:9"), "t", call_timeout_s=0.2, grace_s=0.05, producer=lib
+    )
+    for k in range(7):
+        sink.send("scored", b"k", b"v%d" % k)
+    stuck = lib.made[0]
+    try:
+        with pytest.raises(TransactionAborted, match="did not return"):
+            sink.commit({("predictions", 0): 7}, "member")
+        assert stuck.fenced and stuck.purged == 7 and len(stuck) == 0
+        sink.send("scored", b"k", b"again")
+        stuck.queued = 3  # as if the stuck call had left more behind
+        sink.close()
+    finally:
+        lib.release.set()
+    assert len(stuck) == 0 and stuck.purged == 10 and len(lib.made[1]) == 1  # the current one untouched
+    said = [r.getMessage() for r in caplog.records if "abandoned producer" in r.getMessage()]
+    assert len(said) == 2 and "discarded 3 message(s)" in said[1] and "nothing of it is committed" in said[1]
 
 
 def test_a_queue_that_stays_full_aborts_the_transaction_instead_of_stopping(tmp_path) -> None:
