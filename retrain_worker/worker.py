@@ -283,15 +283,14 @@ class RetrainWorker:
         """Finish a request whose version was registered but whose outcome was not recorded."""
         end = int(mv.validated_on["end_index"]) - 1 if mv.validated_on else -1
         if mv.stage == "rejected":
-            return self._done(
-                req,
-                "rejected",
-                "challenger did not beat champion",
-                mv.version,
-                mv.metrics,
-                through=end,
-                notify=True,
-            )
+            why = "challenger did not beat champion"
+            return self._done(req, "rejected", why, mv.version, mv.metrics, through=end, notify=True)
+        if mv.stage == "challenger":  # its shadow announced again: serving and the processor take it once
+            at = float((mv.validated_on or {}).get("end_time", mv.created_at))
+            champion = self.registry.champion(mv.model).version
+            begin_shadow(self.registry, self.sink, self.topics, mv, champion, at)
+            why = "challenger in shadow (announced again after a restart)"
+            return self._done(req, "shadow", why, mv.version, mv.metrics, through=end, notify=True)
         if self._announced(mv):
             why = "its model update was already on the models topic"
         elif self.registry.champion(mv.model).version != mv.version:

@@ -90,8 +90,11 @@ def incident_summary(inc: Incident) -> str:
 
 
 def _outcome_text(o: RetrainOutcome) -> str:
+    if o.status == "rolled_back":  # ``version`` is the one taken out of service
+        return f"ROLLED BACK {o.model} v{o.version}: {o.reason} ({o.request_id})"
     version = f" -> v{o.version}" if o.version else ""
-    return f"retrain of {o.model} {o.status}{version}: {o.reason} (request {o.request_id})"
+    status = "in shadow" if o.status == "shadow" else o.status
+    return f"retrain of {o.model} {status}{version}: {o.reason} (request {o.request_id})"
 
 
 def notification_text(note: Notification) -> str:

@@ -247,3 +247,18 @@ def test_a_champion_that_holds_up_live_is_kept(registry, make_request, fill_scor
         pass
     assert rollback.run_once() == []
     assert registry.champion("churn").version == "2"
+
+
+def test_on_call_reads_which_version_was_rolled_back_and_why() -> None:
+    from stream_processors.control.render import notification_text, slack_payload
+
+    out = RetrainOutcome(
+        request_id=rollback_id("churn", "2"),
+        model="churn",
+        status="rolled_back",
+        reason="v2 live accuracy 0.080 over 200 labelled events ...; rolled back to v1",
+        version="2",
+    )
+    text = notification_text(out)
+    assert text.startswith("ROLLED BACK churn v2: v2 live accuracy 0.080") and "rolled back to v1" in text
+    assert slack_payload(out)["text"] == text

@@ -156,3 +156,18 @@ def test_older_model_updates_still_decode_and_new_kinds_round_trip() -> None:
     assert decode(ModelUpdate, encode(back)) == back
     outcome = RetrainOutcome(request_id="rollback-churn-v2", model="churn", status="rolled_back", reason="r")
     assert decode(RetrainOutcome, encode(outcome)).status == "rolled_back"
+
+
+def test_a_challenger_registered_before_a_restart_has_its_shadow_announced(
+    registry: LocalModelRegistry, bus: InMemoryBus, make_request: Any
+) -> None:
+    champion = registry.load("churn", "1")
+    registry.register("churn", champion, triggered_by="a1", promote=False, stage="challenger")  # then killed
+    settings = RetrainSettings(min_samples=800, train_window=1500, shadow_labelled=N)
+    worker = RetrainWorker(settings, TOPICS, registry, bus, bus.sink())
+    assert worker.submit(make_request("a1", t=150.0)) is None
+    [out] = worker.step()
+    assert (out.status, out.version) == ("shadow", "2")
+    [u] = [decode(ModelUpdate, r.value) for r in bus.log(TOPICS.models)]
+    assert (u.kind, u.shadow, u.version, u.previous_version) == ("registered", True, "2", "1")
+    assert registry.alias("churn", "challenger").version == "2" and registry.champion("churn").version == "1"
