@@ -317,7 +317,7 @@ def _say_outcome(out: RetrainOutcome | None, say: Printer) -> None:
     detail = (
         f" challenger acc {m['challenger_accuracy']:.3f} vs champion {m['champion_accuracy']:.3f} "
         f"on {int(m['n_validation'])} held-out events"
-        if m
+        if "challenger_accuracy" in m and "held-out" not in out.reason  # the numbers, unless said already
         else ""
     )
     say(
