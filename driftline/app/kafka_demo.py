@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient
 from detectors.tasks import get_task
 from driftline.app.alerts_cli import notification_report
 from driftline.app.demo import DemoResult, bootstrap_registry, build_report, demo_settings
+from driftline.app.pacing import Pacing
 from driftline.app.services import collect_topic, prepare_kafka, run_simulation, wait_until
 from driftline.config import DriftlineSettings, Topics
 from driftline.contracts import ModelUpdate, Scored, alerts_in, decode, decode_notification
@@ -142,6 +143,7 @@ def run_kafka_demo(
     echo: Callable[[str], None] | None = None,
     run_id: str | None = None,
     metrics_ports: Mapping[str, int] | None = None,
+    pace: bool = False,
 ) -> DemoResult:
     """The closed loop on the broker of ``settings``; ``metrics_ports`` serves each component's
     Prometheus /metrics (component name -> port) while it runs."""
@@ -172,7 +174,11 @@ def run_kafka_demo(
             services.check()  # raises if a component died
             return False
 
-        server = run_simulation(settings, scenario, registry_dir=registry_dir, rate=rate, stop=stop)
+        g = services.groups  # paced: the scenario's event rate, held at each tick until the loop caught up
+        pacing = Pacing(g["process"], g["control-plane"], g["retrain-worker"]) if pace else None
+        server = run_simulation(
+            settings, scenario, registry_dir=registry_dir, rate=rate, stop=stop, pace=pacing
+        )
         labels = len(collect_topic(settings, topics.labels))
         if not wait_until(lambda: len(collect_topic(settings, topics.scored)) >= labels, 60, 1.0):
             raise DriftlineError(

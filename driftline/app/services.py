@@ -18,6 +18,7 @@ from typing import Any
 from detectors.tasks import get_task
 from driftline.app.demo import announce_version
 from driftline.app.metrics_export import ProcessorObserver
+from driftline.app.pacing import KafkaPacer, Pacing, clock_topic
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
@@ -26,6 +27,7 @@ from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader, read_pa
 from driftline.kafka_transactions import TransactionalSink
 from driftline.observability import Exporter
 from driftline.registry import open_registry
+from driftline.transport import Record
 from producers.sdk import DriftlineClient
 from producers.serving import ModelServer
 from producers.simulator import Scenario, Simulator
@@ -172,9 +174,21 @@ def run_retrain_worker(
     # session lets a restarted worker take over a killed one's partitions after 10 s, not 45 s
     # (heartbeats run on librdkafka's thread: a long refit does not end the session).
     session: dict[str, Any] = {"session.timeout.ms": 10_000}
-    source = KafkaSource(kafka, [topics.retrain], group, **session)
+    clock = clock_topic(
+        topics
+    )  # a paced producer's ticks (driftline.app.pacing): decisions at its event times
+    ensure_topics(kafka, [clock])
+    source = KafkaSource(kafka, [topics.retrain, clock], group, **session)
     on_outcomes = exporter.observe_retrains if exporter is not None else None
-    runner = RetrainRunner(worker, source, retry_interval=1.0, on_outcomes=on_outcomes)  # retried each second
+    scored = [(topics.scored, p) for p in range(kafka.partitions)]
+    runner = RetrainRunner(  # unpaced: pending requests tried again as labelled events arrive
+        worker,
+        source,
+        on_outcomes=on_outcomes,
+        clock_topic=clock,
+        progress=lambda: sum((source.ends(scored) or {}).values()),
+        retry_every=100,
+    )
     source.listen(runner)
     committed_only: dict[str, Any] = {"isolation.level": "read_committed"}
     metrics = KafkaSource(kafka, [topics.metrics], f"{group}-rollback", **committed_only)
@@ -191,31 +205,43 @@ def run_simulation(
     rate: float,
     batch_size: int = 200,
     stop: Stop = lambda: False,
+    pace: Pacing | None = None,
 ) -> ModelServer:
     """Serve the scenario's stream at ``rate`` predictions/s; hot-reload on model updates.
 
-    Event times are anchored to the wall clock (the stream starts now and advances at ``rate``): they
-    become the records' Kafka timestamps, and a broker deletes records whose timestamps are older than
-    its retention (7 days by default) -- a simulated past would vanish under the running pipeline.
+    Unpaced, event times are anchored to the wall clock (the stream starts now and advances at
+    ``rate``): they become the records' Kafka timestamps, and a broker deletes records whose
+    timestamps are older than its retention (7 days by default) -- a simulated past would vanish.
+
+    With ``pace`` the stream keeps the scenario's event rate (cooldowns in event seconds mean what they
+    do in process; ``rate`` is the replay's top speed), ending now, and the producer holds at each tick
+    until the loop caught up (:class:`~driftline.app.pacing.KafkaPacer`): updates serve from the
+    prediction they do in the embedded loop, whatever the speed.
     """
-    scenario = dataclasses.replace(scenario, start_time=time.time(), events_per_second=rate)
+    if pace is None:
+        scenario = dataclasses.replace(scenario, start_time=time.time(), events_per_second=rate)
+    else:
+        span = scenario.n_events / scenario.events_per_second
+        scenario = dataclasses.replace(scenario, start_time=float(int(time.time() - span)))
+        batch_size = pace.tick
     kafka, topics = _kafka(settings), settings.topics
-    registry = open_registry(settings.retrain, registry_dir)
-    server = ModelServer(scenario.model, registry, get_task(settings.monitor.task))
+    server = ModelServer(
+        scenario.model, open_registry(settings.retrain, registry_dir), get_task(settings.monitor.task)
+    )
     client = DriftlineClient(
         KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics
     )
     announce_on_kafka(settings, scenario.model, server.version)  # the version served, before its predictions
     updates = KafkaSource(kafka, [topics.models], f"driftline-serving-{uuid.uuid4().hex[:8]}")
+    pacer = KafkaPacer(kafka, topics, pace) if pace is not None else None
     sim = Simulator(scenario, server)
     started = time.monotonic()
     try:
         while not sim.done() and not stop():
-            for rec in updates.poll(100, timeout=0.0):
-                try:
-                    server.apply(decode(ModelUpdate, rec.value))
-                except InvalidEvent as exc:  # a bad message on the models topic never stops serving
-                    log.error("models topic: ignoring an invalid model update: %s", exc)
+            if pacer is not None:
+                client.flush()
+                pacer.barrier(scenario.time_of(sim.index))
+            _apply_updates(updates, server, scenario.time_of(sim.index), wait=pacer is not None)
             client.model_version = server.version
             batch = sim.next_batch(batch_size)
             for p in batch.predictions:
@@ -228,7 +254,26 @@ def run_simulation(
     finally:
         client.close()
         updates.close()
+        if pacer is not None:
+            pacer.close()
     return server
+
+
+def _apply_updates(updates: KafkaSource, server: ModelServer, now: float, *, wait: bool) -> None:
+    """Hand the model updates read to serving (``now``: the next prediction's event time). ``wait``
+    (paced): read until the topic's end, so an update decided at this tick is not missed."""
+    for rec in _read_all(updates) if wait else updates.poll(100, timeout=0.0):
+        try:
+            server.apply(decode(ModelUpdate, rec.value), now=now)
+        except InvalidEvent as exc:  # a bad message on the models topic never stops serving
+            log.error("models topic: ignoring an invalid model update: %s", exc)
+
+
+def _read_all(source: KafkaSource) -> list[Record]:
+    out = source.poll(100, timeout=0.2)
+    while batch := source.poll(100, timeout=0.2):
+        out += batch
+    return out
 
 
 def announce_on_kafka(settings: DriftlineSettings, model: str, version: str) -> None:
