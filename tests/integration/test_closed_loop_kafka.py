@@ -5,6 +5,7 @@ alert routing state on Kafka."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from closed_loop import check_closed_loop, check_incidents
 from events import alert as make_alert
+from mlflow_kit import HAS_MLFLOW, mlflow_server
 from prometheus_kit import BINARY as PROMETHEUS
 from prometheus_kit import free_port, prometheus, query
 
@@ -35,6 +37,7 @@ from driftline.contracts import (
     encode,
 )
 from driftline.kafka import KafkaSink
+from driftline.registry import open_registry
 from driftline.transport import RecordRejected
 from producers.simulator import Scenario
 
@@ -42,12 +45,14 @@ pytestmark = pytest.mark.kafka
 
 
 COMPONENTS = ("process", "control-plane", "retrain-worker")
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "driftline.json"
 
 
 @pytest.fixture(scope="module")
 def kafka_loop(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[Any, Any, list[str], dict[str, Any]]]:
     """One closed-loop run on the broker, every component serving its /metrics; with a Prometheus
-    scraping them all while it runs when the machine has one (``.ci/run`` installs it)."""
+    scraping them all while it runs when the machine has one (``.ci/run`` installs it); its model
+    registry is MLflow behind a tracking server when MLflow is installed (the dev extra has it)."""
     scenario = Scenario(seed=7, n_events=24_000, covariate_shift_at=8_000, concept_change_at=14_000)
     settings = DriftlineSettings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=3))
     ports = {name: free_port() for name in COMPONENTS}
@@ -56,6 +61,10 @@ def kafka_loop(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[Any, Any, li
         base = None
         if PROMETHEUS is not None:
             base = stack.enter_context(prometheus(tmp_path_factory.mktemp("prometheus"), ports))
+        if HAS_MLFLOW:
+            url = stack.enter_context(mlflow_server(tmp_path_factory.mktemp("mlflow")))
+            retrain = settings.retrain.model_copy(update={"registry": "mlflow", "mlflow_tracking_uri": url})
+            settings = settings.model_copy(update={"retrain": retrain})
         result = run_kafka_demo(scenario, settings, rate=1500, echo=lines.append, metrics_ports=ports)
         yield scenario, result, lines, {"prometheus": base, "settings": settings}
 
@@ -98,6 +107,23 @@ def test_prometheus_scraped_every_component_and_has_the_drift_series(kafka_loop)
     assert "promoted" in outcomes, retrains
 
 
+@pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
+def test_every_grafana_panel_has_data_for_the_run(kafka_loop) -> None:
+    """What Grafana would draw: each panel and annotation query of the provisioned dashboard, for the
+    run's model, returns series from the Prometheus that scraped the three components (dead letters
+    excepted: the run has none)."""
+    _, _, _, extra = kafka_loop
+    dashboard_json = json.loads(DASHBOARD.read_text())
+    queries = [(p["title"], t["expr"]) for p in dashboard_json["panels"] for t in p.get("targets", [])]
+    queries += [(a["name"], a["expr"]) for a in dashboard_json["annotations"]["list"] if a.get("expr")]
+    empty = []
+    for title, expr in queries:
+        expr = expr.replace("$model", "churn").replace("$__rate_interval", "30s")
+        if not query(extra["prometheus"], f"max_over_time(({expr})[9m:2s])", timeout=10):
+            empty.append(title)
+    assert empty == ["Dead letters"], empty
+
+
 def test_the_dashboard_reads_the_run_from_kafka(kafka_loop) -> None:
     """``driftline ui`` in Kafka mode: its feed reads the run's topics and the registry."""
     _, result, _, extra = kafka_loop
@@ -111,6 +137,21 @@ def test_the_dashboard_reads_the_run_from_kafka(kafka_loop) -> None:
     assert model["model"] == "churn"
     assert [v["version"] for v in model["versions"]][:2] == ["1", "2"], model["versions"]
     assert page["incidents"] and all(i["status"] == "resolved" for i in page["incidents"]), page["incidents"]
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow not installed (the dev extra has it)")
+def test_the_mlflow_registry_shows_the_retrained_version_with_its_lineage(kafka_loop, tmp_path) -> None:
+    """The run's versions as the MLflow UI lists them: v1 (bootstrap) and v2, which the retrain worker
+    process registered over HTTP with its alert, windows, metrics and lineage, and made champion."""
+    _, _, _, extra = kafka_loop
+    registry = open_registry(extra["settings"].retrain, tmp_path)  # another process's view: HTTP only
+    v1, v2 = registry.versions("churn")[:2]
+    assert (v1.triggered_by, v2.version) == ("bootstrap", "2")
+    assert v2.triggered_by and v2.trained_on and v2.validated_on and v2.metrics
+    assert {"data_sha256", "trainer", "params", "code_version", "run_id"} <= set(v2.lineage), v2.lineage
+    assert v2.artifact_uri == "models:/churn/2" and len(v2.sha256) == 64
+    assert registry.champion("churn").version != "1"
+    assert registry.load("churn", "2", sha256=v2.sha256) is not None
 
 
 def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
