@@ -1,185 +1,195 @@
-"""Throughput of the data plane: the processor core in process, and on Kafka next to a raw consumer.
+"""Throughput, latency and memory of the data plane, each as a ratio to a raw consumer in the same run.
 
-    python benchmarks/pipeline.py [--events 200000] [--bootstrap HOST:PORT] [--json]
+    driftline bench pipeline [--bootstrap-servers HOST:PORT] [--quick] [--json] [--no-kafka]
 
-Measures, in one run, on the same generated stream (prediction ~350 B with 8 features, and its label):
-  core      ProcessorCore.process on 5,000-record batches in process (decode, join, drift, metrics)
-  raw       a bare confluent-kafka consume(num_messages=1000) loop reading both topics (no decoding)
-  pipeline  the Kafka runner (driftline process): consume, core, produce outputs, commit
-and prints events/s (median of --repeat runs) and the pipeline / raw ratio. Without --bootstrap a local
-broker is started with .ci/kafka_local.py (assembled jars needed) and stopped at the end.
+Per case (one model on one partition; ten models over four partitions read by two processor
+instances; 8, 50 and 200 features), on the same topics, interleaved, medians of ``--repeat`` runs:
+  raw        a bare confluent-kafka consumer reading both input topics (``consume(5000)``, no decoding)
+  decode     the same, decoding every record into its typed event (msgspec): the per-record ceiling
+  core       ProcessorCore.process on 5,000-record batches in process, outputs encoded for sending
+  process    `driftline process` end to end (forked instances: consume, core, produce, checkpoints
+             to a state directory, exactly-once transactions), until every input record was read
+The stream has drift (alerts are produced and counted) and every run is checked: scored events ==
+labels (every label joined; nothing lost, nothing twice). Then the latency from a label's produce to
+its scored output at two fixed rates, and the processor's RSS at the start and end of a long run
+(5M events; --quick: 200k). Without ``--bootstrap-servers`` a local broker is started
+(.ci/kafka_local.py). ``--no-kafka``: only the in-process core (no broker).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
-import threading
 import time
-import uuid
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+for path in (ROOT, HERE):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
-from _broker import broker  # noqa: E402  (benchmarks/ is the script's own directory)
+from pipeline_stream import LABEL, Stream, chunks, make_stream  # noqa: E402
 
-from driftline.config import DriftlineSettings, KafkaSettings, MonitorSettings, Topics  # noqa: E402
-from driftline.contracts import Label, Prediction, encode  # noqa: E402
+from driftline.config import MonitorSettings, Topics  # noqa: E402
 from driftline.transport import Record  # noqa: E402
 
-
-def make_stream(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
-    """(kind, bytes) with each label 200 events behind its prediction."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 6))
-    score = rng.random(n)
-    preds, labels = [], []
-    for i in range(n):
-        f: dict[str, float | str | None] = {f"x{k}": float(x[i, k]) for k in range(6)}
-        f["plan"], f["region"] = "abc"[i % 3], "nsew"[i % 4]
-        p = Prediction(
-            prediction_id=f"p{i}",
-            model="m",
-            model_version="1",
-            event_time=i * 0.01,
-            features=f,
-            prediction=int(score[i] > 0.5),
-            score=float(score[i]),
-        )
-        preds.append(encode(p))
-        labels.append(encode(Label(prediction_id=f"p{i}", model="m", event_time=i * 0.01 + 2, label=i % 2)))
-    out: list[tuple[str, bytes]] = []
-    for i in range(n):
-        out.append(("p", preds[i]))
-        if i >= 200:
-            out.append(("l", labels[i - 200]))
-    out += [("l", v) for v in labels[n - 200 :]]
-    return out
+# (name, predictions full, predictions quick, features, models, partitions, instances)
+CASES = [
+    ("1 model, 8 features", 150_000, 15_000, 8, 1, 1, 1),
+    ("10 models, 4 partitions, 2 instances", 150_000, 40_000, 8, 10, 4, 2),
+    ("1 model, 50 features", 50_000, 5_000, 50, 1, 1, 1),
+    ("1 model, 200 features", 15_000, 4_000, 200, 1, 1, 1),
+]
+RATES = (1000.0, 5000.0)
 
 
-def bench_core(stream: list[tuple[str, bytes]], repeat: int) -> float:
+def records(stream: Stream, topics: Topics) -> list[Record]:
+    """The stream as the Kafka runner hands it to the core (timestamps: the events' own times)."""
+    return [
+        Record(topics.labels if kind == LABEL else topics.predictions, value, key, 0, i, t)
+        for i, (kind, key, value, t) in enumerate(stream.events)
+    ]
+
+
+def core_once(recs: list[Record], topics: Topics, batch: int = 5000) -> tuple[float, int, int]:
+    """(events/s, scored, alerts) of one fresh core over ``recs``, outputs encoded as a runner sends them."""
     from stream_processors.core.processor import ProcessorCore
 
-    t = Topics()
-    recs = [Record(topic=t.predictions if k == "p" else t.labels, value=v, key=b"m") for k, v in stream]
-    rates = []
-    for _ in range(repeat):
-        core = ProcessorCore(MonitorSettings(), t)
-        start = time.perf_counter()
-        for a in range(0, len(recs), 5000):
-            core.process(recs[a : a + 5000])
-        rates.append(len(recs) / (time.perf_counter() - start))
-    return statistics.median(rates)
+    core = ProcessorCore(MonitorSettings(), topics)
+    scored = alerts = sent = 0
+    start = time.perf_counter()
+    for a in range(0, len(recs), batch):
+        out = core.process(recs[a : a + batch])
+        sent += len(out.messages(topics))
+        scored, alerts = scored + len(out.scored), alerts + len(out.alerts)
+    return len(recs) / (time.perf_counter() - start), scored, alerts
 
 
-def bench_kafka(stream: list[tuple[str, bytes]], bootstrap: str, repeat: int) -> tuple[float, float]:
-    from confluent_kafka import Consumer
+def run_case(case: tuple[Any, ...], args: argparse.Namespace, bootstrap: str | None) -> dict[str, Any]:
+    name, full, quick, features, models, partitions, instances = case
+    size = int((quick if args.quick else full) * args.scale)
+    stream = make_stream(size, features=features, models=models, drift_at=0.7)
+    n = len(stream.events)
+    row: dict[str, Any] = {"case": name, "events": n, "labels": stream.labels, "features": features}
+    rates: dict[str, list[float]] = {"raw": [], "decode": [], "core": [], "process": []}
+    checks: list[dict[str, int]] = []
+    settings = None
+    if bootstrap is not None:
+        import pipeline_kafka as pk
 
-    from driftline.app.services import announce_on_kafka, prepare_kafka, run_processor
-    from driftline.kafka import KafkaSink
-
-    run = uuid.uuid4().hex[:8]
-    topics = Topics(**{k: f"{v}.bench{run}" for k, v in Topics().model_dump().items()})
-    settings = DriftlineSettings(
-        kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=1), topics=topics
-    )
-    prepare_kafka(settings)
-    announce_on_kafka(settings, "m", "1")  # else the processor dead-letters every prediction
-    sink = KafkaSink(settings.kafka, block=True)  # type: ignore[arg-type]
-    for kind, v in stream:
-        sink.send(topics.predictions if kind == "p" else topics.labels, b"m", v)
-    sink.flush(60)
-    n = len(stream)
-
-    def raw_once() -> float:
-        c = Consumer(
+        settings = pk.case_settings(bootstrap, partitions)
+        pk.load(settings, [stream], models)
+    topics = settings.topics if settings is not None else Topics()
+    recs = records(stream, topics)
+    del stream
+    for _ in range(args.repeat):  # interleaved: each round measures every variant once
+        rate, scored, alerts = core_once(recs, topics)
+        rates["core"].append(rate)
+        checks.append({"variant": 0, "scored": scored, "alerts": alerts})
+        if settings is None:
+            continue
+        rates["raw"].append(pk.raw_consume(settings, n))
+        rates["decode"].append(pk.raw_consume(settings, n, decoded=True))
+        run = pk.fresh_outputs(settings)
+        rates["process"].append(pk.process(run, n, instances).rate)
+        checks.append(
             {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"raw-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.queue.backoff.ms": 50,
+                "variant": 1,
+                "scored": pk.count(run, run.topics.scored),
+                "alerts": pk.count(run, run.topics.alerts),
             }
         )
-        c.subscribe([topics.predictions, topics.labels])
-        seen, start = 0, None
-        deadline = time.monotonic() + 300
-        while seen < n and time.monotonic() < deadline:
-            msgs = c.consume(num_messages=1000, timeout=1.0)
-            if msgs and start is None:
-                start = time.perf_counter()
-            seen += sum(1 for m in msgs if m.error() is None)
-        dt = time.perf_counter() - (start or time.perf_counter())
-        c.close()
-        return n / dt
+    for key, values in rates.items():
+        if values:
+            row[key] = round(statistics.median(values))
+    if "raw" in row:
+        for key in ("decode", "core", "process"):
+            row[f"{key}_vs_raw"] = round(row[key] / row["raw"], 3)
+    row["scored"] = sorted({c["scored"] for c in checks})
+    row["alerts"] = sorted({c["alerts"] for c in checks})
+    row["all_processed"] = row["scored"] == [row["labels"]]  # every label joined, once
+    return row
 
-    def pipeline_once() -> float:
-        from driftline.kafka import KafkaSource
 
-        group = f"bench-{uuid.uuid4().hex[:8]}"
-        done = threading.Event()
-        counted = {"n": 0, "start": 0.0}
-        orig_poll = KafkaSource.poll
+def memory_run(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`driftline process` over one long stream (generated and produced chunk by chunk)."""
+    import pipeline_kafka as pk
 
-        def poll(self, max_records: int, timeout: float = 0.0):  # count what the runner reads
-            recs = orig_poll(self, max_records, timeout)
-            if recs and not counted["start"]:
-                counted["start"] = time.perf_counter()
-            counted["n"] += len(recs)
-            if counted["n"] >= n:
-                done.set()
-            return recs
+    predictions = 100_000 if args.quick else 2_500_000
+    settings = pk.case_settings(bootstrap, 1)
+    n, _, labels = pk.load(settings, chunks(predictions, features=8, models=1, seed=3), 1)
+    run = pk.process(pk.fresh_outputs(settings), n)
+    return {
+        "events": n,
+        "events_per_s": round(run.rate),
+        "rss_start_mb": round(run.rss_start_mb[0], 1),
+        "rss_end_mb": round(run.rss_end_mb[0], 1),
+    }
 
-        KafkaSource.poll = poll  # type: ignore[method-assign]
-        try:
-            th = threading.Thread(target=run_processor, args=(settings, done.is_set), kwargs={"group": group})
-            th.start()
-            th.join(600)
-            if counted["n"] < n:
-                raise RuntimeError(f"the pipeline read {counted['n']} of {n} records")
-        finally:
-            KafkaSource.poll = orig_poll  # type: ignore[method-assign]
-        return n / (time.perf_counter() - counted["start"])
 
-    raw = statistics.median(raw_once() for _ in range(repeat))
-    pipe = statistics.median(pipeline_once() for _ in range(repeat))
-    return raw, pipe
+def report(result: dict[str, Any]) -> None:
+    """The table: events/s and the ratio to the raw consumer of the same case."""
+    load = f"load average {result['load_before']} -> {result['load_after']}"
+    print(f"{load} on {result['cpus']} CPUs; {result['broker']}")
+    head = f"{'raw ev/s':>10}{'decode':>8}{'core':>8}{'process':>9}{'process ev/s':>14}"
+    print(f"{'case':<40}{head}  all processed")
+    for r in result["cases"]:
+        ratio = [f"{r.get(k + '_vs_raw', float('nan')):>8.3f}" for k in ("decode", "core")]
+        proc = f"{r.get('process_vs_raw', float('nan')):>9.3f}{r.get('process', 0):>14,}"
+        print(f"{r['case']:<40}{r.get('raw', 0):>10,}{''.join(ratio)}{proc}  {r['all_processed']}")
+        if "raw" not in r:
+            print(f"{'':<40}core {r['core']:,} ev/s")
+    for lat in result.get("latency", []):
+        u, c = lat["read_uncommitted"], lat["read_committed"]
+        print(
+            f"latency at {lat['rate']:,.0f} ev/s: p50 {u.get('p50_ms')} ms, p99 {u.get('p99_ms')} ms "
+            f"(read_committed: p50 {c.get('p50_ms')} ms, p99 {c.get('p99_ms')} ms; {u.get('n')} events)"
+        )
+    if "memory" in result:
+        m = result["memory"]
+        rss = f"{m['rss_start_mb']} -> {m['rss_end_mb']} MB"
+        print(f"RSS over {m['events']:,} events: {rss} ({m['events_per_s']:,} ev/s)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=200_000, help="predictions (as many labels follow)")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--bootstrap-servers", "--bootstrap", dest="bootstrap", default=None)
+    ap.add_argument("--quick", action="store_true", help="small sizes (~3 min)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--bootstrap", default=None)
-    ap.add_argument("--no-kafka", action="store_true", help="only the in-process core")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies every case's size (tests: 0.2)")
+    ap.add_argument("--no-kafka", action="store_true", help="only the in-process core, no broker")
+    ap.add_argument("--only", default="", help="comma-separated parts: cases,latency,memory (default all)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    parts = set(args.only.split(",")) if args.only else {"cases", "latency", "memory"}
+    result: dict[str, Any] = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()]}
+    result["quick"], result["broker"] = args.quick, "no broker"
+    if args.no_kafka:
+        result["cases"] = [run_case(c, args, None) for c in CASES]
+    else:
+        from _broker import broker
 
-    stream = make_stream(args.events)
-    result: dict[str, float | int | str] = {"events": len(stream), "repeat": args.repeat}
-    result["core_events_per_s"] = round(bench_core(stream, args.repeat))
-    if not args.no_kafka:
-        with broker(args.bootstrap) as (bootstrap, _):
-            raw, pipe = bench_kafka(stream, bootstrap, args.repeat)
-        result.update(
-            raw_consumer_events_per_s=round(raw),
-            pipeline_events_per_s=round(pipe),
-            pipeline_vs_raw=round(pipe / raw, 3),
-        )
-    print(f"{'measure':<28}{'events/s':>14}")
-    for key in ("core_events_per_s", "raw_consumer_events_per_s", "pipeline_events_per_s"):
-        if key in result:
-            print(f"{key:<28}{result[key]:>14,}")
-    if "pipeline_vs_raw" in result:
-        print(f"{'pipeline / raw consumer':<28}{result['pipeline_vs_raw']:>14}")
+        with broker(args.bootstrap) as (bootstrap, what):
+            result["broker"] = what
+            result["cases"] = [run_case(c, args, bootstrap) for c in CASES] if "cases" in parts else []
+            if "latency" in parts:
+                import pipeline_kafka as pk
+                from pipeline_latency import latency
+
+                secs = 8.0 if args.quick else 20.0
+                result["latency"] = [latency(pk.case_settings(bootstrap, 1), r, secs) for r in RATES]
+            if "memory" in parts:
+                result["memory"] = memory_run(bootstrap, args)
+    result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    report(result)
     if args.json:
         print(json.dumps(result))
-    return 0
+    return 0 if all(r["all_processed"] for r in result["cases"]) else 1
 
 
 if __name__ == "__main__":

@@ -240,6 +240,9 @@ def control_plane(
     bootstrap_servers: Bootstrap = None,
     app_id: Annotated[str, typer.Option(help="faust application id.")] = "driftline-control-plane",
     datadir: Annotated[str, typer.Option(help="faust data directory.")] = ".driftline/faust",
+    commit_interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between offset commits (faust's broker_commit_interval).")
+    ] = 2.8,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Run alert routing (dedup, cooldown, retrain trigger) as a faust-streaming worker."""
@@ -251,7 +254,9 @@ def control_plane(
     settings = _settings(bootstrap_servers)
     with exporting(settings, "control-plane", metrics_port) as exporter:
         # bad routing settings fail here, before Kafka
-        fapp = create_app(settings, app_id=app_id, datadir=datadir, exporter=exporter)
+        fapp = create_app(
+            settings, app_id=app_id, datadir=datadir, exporter=exporter, commit_interval=commit_interval
+        )
         prepare_kafka(settings)
         faust.Worker(fapp, loglevel="WARNING", quiet=True).execute_from_commandline()
 
@@ -340,6 +345,24 @@ def _run_benchmark(name: str, args: list[str]) -> None:
 def bench_detection(ctx: typer.Context) -> None:
     """Driftline's detectors next to river's defaults on seeded streams (args go to the script)."""
     _run_benchmark("detection", list(ctx.args))
+
+
+@bench_app.command("pipeline", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_pipeline(
+    ctx: typer.Context,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option("--bootstrap-servers", "-b", help="Kafka HOST:PORT (default: start a local one)."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Also print the results as one JSON line.")
+    ] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a few minutes.")] = False,
+) -> None:
+    """Raw consume, decode, the core and driftline process as ratios to the raw consumer, in one run;
+    latency at two rates, RSS over a long run (other args go to the script: --repeat, --only, --no-kafka)."""
+    args = list(ctx.args) + (["--bootstrap-servers", bootstrap_servers] if bootstrap_servers else [])
+    _run_benchmark("pipeline", args + ["--json"] * json_out + ["--quick"] * quick)
 
 
 @bench_app.command("faults", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

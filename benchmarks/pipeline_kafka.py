@@ -1,0 +1,270 @@
+"""The Kafka measures of `driftline bench pipeline`: load a stream, read it raw (with and without
+decoding), and run `driftline process` (:func:`driftline.app.services.run_processor`, checkpoints on,
+exactly-once) in forked processes, one per instance, until every input record was read.
+
+Each processor run writes to output topics of its own, so its scored and alert counts are its own:
+:func:`count` reads them back (``read_committed``) after the run, outside the timing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_stream import LABEL, PREDICTION, Stream
+
+from driftline.config import DriftlineSettings, KafkaSettings, Topics
+from driftline.contracts import Label, Prediction, decode
+
+INPUTS = ("predictions", "labels", "models")
+
+
+def rss_mb() -> float:
+    """This process's resident set size now (Linux)."""
+    import resource
+
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def case_settings(bootstrap: str, partitions: int, run: str | None = None) -> DriftlineSettings:
+    """Topics of their own for one case (``run``: the inputs' tag; outputs get a fresh tag)."""
+    tag = run or uuid.uuid4().hex[:8]
+    names = {k: f"{v}.bench{tag}" for k, v in Topics().model_dump().items()}
+    return DriftlineSettings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions), topics=Topics(**names)
+    )
+
+
+def fresh_outputs(settings: DriftlineSettings) -> DriftlineSettings:
+    """The same inputs (predictions, labels, models), new output topics (created): one run's own."""
+    from driftline.app.services import prepare_kafka
+
+    tag = uuid.uuid4().hex[:8]
+    names = {k: (v if k in INPUTS else f"{v}.{tag}") for k, v in settings.topics.model_dump().items()}
+    run = settings.model_copy(update={"topics": Topics(**names)})
+    prepare_kafka(run)
+    return run
+
+
+def producer(bootstrap: str, **extra: Any) -> Any:
+    from confluent_kafka import Producer
+
+    conf = {"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"}
+    return Producer({**conf, **extra})
+
+
+def load(settings: DriftlineSettings, parts: Iterable[Stream], models: int) -> tuple[int, int, int]:
+    """Create the case's topics, announce its models, produce the stream; (events, predictions, labels)."""
+    from driftline.app.services import announce_on_kafka, prepare_kafka
+
+    prepare_kafka(settings)
+    for j in range(models):
+        announce_on_kafka(settings, f"m{j}", "1")
+    topics = settings.topics
+    p = producer(settings.kafka.bootstrap_servers)
+    n = preds = labels = 0
+    for part in parts:
+        for kind, key, value, t in part.events:
+            topic = topics.predictions if kind == PREDICTION else topics.labels
+            while True:
+                try:
+                    p.produce(topic, value, key, timestamp=int(t * 1000))
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.poll(0)
+        n += len(part.events)
+        preds, labels = preds + part.predictions, labels + part.labels
+    if p.flush(120):
+        raise RuntimeError("the stream was not all delivered to the broker")
+    return n, preds, labels
+
+
+def raw_consume(settings: DriftlineSettings, n: int, decoded: bool = False) -> float:
+    """Events/s of a bare consumer-group member reading both input topics (``decoded``: and decoding
+    each record into its typed event, as the processor must)."""
+    from confluent_kafka import Consumer
+
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"raw-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 50,
+        }
+    )
+    t_pred = settings.topics.predictions
+    c.subscribe([t_pred, settings.topics.labels])
+    seen, start = 0, 0.0
+    deadline = time.monotonic() + 300
+    while seen < n and time.monotonic() < deadline:
+        msgs = c.consume(num_messages=min(5000, n - seen), timeout=1.0)
+        if msgs and not start:
+            start = time.perf_counter()
+        for m in msgs:
+            if m.error() is None:
+                seen += 1
+                if decoded:
+                    decode(Prediction if m.topic() == t_pred else Label, m.value())
+    rate = seen / (time.perf_counter() - start)
+    c.close()
+    if seen < n:
+        raise RuntimeError(f"the raw consumer read {seen} of {n} records")
+    return rate
+
+
+@dataclass
+class ProcessRun:
+    rate: float  # input events per second, from the first batch read to the last instance's close
+    rss_start_mb: list[float]  # per instance, at its first batch
+    rss_end_mb: list[float]  # per instance, once it closed
+
+
+def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: str, shared: Any) -> None:
+    """One processor instance (a forked process): runs until the instances together have read every
+    input offset below ``n`` records in all. Offsets, not records read, are counted: a partition that
+    moves to another instance may be replayed there from its snapshot (exactly-once) and read twice."""
+    from driftline.app.services import run_processor
+    from driftline.kafka import KafkaSource
+
+    ends, first, results, halt = shared
+    parts, t_pred = len(ends) // 2, settings.topics.predictions
+    orig = KafkaSource.poll
+    rss0: list[float] = []
+
+    def poll(self: KafkaSource, max_records: int, timeout: float = 0.0) -> list[Any]:
+        recs = orig(self, max_records, timeout)
+        if recs:
+            top: dict[int, int] = {}
+            for r in recs:
+                at = r.partition if r.topic == t_pred else parts + r.partition
+                if r.offset >= top.get(at, -1):
+                    top[at] = r.offset
+            with ends.get_lock():
+                for at, off in top.items():
+                    ends[at] = max(ends[at], off + 1)
+            with first.get_lock():
+                if not first.value:
+                    first.value = time.time()
+            if not rss0:
+                rss0.append(rss_mb())
+        return recs
+
+    KafkaSource.poll = poll  # type: ignore[method-assign]
+    run_processor(
+        settings,
+        lambda: sum(ends) >= n or bool(halt.value),
+        group=group,
+        state_dir=state,
+        transactional_id=f"{group}-{k}",
+    )
+    results.put((time.time(), rss0[0] if rss0 else 0.0, rss_mb()))
+
+
+class Processors:
+    """``instances`` forked `driftline process` members of one group, until ``n`` records were read
+    or :meth:`stop`; :attr:`first` is the wall time the first batch was read (0.0: not yet)."""
+
+    def __init__(self, settings: DriftlineSettings, n: int, instances: int = 1) -> None:
+        ctx = multiprocessing.get_context("fork")
+        parts = settings.kafka.partitions
+        self.shared = (ctx.Array("q", 2 * parts), ctx.Value("d", 0.0), ctx.Queue(), ctx.Value("i", 0))
+        self._state = tempfile.TemporaryDirectory(prefix="driftline-bench-state-")
+        group = f"bench-{uuid.uuid4().hex[:8]}"
+        self.procs = [
+            ctx.Process(
+                target=_instance, args=(settings, n, k, group, self._state.name, self.shared), daemon=True
+            )
+            for k in range(instances)
+        ]
+        for pr in self.procs:
+            pr.start()
+
+    @property
+    def first(self) -> float:
+        return float(self.shared[1].value)
+
+    @property
+    def seen(self) -> int:
+        return int(sum(self.shared[0]))
+
+    def stop(self) -> None:
+        self.shared[3].value = 1
+
+    def wait(self, timeout: float = 900) -> list[tuple[float, float, float]]:
+        """(wall time closed, RSS at the first batch, RSS at the end) per instance."""
+        try:
+            ends = [self.shared[2].get(timeout=timeout) for _ in self.procs]
+            for pr in self.procs:
+                pr.join(60)
+        finally:
+            for pr in self.procs:
+                if pr.is_alive():
+                    pr.kill()
+            self._state.cleanup()
+        return ends
+
+
+def process(settings: DriftlineSettings, n: int, instances: int = 1, timeout: float = 900) -> ProcessRun:
+    """`driftline process` end to end, ``instances`` members of one group, until ``n`` records were read."""
+    procs = Processors(settings, n, instances)
+    ends = procs.wait(timeout)
+    if procs.seen < n:
+        raise RuntimeError(f"the processors read {procs.seen} of {n} records")
+    rate = n / (max(e[0] for e in ends) - procs.first)
+    return ProcessRun(rate, [e[1] for e in ends], [e[2] for e in ends])
+
+
+def count(settings: DriftlineSettings, topic: str) -> int:
+    """Committed records in ``topic`` (all partitions), read from the start to the end offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"count-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+    ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+    c.assign(parts)
+    total, deadline = 0, time.monotonic() + 120
+    done = {p for p, end in ends.items() if end == 0}
+    while len(done) < len(parts) and time.monotonic() < deadline:
+        for m in c.consume(num_messages=10_000, timeout=0.5):
+            if m.error() is None:
+                total += 1
+                if m.offset() + 1 >= ends[m.partition()]:
+                    done.add(m.partition())
+        for tp in c.position(parts):
+            if tp.offset >= ends[tp.partition]:
+                done.add(tp.partition)
+    c.close()
+    return total
+
+
+__all__ = [
+    "LABEL",
+    "ProcessRun",
+    "Processors",
+    "case_settings",
+    "count",
+    "fresh_outputs",
+    "load",
+    "process",
+    "raw_consume",
+]
