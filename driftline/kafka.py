@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import KafkaSettings
 from driftline.errors import ConfigError, DriftlineError
+from driftline.kafka_poll import consume
 from driftline.kafka_retry import Backoff
 from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
 
@@ -258,7 +259,7 @@ class KafkaSource:
             self._listener.on_lost(_partitions(parts))
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
-        msgs = self._c.consume(num_messages=max_records, timeout=timeout)
+        msgs = consume(self._c, max_records, timeout)  # what has arrived, not a full batch (kafka_poll)
         out: list[Record] = []
         for m in msgs:
             err = m.error()
