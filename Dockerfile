@@ -5,8 +5,12 @@ FROM python:3.11-slim
 WORKDIR /app
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 COPY pyproject.toml README.md ./
-# the dependency layer: install what pyproject.toml lists, without the project itself
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+# the dependency layer: install what pyproject.toml lists (and the extras named in EXTRAS, e.g.
+# "mlflow"), without the project itself
+ARG EXTRAS=""
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extras = [e for e in os.environ.get('EXTRAS', '').split(',') if e]; \
+print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" \
       > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 COPY driftline/ driftline/
