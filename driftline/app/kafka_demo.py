@@ -48,8 +48,11 @@ class Services:
         registry_dir: str,
         workdir: Path,
         metrics_ports: Mapping[str, int] | None = None,
+        paced: bool = False,
     ) -> None:
-        """``metrics_ports``: component name -> the port its Prometheus /metrics is served on."""
+        """``metrics_ports``: component name -> the port its Prometheus /metrics is served on.
+        ``paced``: a paced producer waits for the processor's and the control plane's commits at
+        each tick, so they commit every 0.1 s instead of every second or so."""
         assert settings.kafka is not None
         self.kafka = settings.kafka
         self.workdir = workdir
@@ -78,9 +81,17 @@ class Services:
                 self.groups["retrain-worker"],
             ],
         }
+        if paced:
+            self.commands["process"] += ["--commit-interval", "0.1"]
+            self.commands["control-plane"] += ["--commit-interval", "0.1"]
         for name, port in (metrics_ports or {}).items():
             self.commands[name] += ["--metrics-port", str(port)]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def pacing(self, retrain_on: tuple[str, ...]) -> Pacing:
+        """What a paced producer waits for: these services' groups."""
+        g = self.groups
+        return Pacing(g["process"], g["control-plane"], g["retrain-worker"], retrain_on=retrain_on)
 
     def start(self) -> None:
         for name, args in self.commands.items():
@@ -161,7 +172,7 @@ def run_kafka_demo(
         f"Kafka mode at {settings.kafka.bootstrap_servers if settings.kafka else '?'}: topics *.{run_id}; "
         f"starting process, control-plane (faust) and retrain-worker"
     )
-    services = Services(settings, run_id, registry_dir, workdir, metrics_ports)
+    services = Services(settings, run_id, registry_dir, workdir, metrics_ports, paced=pace)
     services.start()
     try:
         services.wait_ready()
@@ -174,8 +185,8 @@ def run_kafka_demo(
             services.check()  # raises if a component died
             return False
 
-        g = services.groups  # paced: the scenario's event rate, held at each tick until the loop caught up
-        pacing = Pacing(g["process"], g["control-plane"], g["retrain-worker"]) if pace else None
+        # paced: the scenario's event rate, held at each tick until the loop caught up
+        pacing = services.pacing(settings.routing.retrain_on) if pace else None
         server = run_simulation(
             settings, scenario, registry_dir=registry_dir, rate=rate, stop=stop, pace=pacing
         )

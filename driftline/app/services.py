@@ -18,7 +18,7 @@ from typing import Any
 from detectors.tasks import get_task
 from driftline.app.demo import announce_version
 from driftline.app.metrics_export import ProcessorObserver
-from driftline.app.pacing import KafkaPacer, Pacing, clock_topic
+from driftline.app.pacing import Ends, KafkaPacer, Pacing, clock_topic
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import ModelUpdate, decode
 from driftline.errors import ConfigError, InvalidEvent
@@ -232,16 +232,15 @@ def run_simulation(
         KafkaSink(kafka), model=scenario.model, model_version=server.version, topics=topics
     )
     announce_on_kafka(settings, scenario.model, server.version)  # the version served, before its predictions
-    updates = KafkaSource(kafka, [topics.models], f"driftline-serving-{uuid.uuid4().hex[:8]}")
+    updates = _Updates(KafkaSource(kafka, [topics.models], f"driftline-serving-{uuid.uuid4().hex[:8]}"))
     pacer = KafkaPacer(kafka, topics, pace) if pace is not None else None
     sim = Simulator(scenario, server)
     started = time.monotonic()
     try:
         while not sim.done() and not stop():
-            if pacer is not None:
-                client.flush()
-                pacer.barrier(scenario.time_of(sim.index))
-            _apply_updates(updates, server, scenario.time_of(sim.index), wait=pacer is not None)
+            now = scenario.time_of(sim.index)
+            until = _hold(pacer, client, now, topics.models) if pacer is not None else None
+            _apply_updates(updates, server, now, until=until)
             client.model_version = server.version
             batch = sim.next_batch(batch_size)
             for p in batch.predictions:
@@ -253,27 +252,55 @@ def run_simulation(
                 time.sleep(ahead)
     finally:
         client.close()
-        updates.close()
+        updates.source.close()
         if pacer is not None:
             pacer.close()
     return server
 
 
-def _apply_updates(updates: KafkaSource, server: ModelServer, now: float, *, wait: bool) -> None:
-    """Hand the model updates read to serving (``now``: the next prediction's event time). ``wait``
-    (paced): read until the topic's end, so an update decided at this tick is not missed."""
-    for rec in _read_all(updates) if wait else updates.poll(100, timeout=0.0):
+def _hold(pacer: KafkaPacer, client: DriftlineClient, now: float, models: str) -> Ends | None:
+    """A paced producer's tick: everything before ``now`` sent, then held until the loop caught up;
+    the models topic's end offsets if the retrain worker decided at this tick (serving reads up to
+    them before the next prediction), else None."""
+    client.flush()
+    return pacer.ends(models) if pacer.barrier(now) else None
+
+
+class _Updates:
+    """Serving's reader of the models topic: what it has read up to, per partition."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+        self.seen: Ends = {}
+
+    def read(self, until: Ends | None, timeout: float = 30.0) -> list[Record]:
+        """The updates there are; with ``until`` (paced, at a tick the worker decided on), every one
+        before these offsets, so an update decided at this tick is not missed (bounded by ``timeout``:
+        a models topic that cannot be read leaves serving on its version, as unpaced)."""
+        out = self._poll(0.0)
+        deadline = time.monotonic() + timeout
+        while until and any(self.seen.get(tp, 0) < end for tp, end in until.items()):
+            if time.monotonic() > deadline:
+                log.warning("serving: the models topic was not read up to %s within %.0f s", until, timeout)
+                break
+            out += self._poll(0.01)
+        return out
+
+    def _poll(self, timeout: float) -> list[Record]:
+        out = self.source.poll(100, timeout=timeout)
+        for rec in out:
+            tp = (rec.topic, rec.partition)
+            self.seen[tp] = max(self.seen.get(tp, 0), rec.offset + 1)
+        return out
+
+
+def _apply_updates(updates: _Updates, server: ModelServer, now: float, *, until: Ends | None) -> None:
+    """Hand the model updates read to serving (``now``: the next prediction's event time)."""
+    for rec in updates.read(until):
         try:
             server.apply(decode(ModelUpdate, rec.value), now=now)
         except InvalidEvent as exc:  # a bad message on the models topic never stops serving
             log.error("models topic: ignoring an invalid model update: %s", exc)
-
-
-def _read_all(source: KafkaSource) -> list[Record]:
-    out = source.poll(100, timeout=0.2)
-    while batch := source.poll(100, timeout=0.2):
-        out += batch
-    return out
 
 
 def announce_on_kafka(settings: DriftlineSettings, model: str, version: str) -> None:

@@ -159,6 +159,15 @@ def _observe(exporter: Exporter | None, topic: str, handled: Handled) -> None:
         exporter.observe_incidents(handled.incidents)
 
 
+def _kafka_of(settings: DriftlineSettings) -> KafkaSettings:
+    if settings.kafka is None:
+        raise ConfigError(
+            "the control plane needs Kafka: pass --bootstrap-servers or set "
+            "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
+        )
+    return settings.kafka
+
+
 def create_app(
     settings: DriftlineSettings,
     *,
@@ -166,15 +175,13 @@ def create_app(
     datadir: str = ".driftline/faust",
     sinks: Sequence[AlertSink] | None = None,
     exporter: Exporter | None = None,
+    commit_interval: float = 2.8,
 ) -> faust.App:
     """The control-plane app (not started). ``sinks`` replaces the sinks ``settings.routing.sinks``
-    names; a bad sink name or a missing sink setting raises :class:`ConfigError` here."""
-    if settings.kafka is None:
-        raise ConfigError(
-            "the control plane needs Kafka: pass --bootstrap-servers or set "
-            "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
-        )
-    kafka, topics = settings.kafka, settings.topics
+    names; a bad sink name or a missing sink setting raises :class:`ConfigError` here.
+    ``commit_interval``: seconds between offset commits (faust's default; a paced replay waits for
+    the commit of each retraining alert, so it asks for a short one)."""
+    kafka, topics = _kafka_of(settings), settings.topics
     app = _App(
         app_id,
         broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
@@ -185,6 +192,7 @@ def create_app(
         topic_replication_factor=kafka.replication_factor,
         producer_acks=-1,
         broker_commit_every=10,
+        broker_commit_interval=commit_interval,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_credentials=_credentials(kafka),

@@ -42,7 +42,6 @@ def _summary(predictions: list[Prediction], updates: list[ModelUpdate]) -> dict[
     return {"switches": _switches(predictions), "decided": _decided(updates, first, SCENARIO)}
 
 
-@pytest.mark.skip(reason="not yet within CI time: the paced run holds at every 500-event tick (~5 s each)")
 def test_a_paced_kafka_replay_at_20x_gives_the_embedded_versions_at_the_same_indices(kafka_bootstrap) -> None:
     loops: list[EmbeddedLoop] = []
     embedded = run_embedded(SCENARIO, on_start=loops.append)
