@@ -8,13 +8,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from driftline.config import RetrainSettings
+from driftline.config import DriftlineSettings, RetrainSettings
 from driftline.registry import LocalModelRegistry, ModelRegistry, RegistryError, check_name, open_registry
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
@@ -149,3 +150,16 @@ def test_artifact_outside_the_root_is_never_loaded(tmp_path: Path) -> None:
 
 def test_safe_names_pass() -> None:
     assert check_name("model name", "credit-risk_v2.1") == "credit-risk_v2.1"
+
+
+def test_mlflow_missing_fails_at_start_up_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "driftline.registry_mlflow", None)  # as if mlflow were not installed
+    with pytest.raises(RegistryError, match=r"pip install 'driftline\[mlflow\]'"):
+        open_registry(RetrainSettings(registry="mlflow"), tmp_path)
+
+
+def test_an_unknown_backend_is_refused_naming_the_key() -> None:
+    with pytest.raises(ValueError, match="retrain.registry: Input should be 'local' or 'mlflow'"):
+        DriftlineSettings(retrain={"registry": "s3"})
