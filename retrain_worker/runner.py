@@ -89,9 +89,10 @@ class RetrainRunner:
 
     * ``clock_topic``: at each :class:`LoopTick` read there, with the tick's event time as the
       worker's ``now`` (a paced replay or demo: decisions at the embedded loop's event times);
-    * else ``progress`` (how many labelled events there are, e.g. the scored topic's end offsets):
-      when ``retry_every`` more have arrived since the last try, or a request was queued -- a
-      request waits for labelled data, so nothing else can change its answer;
+    * else (no tick read yet: nobody paces the loop) ``progress`` (how many labelled events there
+      are, e.g. the scored topic's end offsets): when ``retry_every`` more have arrived since the last
+      try, or a request was queued -- a request waits for labelled data, so nothing else can change
+      its answer -- or ``idle_retry_s`` have passed (the stream may have stopped short of the count);
     * else every ``retry_interval`` seconds (a runner told nothing of the loop)."""
 
     def __init__(
@@ -106,6 +107,7 @@ class RetrainRunner:
         clock_topic: str | None = None,
         progress: Callable[[], int] | None = None,
         retry_every: int = 100,
+        idle_retry_s: float = 5.0,
     ) -> None:
         self.worker, self.source = worker, source
         self.on_outcomes = on_outcomes  # e.g. the metrics exporter: told of every outcome decided
@@ -114,6 +116,7 @@ class RetrainRunner:
         self._committed: dict[TopicPartition, int] = {}
         self._last_try = float("-inf")
         self.clock_topic, self.progress, self.retry_every = clock_topic, progress, retry_every
+        self.idle_retry_s = idle_retry_s
         self._seen = -1  # labelled events there were at the last try (``progress``)
         self.now: float | None = None  # the loop's event time, from the last tick read
         self._ticks: list[Record] = []  # ticks read, not yet tried
@@ -143,7 +146,7 @@ class RetrainRunner:
         while self._ticks and (tick := self._tick(self._ticks[0])) is not None:
             done += tick
             self._advance(self._ticks.pop(0))
-        if self.worker.pending and self.clock_topic is None and self._due(queued):
+        if self.worker.pending and self.now is None and self._due(queued):  # no tick read: unpaced
             done += self.worker.step()
         self.commit()
         if self.on_outcomes is not None and (at_once or done):
@@ -175,8 +178,10 @@ class RetrainRunner:
             self._last_try = self.clock() if due else self._last_try
             return due
         seen = self.progress()
-        if queued or seen - self._seen >= self.retry_every:
-            self._seen = seen
+        # a stall guard too: once the stream stops, nothing moves the count by retry_every again
+        idle = self.clock() - self._last_try >= self.idle_retry_s
+        if queued or seen - self._seen >= self.retry_every or idle:
+            self._seen, self._last_try = seen, self.clock()
             return True
         return False
 
