@@ -196,7 +196,11 @@ class MlflowModelRegistry:
             "created_at": repr(time.time()),
         }
         self._ensure_model(model)
-        run = self._call(lambda: self.client.create_run(self._experiment(), run_name=f"{model} retrain"))
+        run = self._call(
+            lambda: self.client.create_run(
+                self._experiment(), run_name=f"{model} {tags['triggered_by'] or 'registered'}"
+            )
+        )
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         self._call(

@@ -119,6 +119,19 @@ def test_outcomes_survive_a_new_registry_object_and_the_first_stands(
     assert again.outcomes("churn") == {"drift:churn:1/7": {"status": "promoted", "version": "2"}}
 
 
+def test_a_model_file_made_elsewhere_becomes_the_champion(registry: ModelRegistry, tmp_path: Path) -> None:
+    import joblib
+
+    path = tmp_path / "model.joblib"
+    joblib.dump({"weights": [9]}, path)
+    reg: Any = registry  # register_artifact: both backends, not the protocol (driftline models register)
+    with pytest.raises(RegistryError, match="version '1' of 'churn'"):  # taken already
+        reg.register_artifact("churn", path, version="1")
+    mv = reg.register_artifact("churn", path)
+    assert (mv.version, mv.stage, mv.triggered_by) == ("2", "champion", "registered: model.joblib")
+    assert registry.load("churn", "2", sha256=mv.sha256) == {"weights": [9]}
+
+
 @pytest.mark.parametrize("name", ["../escaped", "..", "a/b", "/abs", "", "x" * 129, ".hidden", "a\x00b"])
 def test_traversal_names_never_reach_a_path(open_reg: Callable[[], ModelRegistry], name: str) -> None:
     reg = open_reg()
