@@ -197,8 +197,10 @@ class MlflowModelRegistry:
         }
         self._ensure_model(model)
         run = self._call(
-            lambda: self.client.create_run(
-                self._experiment(), run_name=f"{model} {tags['triggered_by'] or 'registered'}"
+            lambda: self.client.create_run(  # the tags on the run too: the UI's run table filters on them
+                self._experiment(),
+                run_name=f"{model} {tags['triggered_by'] or 'registered'}",
+                tags={P + k: v[:8000] for k, v in tags.items()},
             )
         )
         run_id = run.info.run_id
@@ -210,8 +212,6 @@ class MlflowModelRegistry:
                 params=[Param(k, v) for k, v in params.items()],
             )
         )
-        for key, value in tags.items():  # on the run too: the UI's run table can filter on lineage
-            self._call(lambda k=key, v=value: self.client.set_tag(run_id, P + k, v[:8000]))
         self._call(lambda: self.client.log_artifact(run_id, str(path), "model"))
         self._call(lambda: self.client.set_terminated(run_id))
         self._cache_copy(path, digest)
