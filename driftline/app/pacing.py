@@ -44,7 +44,7 @@ from driftline.config import KafkaSettings, Topics
 from driftline.kafka import KafkaSink, ensure_topics
 from retrain_worker.runner import LoopTick
 
-__all__ = ["Ends", "KafkaPacer", "Pacing", "clock_topic"]
+__all__ = ["Ends", "KafkaPacer", "Pacing", "RetrainAlerts", "clock_topic"]
 
 log = logging.getLogger(__name__)
 Ends = dict[tuple[str, int], int]  # (topic, partition) -> offset
@@ -73,6 +73,42 @@ class _AlertType(msgspec.Struct):
     type: str = ""
 
 
+class RetrainAlerts:
+    """Where the alerts topic's retraining alerts lie, as a reader meets its records and ends, so a
+    pacer asks the control plane's group for those offsets only -- not for the topic's end, which
+    a transaction marker after the last alert keeps one past any offset a consumer commits.
+
+    >>> seen = RetrainAlerts(("concept_drift", "performance"))
+    >>> seen.record(("alerts", 0), 4, b'{"type": "data_drift"}')
+    >>> seen.record(("alerts", 0), 7, b'{"type": "concept_drift"}')
+    >>> seen.read_to({("alerts", 0): 9}), seen.end(("alerts", 0), 9), seen.read_to({("alerts", 0): 9})
+    (False, None, True)
+    >>> seen.to_route  # routed once the control plane's group has committed past offset 7
+    {('alerts', 0): 8}
+    """
+
+    def __init__(self, retrain_on: tuple[str, ...]) -> None:
+        self.retrain_on = retrain_on
+        self.read: Ends = {}  # partition -> offset read up to (records, and ends met)
+        self.to_route: Ends = {}  # partition -> offset after its last retraining alert not yet routed
+
+    def record(self, tp: tuple[str, int], offset: int, value: bytes | None) -> None:
+        self.read[tp] = max(self.read.get(tp, 0), offset + 1)
+        try:
+            kind = msgspec.json.decode(value or b"{}", type=_AlertType).type
+        except msgspec.DecodeError:
+            return  # not an alert: the control plane dead-letters it, no request follows
+        if kind in self.retrain_on:
+            self.to_route[tp] = offset + 1
+
+    def end(self, tp: tuple[str, int], offset: int) -> None:
+        """The reader met the partition's end at ``offset``."""
+        self.read[tp] = max(self.read.get(tp, 0), offset)
+
+    def read_to(self, ends: Ends) -> bool:
+        return all(self.read.get(tp, 0) >= end for tp, end in ends.items())
+
+
 class KafkaPacer:
     """Holds a producer at each tick until the loop has caught up with it (see the module).
 
@@ -87,13 +123,13 @@ class KafkaPacer:
         self._admin = AdminClient(conf)
         committed_only = {**conf, "enable.auto.commit": False, "isolation.level": "read_committed"}
         self._probe = Consumer({**committed_only, "group.id": f"{pacing.worker}-pacer"})
+        self._partitions: dict[str, list[tuple[str, int]]] = {}
         # the alerts, read as the control plane reads them, to know which ones must be routed first
         self._alerts = Consumer(
             {**committed_only, "group.id": f"{pacing.control_plane}-pacer", "enable.partition.eof": True}
         )
         self._alerts.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in self._parts(topics.alerts)])
-        self._alerts_read: Ends = {}  # (alerts, partition) -> offset read up to (records and ends)
-        self._to_route: Ends = {}  # (alerts, partition) -> offset after its last retraining alert
+        self.alerts = RetrainAlerts(pacing.retrain_on)
         self._sink = KafkaSink(kafka, block=True)
         self.ticks = 0
         self.held_s = 0.0
@@ -101,8 +137,10 @@ class KafkaPacer:
         self.held_by: dict[str, float] = {}  # component -> wall seconds held waiting for it
 
     def _parts(self, topic: str) -> list[tuple[str, int]]:
-        meta = self._probe.list_topics(topic, timeout=10)
-        return [(topic, p) for p in sorted(meta.topics[topic].partitions)]
+        if topic not in self._partitions:  # asked once: a run's topics keep their partitions
+            meta = self._probe.list_topics(topic, timeout=10)
+            self._partitions[topic] = [(topic, p) for p in sorted(meta.topics[topic].partitions)]
+        return self._partitions[topic]
 
     def ends(self, *topics: str) -> Ends:
         """The end offsets of ``topics`` now (``read_committed``: their last stable offsets)."""
@@ -137,28 +175,20 @@ class KafkaPacer:
         log.debug("pacing: held %.3f s for %s", held, what)
 
     def _read_alerts(self, ends: Ends) -> bool:
-        """Read the alerts topic up to ``ends``, noting where each retraining alert lies; True once
-        every partition is read to its end."""
+        """Read the alerts topic on towards ``ends``; True once every partition is read to its end."""
         for m in self._alerts.consume(1000, timeout=self.poll_s):
             tp, offset, err = (str(m.topic()), int(m.partition() or 0)), int(m.offset() or 0), m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:  # its offset: the partition's end
-                    self._alerts_read[tp] = max(self._alerts_read.get(tp, 0), offset)
-                else:
-                    log.warning("pacing: reading %s: %s", tp[0], err)
-                continue
-            self._alerts_read[tp] = max(self._alerts_read.get(tp, 0), offset + 1)
-            try:
-                kind = msgspec.json.decode(m.value() or b"{}", type=_AlertType).type
-            except msgspec.DecodeError:
-                continue  # not an alert: the control plane dead-letters it, no request follows
-            if kind in self.pacing.retrain_on:
-                self._to_route[tp] = offset + 1
-        return all(self._alerts_read.get(tp, 0) >= end for tp, end in ends.items())
+            if err is None:
+                self.alerts.record(tp, offset, m.value())
+            elif err.code() == KafkaError._PARTITION_EOF:  # its offset: the partition's end
+                self.alerts.end(tp, offset)
+            else:
+                log.warning("pacing: reading %s: %s", tp[0], err)
+        return self.alerts.read_to(ends)
 
     def _routed(self) -> bool:
-        if self._caught_up(self.pacing.control_plane, self._to_route):
-            self._to_route.clear()
+        if self._caught_up(self.pacing.control_plane, self.alerts.to_route):
+            self.alerts.to_route.clear()
             return True
         return False
 
@@ -170,7 +200,7 @@ class KafkaPacer:
         self._wait("the processor", lambda: self._caught_up(self.pacing.processor, inputs))
         alerts = self.ends(t.alerts)  # the processor's alerts before the tick are committed now
         self._wait("the alerts topic", lambda: self._read_alerts(alerts))
-        if self._to_route:
+        if self.alerts.to_route:
             self._wait("the control plane", self._routed)
         requests = self.ends(t.retrain)
         if self.ticks and self._caught_up(self.pacing.worker, requests):

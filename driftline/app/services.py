@@ -20,7 +20,7 @@ from driftline.app.demo import announce_version
 from driftline.app.metrics_export import ProcessorObserver
 from driftline.app.pacing import Ends, KafkaPacer, Pacing, clock_topic
 from driftline.config import DriftlineSettings, KafkaSettings
-from driftline.contracts import ModelUpdate, decode
+from driftline.contracts import Label, ModelUpdate, Prediction, decode
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_broker
 from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader, read_partition
@@ -213,10 +213,10 @@ def run_simulation(
     ``rate``): they become the records' Kafka timestamps, and a broker deletes records whose
     timestamps are older than its retention (7 days by default) -- a simulated past would vanish.
 
-    With ``pace`` the stream keeps the scenario's event rate (cooldowns in event seconds mean what they
-    do in process; ``rate`` is the replay's top speed), ending now, and the producer holds at each tick
-    until the loop caught up (:class:`~driftline.app.pacing.KafkaPacer`): updates serve from the
-    prediction they do in the embedded loop, whatever the speed.
+    With ``pace`` the stream keeps the scenario's event rate (``rate`` is the replay's top speed),
+    ending now, and the producer holds at each tick until the loop caught up
+    (:class:`~driftline.app.pacing.KafkaPacer`): updates serve from the prediction they do in the
+    embedded loop, whatever the speed.
     """
     if pace is None:
         scenario = dataclasses.replace(scenario, start_time=time.time(), events_per_second=rate)
@@ -237,16 +237,17 @@ def run_simulation(
     sim = Simulator(scenario, server)
     started = time.monotonic()
     try:
-        while not sim.done() and not stop():
+        while not stop() and not (sim.done() and pacer is None):
             now = scenario.time_of(sim.index)
             until = _hold(pacer, client, now, topics.models) if pacer is not None else None
             _apply_updates(updates, server, now, until=until)
+            if sim.done():
+                break  # paced: the embedded loop's last turn, a decision at the stream's end, is taken
             client.model_version = server.version
             batch = sim.next_batch(batch_size)
-            for p in batch.predictions:
-                client.emit(p)
-            for lab in batch.labels:
-                client.emit(lab)
+            events: list[Prediction | Label] = [*batch.predictions, *batch.labels]
+            for event in events:
+                client.emit(event)
             ahead = sim.index / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)

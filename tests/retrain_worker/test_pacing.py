@@ -132,3 +132,48 @@ def test_serving_switches_at_the_updates_event_time_whatever_the_batch(tmp_path,
         versions += [p.model_version for p in sim.next_batch(batch).predictions]
     assert versions.index("2") == switch_at and set(versions[switch_at:]) == {"2"}
     assert server.history == [(switch_at, "2")]
+
+
+def test_a_paced_producer_waits_for_routing_only_after_a_retraining_alert() -> None:
+    """The pacer holds for the control plane only at the offsets of alerts that make retrain
+    requests, and knows a partition is read once its end is met (a transaction marker's offset
+    included), never by counting records."""
+    from driftline.app.pacing import RetrainAlerts
+
+    seen = RetrainAlerts(("concept_drift", "performance"))
+    p0, p1 = ("alerts", 0), ("alerts", 1)
+    seen.record(p0, 0, b'{"type": "data_drift", "model": "churn"}')
+    seen.record(p1, 0, b"not json")
+    assert not seen.to_route, "data drift and stray bytes make no retrain request: nothing to wait for"
+    seen.record(p1, 1, b'{"type": "performance"}')
+    seen.record(p1, 2, b'{"type": "prediction_drift"}')
+    assert seen.to_route == {p1: 2}, "routed once the control plane committed past the performance alert"
+    ends = {p0: 2, p1: 4}  # each partition's last record followed by a transaction marker
+    assert not seen.read_to(ends)
+    seen.end(p0, 2)
+    seen.end(p1, 4)
+    assert seen.read_to(ends)
+
+
+class JoiningSource:
+    """A models-topic consumer that reads nothing until its group is joined (``empty`` polls)."""
+
+    def __init__(self, records: list[Record], empty: int) -> None:
+        self.records, self.empty, self.polls = records, empty, 0
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        self.polls += 1
+        if self.polls <= self.empty:
+            return []
+        out, self.records = self.records[:max_records], self.records[max_records:]
+        return out
+
+
+def test_serving_reads_the_update_decided_at_a_tick_before_its_next_prediction() -> None:
+    from driftline.app.services import _Updates
+
+    update = Record(TOPICS.models, b"v2", b"churn", partition=2, offset=5)
+    updates = _Updates(JoiningSource([update], empty=3))  # type: ignore[arg-type]
+    assert updates.read(None) == [], "unpaced: one look, whatever is there"
+    assert updates.read({(TOPICS.models, 2): 6, (TOPICS.models, 0): 0}) == [update]
+    assert updates.seen == {(TOPICS.models, 2): 6}
