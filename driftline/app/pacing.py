@@ -216,5 +216,15 @@ class KafkaPacer:
         return True
 
     def close(self) -> None:
+        """Close the pacer's clients, logging how long it held the producer and for whom."""
+        held = ", ".join(f"{what} {s:.1f} s" for what, s in self.held_by.items())
+        log.info(
+            "pacing: held %.1f s in all (%s); %d tick(s) to the retrain worker; %d wait(s) past %.0f s",
+            self.held_s,
+            held,
+            self.ticks,
+            self.overruns,
+            self.pacing.max_hold_s,
+        )
         for c in (self._probe, self._alerts):
             c.close()
