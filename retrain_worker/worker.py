@@ -25,8 +25,7 @@ Nothing is lost and nothing crashes the worker:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -46,6 +45,7 @@ from driftline.errors import DriftlineError, InvalidEvent
 from driftline.registry import ModelRegistry, ModelVersion, RegistryError
 from driftline.registry_lineage import lineage_of
 from driftline.transport import Record, Sink, WindowReader
+from retrain_worker.cooldown import Cooldowns, another_run
 from retrain_worker.recipe import Recipes
 from retrain_worker.rollback import previous_champion
 from retrain_worker.shadow import begin_shadow
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "retrain"  # the dead letters' stage
 Status = Literal["promoted", "rejected", "skipped", "failed", "shadow", "rolled_back"]
-_BEGAN = ("promoted", "rejected", "failed")  # outcomes of requests whose retrain began (cooldown)
 
 
 class RetrainRefused(DriftlineError):
@@ -103,7 +102,7 @@ class RetrainWorker:
         self.attempts: dict[str, int] = {}  # request id -> trainings that raised
         self.outcomes: list[RetrainOutcome] = []
         self.skipped_rows: dict[str, int] = {}  # reason -> scored events read but not trained on
-        self._began: dict[str, list[float]] = {}  # model -> alert times of retrains begun here
+        self.cooldowns = Cooldowns()  # the retrains begun here, per model
 
     # -- deciding at once, or queueing -----------------------------------------------------------
     def submit_record(self, record: Record) -> RetrainOutcome | None:
@@ -135,13 +134,13 @@ class RetrainWorker:
                 req, "skipped", f"stale: version {req.model_version} already replaced by {champion.version}"
             )
         t = req.alert.detected_at_time
-        durable = [] if _another_run(champion, t) else recorded.values()
-        last = self._last_retrain(req.model, t, durable)
+        durable = [] if another_run(champion, t) else recorded.values()
+        last = self.cooldowns.last(req.model, t, durable)
         if last is not None and t - last < self.recipes.settings(req.model).cooldown_s:
             return self._done(
                 req, "skipped", f"cooldown: a retrain of {req.model} began {t - last:.0f} s earlier"
             )
-        self._began.setdefault(req.model, []).append(t)
+        self.cooldowns.began(req.model, t)
         self._queue(req, record)
         return None
 
@@ -160,24 +159,13 @@ class RetrainWorker:
             return str(exc)
         return ""
 
-    def _last_retrain(self, model: str, t: float, recorded: Iterable[dict[str, Any]]) -> float | None:
-        """When the latest retrain of ``model`` began: this process's (in arrival order) or a
-        recorded one that began no later than ``t`` -- a recorded later one is a request re-read
-        after a restart, not one this request comes after."""
-        began = self._began.get(model, [])
-        durable = [o.get("detected_at_time", 0.0) for o in recorded if o.get("status") in _BEGAN]
-        times = [*began, *(d for d in durable if d <= t)]
-        return max(times) if times else None
-
     def forget(self, partitions: list[int]) -> list[str]:
         """Drop the pending requests read from ``partitions`` (taken away by a rebalance: their new
         owner reads them again from the committed offset); returns their ids."""
         gone = set(partitions)
         ids = [rid for rid, (_, p, _) in self.positions.items() if p in gone]
         for rid in ids:  # not begun here after all: read again, it must not cool itself down
-            t = self.pending[rid].alert.detected_at_time
-            if t in (began := self._began.get(self.pending[rid].model, [])):
-                began.remove(t)
+            self.cooldowns.forget(self.pending[rid].model, self.pending[rid].alert.detected_at_time)
             self._forget(rid)
         return ids
 
@@ -397,11 +385,3 @@ class RetrainWorker:
         left = self.sink.flush()
         if left:
             raise DriftlineError(f"{what}: {left} message(s) not delivered; is the broker reachable?")
-
-
-def _another_run(champion: ModelVersion, t: float) -> bool:
-    """A request about ``champion`` detected before its own validation window ended comes from
-    another run over this registry (a replay, a demo run again: event times started over) -- the
-    registry's recorded retrains are not this stream's past, so they impose no cooldown on it."""
-    end = (champion.validated_on or {}).get("end_time")
-    return end is not None and t < float(end)
