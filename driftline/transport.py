@@ -23,6 +23,7 @@ never be sent as it is: the caller dead-letters it).
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class InMemoryBus:
 
     def __init__(self) -> None:
         self._logs: dict[str, list[Record]] = defaultdict(list)
+        self._newest: dict[str, list[float]] = defaultdict(list)  # running max timestamp per offset
         self._committed: dict[tuple[str, str], int] = {}
 
     def sink(self) -> _MemorySink:
@@ -137,20 +139,19 @@ class InMemoryBus:
         log = self._logs[topic]
         ts = float(timestamp) if timestamp is not None else (log[-1].timestamp if log else 0.0)
         log.append(Record(topic=topic, value=value, key=key, partition=0, offset=len(log), timestamp=ts))
+        newest = self._newest[topic]
+        newest.append(max(ts, newest[-1]) if newest else ts)
 
     def log(self, topic: str) -> list[Record]:
         """Every record ever appended to ``topic`` (read-only view for tests and reports)."""
         return list(self._logs.get(topic, ()))
 
     def read_since(self, topic: str, since: float, limit: int) -> list[Record]:
+        """From the first record at which the topic's newest timestamp reaches ``since`` -- what
+        Kafka's time index answers (``offsets_for_times``) when timestamps are not in order, as a
+        join's outputs (stamped with their prediction's event time, appended in join order) are."""
         log = self._logs.get(topic, [])
-        lo, hi = 0, len(log)
-        while lo < hi:  # first record with timestamp >= since (timestamps are non-decreasing)
-            mid = (lo + hi) // 2
-            if log[mid].timestamp < since:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = bisect.bisect_left(self._newest.get(topic, []), since)
         return log[lo : lo + limit] if limit >= 0 else log[lo:]
 
     def end_offset(self, topic: str) -> int:
