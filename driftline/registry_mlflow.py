@@ -27,6 +27,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ class MlflowModelRegistry:
         self.cache.mkdir(parents=True, exist_ok=True)
         self.experiment = experiment
         self._experiment_id: str | None = None
+        self._models: set[str] = set()  # registered models known to exist: not created again
 
     # -- reading -------------------------------------------------------------------------------
     def versions(self, model: str) -> list[ModelVersion]:
@@ -224,17 +226,19 @@ class MlflowModelRegistry:
                 await_creation_for=0,
             )
         )
-        return self.promote(model, str(mv.version)) if promote else self._version(mv)
+        return self._promote(self._version(mv)) if promote else self._version(mv)
 
     def promote(self, model: str, version: str) -> ModelVersion:
         """Make ``version`` the champion (alias and stage); the previous champion is archived."""
-        self.get(model, version)
-        previous = self.alias(model, "champion")
-        if previous is not None and previous.version != version:
-            self._tag(model, previous.version, "stage", "archived")
-        self._tag(model, version, "stage", "champion")
-        self._call(lambda: self.client.set_registered_model_alias(model, "champion", version))
-        return self.get(model, version)
+        return self._promote(self.get(model, version))
+
+    def _promote(self, mv: ModelVersion) -> ModelVersion:
+        previous = self.alias(mv.model, "champion")
+        if previous is not None and previous.version != mv.version:
+            self._tag(mv.model, previous.version, "stage", "archived")
+        self._tag(mv.model, mv.version, "stage", "champion")
+        self._call(lambda: self.client.set_registered_model_alias(mv.model, "champion", mv.version))
+        return replace(mv, stage="champion")
 
     def set_stage(self, model: str, version: str, stage: str, *, reason: str = "") -> ModelVersion:
         if stage == "champion":
@@ -302,11 +306,14 @@ class MlflowModelRegistry:
         self._call(lambda: self.client.set_model_version_tag(model, version, P + key, value))
 
     def _ensure_model(self, model: str) -> None:
+        if model in self._models:
+            return
         try:
             self.client.create_registered_model(model, description="registered by Driftline")
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise RegistryError(f"MLflow at {self.tracking_uri}: {exc}") from None
+        self._models.add(model)
 
     def _experiment(self) -> str:
         """The experiment runs are logged in; on a sqlite store its artifacts sit beside the

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from closed_loop import check_closed_loop, check_incidents
 from events import alert as make_alert
-from mlflow_kit import HAS_MLFLOW, mlflow_server
 from prometheus_kit import BINARY as PROMETHEUS
 from prometheus_kit import free_port, prometheus, query
 
@@ -37,7 +36,6 @@ from driftline.contracts import (
     encode,
 )
 from driftline.kafka import KafkaSink
-from driftline.registry import open_registry
 from driftline.transport import RecordRejected
 from producers.simulator import Scenario
 
@@ -51,8 +49,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashbo
 @pytest.fixture(scope="module")
 def kafka_loop(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[Any, Any, list[str], dict[str, Any]]]:
     """One closed-loop run on the broker, every component serving its /metrics; with a Prometheus
-    scraping them all while it runs when the machine has one (``.ci/run`` installs it); its model
-    registry is MLflow behind a tracking server when MLflow is installed (the dev extra has it)."""
+    scraping them all while it runs when the machine has one (``.ci/run`` installs it)."""
     scenario = Scenario(seed=7, n_events=24_000, covariate_shift_at=8_000, concept_change_at=14_000)
     settings = DriftlineSettings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=3))
     ports = {name: free_port() for name in COMPONENTS}
@@ -61,10 +58,6 @@ def kafka_loop(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[Any, Any, li
         base = None
         if PROMETHEUS is not None:
             base = stack.enter_context(prometheus(tmp_path_factory.mktemp("prometheus"), ports))
-        if HAS_MLFLOW:
-            url = stack.enter_context(mlflow_server(tmp_path_factory.mktemp("mlflow")))
-            retrain = settings.retrain.model_copy(update={"registry": "mlflow", "mlflow_tracking_uri": url})
-            settings = settings.model_copy(update={"retrain": retrain})
         result = run_kafka_demo(scenario, settings, rate=1500, echo=lines.append, metrics_ports=ports)
         yield scenario, result, lines, {"prometheus": base, "settings": settings}
 
@@ -137,21 +130,6 @@ def test_the_dashboard_reads_the_run_from_kafka(kafka_loop) -> None:
     assert model["model"] == "churn"
     assert [v["version"] for v in model["versions"]][:2] == ["1", "2"], model["versions"]
     assert page["incidents"] and all(i["status"] == "resolved" for i in page["incidents"]), page["incidents"]
-
-
-@pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow not installed (the dev extra has it)")
-def test_the_mlflow_registry_shows_the_retrained_version_with_its_lineage(kafka_loop, tmp_path) -> None:
-    """The run's versions as the MLflow UI lists them: v1 (bootstrap) and v2, which the retrain worker
-    process registered over HTTP with its alert, windows, metrics and lineage, and made champion."""
-    _, _, _, extra = kafka_loop
-    registry = open_registry(extra["settings"].retrain, tmp_path)  # another process's view: HTTP only
-    v1, v2 = registry.versions("churn")[:2]
-    assert (v1.triggered_by, v2.version) == ("bootstrap", "2")
-    assert v2.triggered_by and v2.trained_on and v2.validated_on and v2.metrics
-    assert {"data_sha256", "trainer", "params", "code_version", "run_id"} <= set(v2.lineage), v2.lineage
-    assert v2.artifact_uri == "models:/churn/2" and len(v2.sha256) == 64
-    assert registry.champion("churn").version != "1"
-    assert registry.load("churn", "2", sha256=v2.sha256) is not None
 
 
 def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
