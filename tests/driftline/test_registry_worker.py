@@ -78,7 +78,9 @@ def test_the_worker_registers_lineage_and_a_restart_does_not_retrain(registry_at
 
     v2 = _open(registry_at).get("churn", "2")
     assert v2.triggered_by == "a1" and v2.stage == "champion" and v2.trained_on is not None
-    trained = rows[-SETTINGS.train_window :][: v2.trained_on["n"]]  # the window's oldest part: training
+    window = v2.trained_on  # the rows it trained on: the span of event times its window names
+    trained = [r for r in rows if window["start_time"] <= r.prediction.event_time <= window["end_time"]]
+    assert len(trained) == window["n"]
     assert v2.lineage["data_sha256"] == data_sha256(trained)
     assert v2.lineage["trainer"] and v2.lineage["code_version"].startswith("driftline ")
     assert json.loads(v2.lineage["params"])  # the estimator's parameters, as strings
