@@ -193,7 +193,10 @@ class RetrainWorker:
 
     def _gather(self, req: RetrainRequest, now: float | None = None) -> list[Scored]:
         """Labelled events after the change: from the drifted window's start for data drift; from
-        the detection for error-stream alerts (their windows still hold pre-change events)."""
+        the detection for error-stream alerts (their windows still hold pre-change events). With the
+        loop's clock ``now``, those labelled before it; without, the first ``min_samples`` to be
+        labelled -- the same rows whenever the worker tries (a processor slowed by a fault, a broker
+        restart), so a version depends on the request and the stream only."""
         a = req.alert
         since = a.window.start_time if a.type in ("data_drift", "prediction_drift") else a.detected_at_time
         rows = []
@@ -208,8 +211,12 @@ class RetrainWorker:
                     self.skipped_rows["features_dropped"] = self.skipped_rows.get("features_dropped", 0) + 1
                     continue
                 rows.append(s)
+        settings = self.recipes.settings(req.model)
+        if now is None:  # no loop clock: the first min_samples labelled, however far the stream got
+            rows.sort(key=lambda s: (s.label_time, s.index))
+            rows = rows[: settings.min_samples]
         rows.sort(key=lambda s: s.prediction.event_time)
-        return rows[-self.recipes.settings(req.model).train_window :]
+        return rows[-settings.train_window :]
 
     def _try(self, req: RetrainRequest, now: float | None = None) -> RetrainOutcome | None:
         registered = self.registry.find_triggered_by(req.model, req.request_id)

@@ -99,7 +99,8 @@ def test_the_spec_trainer_fits_on_the_declared_features_and_its_model_is_served(
     assert out.status == "promoted" and out.version == "2", out.reason
     assert out.metrics["challenger_accuracy"] > out.metrics["champion_accuracy"] + 0.2
     seen = importlib.import_module(_latest_module(tmp_path)).SEEN
-    assert seen == [(DECLARED, "Series", 420)]  # declared order; 30 % held out for validation
+    # declared order; the first min_samples (300) labelled rows, 30 % of them held out for validation
+    assert seen == [(DECLARED, "Series", 210)]
     (update,) = [decode(ModelUpdate, r.value) for r in bus.log(TOPICS.models)]
     assert server.apply(update) and server.version == "2"
     X, _ = World(SC).sample(np.random.default_rng(1), 50, concept=1, shifted=True)

@@ -4,6 +4,8 @@ spell when the stream has stopped short of the next step."""
 
 from __future__ import annotations
 
+import pytest
+
 from driftline.transport import Record
 from retrain_worker.runner import RetrainRunner
 
@@ -64,3 +66,18 @@ def test_without_ticks_a_listening_runner_retries_on_progress_and_after_a_quiet_
     now[0] = 6.0  # the stream stopped: no more labelled events, yet the request is tried again
     runner.run_once()
     assert worker.tries == 3
+
+
+@pytest.mark.parametrize("labelled", [900, 3000])
+def test_without_a_clock_the_window_is_the_same_however_far_the_stream_got(
+    make_worker, make_request, fill_scored, labelled
+) -> None:
+    """Unpaced, a version depends on the request and the stream, not on how many labelled events the
+    scored topic held when the worker tried (a processor slowed by a fault, a broker restart): the
+    first min_samples (800) labelled after the alert, whether 900 or 3,000 were there."""
+    fill_scored(1, labelled, 100)
+    worker = make_worker()
+    assert worker.submit(make_request("a1", t=100.0)) is None
+    (out,) = worker.step()
+    assert out.status == "promoted"
+    assert (out.metrics["n_train"], out.trained_through_index) == (560, 899)  # 70 % of 800; #100..#899
