@@ -107,6 +107,14 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="End the output with one JSON line.")] = False,
     bootstrap_servers: Bootstrap = None,
     rate: Annotated[float, typer.Option(help="Kafka mode: predictions per second.")] = 3000.0,
+    paced: Annotated[
+        bool,
+        typer.Option(
+            "--paced/--unpaced",
+            help="Kafka mode: the scenario's event times, held at each 500-event tick until the loop "
+            "caught up -- the embedded run's versions at the same events, at any --rate.",
+        ),
+    ] = False,
     registry_dir: RegistryDir = None,
     ui: Annotated[
         bool, typer.Option("--ui/--no-ui", help="Serve the dashboard page while the demo runs, and after it.")
@@ -147,7 +155,9 @@ def demo(
 
             feed = page.KafkaFeed(settings, None, settings.routing.reports_dir)
             servers.append(page.serve(feed, ui_host, ui_port, say=typer.echo))
-        result = run_kafka_demo(scenario, settings, rate=rate, registry_dir=registry_dir, echo=typer.echo)
+        result = run_kafka_demo(
+            scenario, settings, rate=rate, registry_dir=registry_dir, echo=typer.echo, pace=paced
+        )
     if as_json:
         typer.echo(json.dumps(result.report, separators=(",", ":")))
     if servers:
