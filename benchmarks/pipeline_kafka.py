@@ -53,7 +53,26 @@ def fresh_outputs(settings: DriftlineSettings) -> DriftlineSettings:
     names = {k: (v if k in INPUTS else f"{v}.{tag}") for k, v in settings.topics.model_dump().items()}
     run = settings.model_copy(update={"topics": Topics(**names)})
     prepare_kafka(run)
+    _wait_for_topics(run, [v for k, v in names.items() if k not in INPUTS])
     return run
+
+
+def _wait_for_topics(settings: DriftlineSettings, topics: list[str], timeout: float = 30.0) -> None:
+    """Until the broker's metadata shows every topic with a leader for each partition: a producer
+    that sends right after the topic's creation may otherwise be told it does not exist."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=5).topics
+        if all(
+            t in meta and meta[t].partitions and all(p.leader >= 0 for p in meta[t].partitions.values())
+            for t in topics
+        ):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topics {topics} not ready after {timeout:.0f} s")
 
 
 def producer(bootstrap: str, **extra: Any) -> Any:
@@ -202,10 +221,24 @@ class Processors:
     def stop(self) -> None:
         self.shared[3].value = 1
 
+    def _result(self, timeout: float) -> tuple[float, float, float]:
+        """The next instance's result; an instance that died without one fails the run at once."""
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return self.shared[2].get(timeout=1.0)  # type: ignore[no-any-return]
+            except queue.Empty:
+                dead = [p.exitcode for p in self.procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a processor instance failed (exit codes {dead})") from None
+        raise RuntimeError(f"no result from the processor instances within {timeout:.0f} s")
+
     def wait(self, timeout: float = 900) -> list[tuple[float, float, float]]:
         """(wall time closed, RSS at the first batch, RSS at the end) per instance."""
         try:
-            ends = [self.shared[2].get(timeout=timeout) for _ in self.procs]
+            ends = [self._result(timeout) for _ in self.procs]
             for pr in self.procs:
                 pr.join(60)
         finally:
