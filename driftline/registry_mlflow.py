@@ -59,7 +59,10 @@ class MlflowModelRegistry:
         artifact_cache_dir: str | os.PathLike[str],
         experiment: str = "driftline",
     ) -> None:
+        # no progress bars, and no run links printed on stdout (a `--json` command's output stays
+        # JSON; the printing costs a request per run): the version's run id is in its tags
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.cache = Path(artifact_cache_dir)
