@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import runpy
@@ -98,73 +97,6 @@ def _stop_flag() -> list[bool]:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return flag
-
-
-@app.command()
-def demo(
-    seed: Seed = 7,
-    events: Events = 60_000,
-    as_json: Annotated[bool, typer.Option("--json", help="End the output with one JSON line.")] = False,
-    bootstrap_servers: Bootstrap = None,
-    rate: Annotated[float, typer.Option(help="Kafka mode: predictions per second.")] = 3000.0,
-    paced: Annotated[
-        bool,
-        typer.Option(
-            "--paced/--unpaced",
-            help="Kafka mode: the scenario's event times, held at each 500-event tick until the loop "
-            "caught up -- the embedded run's versions at the same events, at any --rate.",
-        ),
-    ] = False,
-    registry_dir: RegistryDir = None,
-    ui: Annotated[
-        bool, typer.Option("--ui/--no-ui", help="Serve the dashboard page while the demo runs, and after it.")
-    ] = False,
-    ui_port: UiPort = 8765,
-    ui_host: UiHost = "127.0.0.1",
-    metrics_port: MetricsPort = None,
-) -> None:
-    """Run the whole closed loop: simulate, monitor, alert, retrain, hot-reload, recover."""
-    scenario = _scenario(seed, events)
-    settings = _settings(bootstrap_servers)
-    # the demo prints every routed alert in its timeline: the log sink's copies would only repeat them
-    logging.getLogger("stream_processors.control.sinks").setLevel(logging.ERROR)
-    servers: list[Any] = []
-    if settings.kafka is None:
-        from driftline.app.demo import run_embedded
-
-        def on_start(loop: Any) -> None:
-            port = settings.observability.metrics_port if metrics_port is None else metrics_port
-            if port:  # embedded: the processor's metrics, and the incidents and retrains it led to
-                from driftline.app.metrics_export import serve_demo
-
-                typer.echo(f"metrics: {serve_demo(loop, port, settings.observability.metrics_host)[1].url}")
-            if ui:
-                from driftline.app import ui as page
-
-                feed = page.BusFeed(loop.bus, loop.topics, loop.registry, settings.routing.reports_dir)
-                servers.append(page.serve(feed, ui_host, ui_port, say=typer.echo))
-
-        result = run_embedded(
-            scenario, settings, registry_dir=registry_dir, echo=typer.echo, on_start=on_start
-        )
-    else:
-        from driftline.app.kafka_demo import run_kafka_demo
-
-        if ui:
-            from driftline.app import ui as page
-
-            feed = page.KafkaFeed(settings, None, settings.routing.reports_dir)
-            servers.append(page.serve(feed, ui_host, ui_port, say=typer.echo))
-        result = run_kafka_demo(
-            scenario, settings, rate=rate, registry_dir=registry_dir, echo=typer.echo, pace=paced
-        )
-    if as_json:
-        typer.echo(json.dumps(result.report, separators=(",", ":")))
-    if servers:
-        from driftline.app.ui import hold
-
-        stop = _stop_flag()
-        hold(servers[0], lambda: stop[0], typer.echo)
 
 
 @app.command()
@@ -394,4 +326,5 @@ def main() -> None:
         raise SystemExit(2) from None
 
 
+from driftline.app import demo_cli as _demo_cli  # noqa: E402, F401 -- adds "driftline demo"
 from driftline.app import models_cli as _models_cli  # noqa: E402, F401 -- adds "driftline models register"
