@@ -9,6 +9,7 @@ Each processor run writes to output topics of its own, so its scored and alert c
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import tempfile
 import time
 import uuid
@@ -181,13 +182,13 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
         return recs
 
     KafkaSource.poll = poll  # type: ignore[method-assign]
-    run_processor(
-        settings,
-        lambda: sum(ends) >= n or bool(halt.value),
-        group=group,
-        state_dir=state,
-        transactional_id=f"{group}-{k}",
-    )
+    done = lambda: sum(ends) >= n or bool(halt.value)  # noqa: E731
+    try:
+        run_processor(settings, done, group=group, state_dir=state, transactional_id=f"{group}-{k}")
+    except Exception as exc:  # a failure once everything was read (at close) is reported, not fatal
+        if not done():
+            raise
+        print(f"bench: instance {k} failed at close: {type(exc).__name__}: {exc}", file=sys.stderr)
     results.put((time.time(), rss0[0] if rss0 else 0.0, rss_mb()))
 
 
