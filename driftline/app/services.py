@@ -190,7 +190,8 @@ def run_retrain_worker(
         retry_every=100,
     )
     source.listen(runner)
-    committed_only: dict[str, Any] = {"isolation.level": "read_committed"}
+    # the same short session: a restarted worker judges the metrics again after 10 s, not 45 s
+    committed_only: dict[str, Any] = {"isolation.level": "read_committed", **session}
     metrics = KafkaSource(kafka, [topics.metrics], f"{group}-rollback", **committed_only)
     rollback = RollbackRunner(watcher_for(worker), metrics)  # the champions' live metrics: rolled back?
     runner.run(rollback.alongside(stop))
