@@ -264,7 +264,10 @@ class RollbackRunner:
                 done.append(out)
         self._held = []
         if records:
-            self.source.commit()
+            try:
+                self.source.commit()
+            except Exception as exc:  # the coordinator away (a broker restart): the next commit covers it
+                log.warning("rollback watcher: committing failed (%s); will commit again", exc)
         return done
 
     def alongside(self, stop: Callable[[], bool]) -> Callable[[], bool]:

@@ -191,7 +191,7 @@ def control_plane(
     import faust
 
     from driftline.app.services import prepare_kafka
-    from stream_processors.control.faust_app import create_app
+    from stream_processors.control.faust_app import create_app, prepare_changelog
 
     settings = _settings(bootstrap_servers)
     with exporting(settings, "control-plane", metrics_port) as exporter:
@@ -200,6 +200,8 @@ def control_plane(
             settings, app_id=app_id, datadir=datadir, exporter=exporter, commit_interval=commit_interval
         )
         prepare_kafka(settings)
+        assert settings.kafka is not None  # prepare_kafka says so otherwise
+        prepare_changelog(settings.kafka, app_id)  # before faust: a broker away at start-up is waited for
         faust.Worker(fapp, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 

@@ -31,17 +31,21 @@ The app is built by :func:`create_app` -- no import-time global app.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 from aiokafka import errors as aiokafka_errors
+from confluent_kafka import KafkaError, KafkaException
 from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import ConfigError
+from driftline.kafka import ensure_topics
+from driftline.kafka_retry import is_retriable
 from driftline.observability import Exporter
 from driftline.transport import Record
 from stream_processors.control.handler import AlertHandler, Handled
@@ -51,6 +55,8 @@ from stream_processors.control.sinks import AlertSink, Delivery, fan_out
 __all__ = ["create_app"]
 
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+log = logging.getLogger(__name__)
+
 ROUTING_TABLE = "driftline-alert-routing"
 READ_COMMITTED = "read_committed"
 TOPIC_CREATION_PATIENCE_S = 120.0  # how long a starting control plane waits for the broker to take a topic
@@ -90,6 +96,35 @@ class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
                 owner.log.warning("Creating topic %r: %r; trying again in %.1f s", topic, exc, wait)
                 await asyncio.sleep(wait)
                 wait = min(2 * wait, 5.0)
+
+
+def changelog_topic(app_id: str) -> str:
+    """The routing table's changelog topic, as faust names it."""
+    return f"{app_id}-{ROUTING_TABLE}-changelog"
+
+
+def prepare_changelog(
+    kafka: KafkaSettings, app_id: str, patience_s: float = TOPIC_CREATION_PATIENCE_S
+) -> None:
+    """Create the routing table's changelog (compacted, one partition per input partition) before faust
+    starts, trying again while a restarted broker is fenced or unreachable: a control plane started
+    during a broker outage otherwise finds no changelog, and faust's table then fails its partition
+    check and its agent stops routing for good."""
+    compact = {"cleanup.policy": "compact"}
+    topic = changelog_topic(app_id)
+    deadline, wait = time.monotonic() + patience_s, 0.2
+    while True:
+        try:
+            ensure_topics(kafka, [topic], configs={topic: compact})
+            return
+        except KafkaException as exc:
+            err = exc.args[0]
+            passing = is_retriable(exc) or "fenced" in str(err) or err.code() == KafkaError._TRANSPORT
+            if not passing or time.monotonic() + wait > deadline:
+                raise
+            log.warning("creating %s: %s; trying again in %.1f s", topic, err, wait)
+            time.sleep(wait)
+            wait = min(2 * wait, 5.0)
 
 
 def _passing(exc: BaseException) -> bool:

@@ -81,3 +81,20 @@ def test_without_a_clock_the_window_is_the_same_however_far_the_stream_got(
     (out,) = worker.step()
     assert out.status == "promoted"
     assert (out.metrics["n_train"], out.trained_through_index) == (560, 899)  # 70 % of 800; #100..#899
+
+
+def test_a_failed_metrics_commit_does_not_stop_the_worker() -> None:
+    """The rollback watcher's offsets commit refused by a coordinator that is away (a broker restart):
+    the worker goes on, and the next commit covers the points judged."""
+    from retrain_worker.rollback import RollbackRunner
+
+    class Watcher:
+        def on_record(self, rec: Record) -> None:
+            return None
+
+    class Refusing(Source):
+        def commit(self, offsets=None) -> None:
+            raise RuntimeError("Commit failed: Broker: Not coordinator")
+
+    runner = RollbackRunner(Watcher(), Refusing())  # type: ignore[arg-type]
+    assert runner.run_once() == []
