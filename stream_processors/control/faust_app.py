@@ -60,6 +60,12 @@ log = logging.getLogger(__name__)
 ROUTING_TABLE = "driftline-alert-routing"
 READ_COMMITTED = "read_committed"
 METADATA_MAX_AGE_MS = 10_000  # how stale the control plane's view of the topics may get
+# metadata read during a broker restart lists no topics: the consumer's assignment then holds none of
+# its inputs until its next metadata refresh (5 min by default), and nothing is routed until then
+_FRESH_METADATA: dict[str, Any] = {
+    "consumer_metadata_max_age_ms": METADATA_MAX_AGE_MS,
+    "producer_metadata_max_age_ms": METADATA_MAX_AGE_MS,
+}
 TOPIC_CREATION_PATIENCE_S = 120.0  # how long a starting control plane waits for the broker to take a topic
 
 
@@ -232,10 +238,7 @@ def create_app(
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_credentials=_credentials(kafka),
-        # metadata read during a broker restart lists no topics: the consumer's assignment then holds
-        # none of its inputs until its next metadata refresh (5 min by default), and nothing is routed
-        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
-        producer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        **_FRESH_METADATA,
     )
     out = _FaustTopics(app)
     delivery = Delivery(settings.routing, out)
