@@ -18,14 +18,14 @@ import functools
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-__all__ = ["code_version", "data_sha256", "estimator_params", "lineage_of"]
+__all__ = ["code_version", "data_sha256", "estimator_params", "lineage_of", "offset_ranges"]
 
 MAX_PARAMS = 60  # an MLflow run takes 100 params a batch; a pipeline's nested ones are cut here
 MAX_PARAM_CHARS = 250
@@ -74,11 +74,41 @@ def code_version() -> str:
     return f"driftline {version}" + (f" (git {commit})" if commit else "")
 
 
-def lineage_of(rows: Iterable[Any], *, trainer: str, estimator: Any) -> dict[str, str]:
-    """The lineage the retrain worker records with a version it registers."""
-    return {
+def offset_ranges(rows: Iterable[Any], where: Mapping[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """Per partition, the first and last offset of ``rows`` (``where``: ``id(row)`` -> (partition,
+    offset) of the record it was read from); rows of unknown origin are left out.
+
+    >>> a, b, c = object(), object(), object()
+    >>> offset_ranges([a, b, c], {id(a): (0, 7), id(b): (1, 3), id(c): (0, 2)})
+    {0: (2, 7), 1: (3, 3)}
+    """
+    out: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        if id(row) in where:
+            part, off = where[id(row)]
+            lo, hi = out.get(part, (off, off))
+            out[part] = (min(lo, off), max(hi, off))
+    return dict(sorted(out.items()))
+
+
+def lineage_of(
+    rows: Iterable[Any],
+    *,
+    trainer: str,
+    estimator: Any,
+    topic: str = "",
+    offsets: Mapping[int, tuple[int, int]] | None = None,
+) -> dict[str, str]:
+    """The lineage the retrain worker records with a version it registers; with ``offsets``, where
+    its training rows are on ``topic`` (per partition, first and last offset) as ``trained_on_offsets``."""
+    rows = list(rows)
+    lineage = {
         "data_sha256": data_sha256(rows),
         "trainer": trainer,
         "params": json.dumps(estimator_params(estimator), sort_keys=True),
         "code_version": code_version(),
     }
+    if offsets:
+        parts = {str(p): [lo, hi] for p, (lo, hi) in offsets.items()}
+        lineage["trained_on_offsets"] = json.dumps({"topic": topic, "partitions": parts}, sort_keys=True)
+    return lineage

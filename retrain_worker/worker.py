@@ -43,7 +43,7 @@ from driftline.contracts import (
 )
 from driftline.errors import DriftlineError, InvalidEvent
 from driftline.registry import ModelRegistry, ModelVersion, RegistryError
-from driftline.registry_lineage import lineage_of
+from driftline.registry_lineage import lineage_of, offset_ranges
 from driftline.transport import Record, Sink, WindowReader
 from retrain_worker.cooldown import Cooldowns, another_run
 from retrain_worker.recipe import Recipes
@@ -103,6 +103,7 @@ class RetrainWorker:
         self.outcomes: list[RetrainOutcome] = []
         self.skipped_rows: dict[str, int] = {}  # reason -> scored events read but not trained on
         self.cooldowns = Cooldowns()  # the retrains begun here, per model
+        self._where: dict[int, tuple[int, int]] = {}  # id(row) -> (partition, offset), last gather
 
     # -- deciding at once, or queueing -----------------------------------------------------------
     def submit_record(self, record: Record) -> RetrainOutcome | None:
@@ -199,7 +200,7 @@ class RetrainWorker:
         restart), so a version depends on the request and the stream only."""
         a = req.alert
         since = a.window.start_time if a.type in ("data_drift", "prediction_drift") else a.detected_at_time
-        rows = []
+        rows, self._where = [], {}  # where each row was read: its training window's offsets
         for rec in self.reader.read_since(self.topics.scored, since, -1):
             try:
                 s = decode(Scored, rec.value)
@@ -211,6 +212,7 @@ class RetrainWorker:
                     self.skipped_rows["features_dropped"] = self.skipped_rows.get("features_dropped", 0) + 1
                     continue
                 rows.append(s)
+                self._where[id(s)] = (rec.partition, rec.offset)
         settings = self.recipes.settings(req.model)
         if now is None:  # no loop clock: the first min_samples labelled, however far the stream got
             rows.sort(key=lambda s: (s.label_time, s.index))
@@ -241,8 +243,12 @@ class RetrainWorker:
             trained_on=fit.trained_on,
             validated_on=fit.validated_on,
             triggered_by=req.request_id,
-            lineage=lineage_of(  # the training rows' digest, trainer, params, code version
-                rows[: int(fit.trained_on["n"])], trainer=recipes.trainer_name(m), estimator=fit.challenger
+            lineage=lineage_of(  # the training rows' digest and offsets, trainer, params, code version
+                train := rows[: int(fit.trained_on["n"])],
+                trainer=recipes.trainer_name(m),
+                estimator=fit.challenger,
+                topic=self.topics.scored,
+                offsets=offset_ranges(train, self._where),
             ),
             promote=fit.wins and not shadow,
             stage="challenger" if shadow else "candidate" if fit.wins else "rejected",

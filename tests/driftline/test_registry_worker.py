@@ -84,6 +84,9 @@ def test_the_worker_registers_lineage_and_a_restart_does_not_retrain(registry_at
     assert v2.lineage["data_sha256"] == data_sha256(trained)
     assert v2.lineage["trainer"] and v2.lineage["code_version"].startswith("driftline ")
     assert json.loads(v2.lineage["params"])  # the estimator's parameters, as strings
+    window = json.loads(v2.lineage["trained_on_offsets"])  # where its training rows are on the topic
+    first, last = window["partitions"]["0"]
+    assert window["topic"] == topics.scored and last - first + 1 == len(trained)  # one partition here
 
     restarted = RetrainWorker(SETTINGS, topics, _open(registry_at), bus, bus.sink())
     again = restarted.submit(request)  # the same request, replayed after a restart
