@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from _broker import broker  # noqa: E402  (benchmarks/ is the script's own directory)
 
 from driftline.config import KafkaSettings, Topics  # noqa: E402
-from driftline.kafka import KafkaSink, ensure_topics  # noqa: E402
+from driftline.kafka import KafkaSink  # noqa: E402
+from driftline.kafka_admin import ensure_topics  # noqa: E402
 from producers.sdk import DriftlineClient  # noqa: E402
 
 DEAD_BROKER = "127.0.0.1:9"  # the discard port: nothing listens on it here

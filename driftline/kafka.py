@@ -20,10 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import KafkaSettings
-from driftline.errors import ConfigError, DriftlineError
+from driftline.errors import DriftlineError
 from driftline.kafka_poll import consume
 from driftline.kafka_retry import Backoff
 from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
@@ -33,9 +32,7 @@ __all__ = [
     "KafkaSource",
     "QueueFull",
     "RebalanceListener",
-    "ensure_topics",
     "to_record",
-    "wait_for_broker",
 ]
 
 log = logging.getLogger(__name__)
@@ -179,6 +176,20 @@ class KafkaSink:
         raise QueueFull(
             f"producer queue to {topic} stayed full for {self.block_timeout:.0f} s: is the broker reachable?"
         )
+
+    def send_many(self, messages: Iterable[tuple[str, bytes | None, bytes, float | None]]) -> None:
+        """:meth:`send` each ``(topic, key, value, timestamp)`` in order: the common case (room in the
+        queue) in one loop around the producer, ~1 us less per record than a :meth:`send` each; a full
+        queue or a producer error takes :meth:`send`'s path for that record (wait, typed errors)."""
+        produce, report = self._p.produce, self._on_delivery
+        for topic, key, value, ts in messages:
+            try:
+                ms = int(ts * 1000) if ts is not None else 0
+                produce(topic, value, key, on_delivery=report, timestamp=ms)
+            except (BufferError, KafkaException):
+                self.send(topic, key, value, ts)
+                produce = self._p.produce  # a transactional sink may have replaced a stuck producer
+        self._p.poll(0)  # serve the delivery reports: they hold queue space
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` s for queued records; returns how many are still queued."""
@@ -351,49 +362,3 @@ def to_record(m: Any, topic: str | None = None) -> Record:
         offset=-1 if off is None else int(off),
         timestamp=ts / 1000.0 if ts_type else 0.0,
     )
-
-
-def wait_for_broker(settings: KafkaSettings, timeout: float = 30.0) -> None:
-    admin = AdminClient(settings.client_config())
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=2)
-            return
-        except KafkaException as exc:
-            if time.monotonic() > deadline:
-                raise DriftlineError(
-                    f"no Kafka broker answered at {settings.bootstrap_servers} "
-                    f"within {timeout:.0f}s ({exc}); "
-                    "check --bootstrap-servers / DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
-                ) from None
-
-
-def ensure_topics(
-    settings: KafkaSettings,
-    topics: Iterable[str],
-    partitions: int | None = None,
-    configs: Mapping[str, dict[str, str]] | None = None,
-) -> list[str]:
-    """Create the topics that do not exist yet (``configs``: settings per topic); returns those created."""
-    admin = AdminClient(settings.client_config())
-    existing = set(admin.list_topics(timeout=10).topics)
-    n = partitions or settings.partitions
-    rf = settings.replication_factor
-    conf = configs or {}
-    new = [
-        NewTopic(t, num_partitions=n, replication_factor=rf, config=conf.get(t, {}))
-        for t in topics
-        if t not in existing
-    ]
-    if not new:
-        return []
-    created = []
-    for topic, fut in admin.create_topics(new, operation_timeout=30).items():
-        try:
-            fut.result()
-            created.append(topic)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise ConfigError(f"cannot create topic {topic!r}: {exc}") from None
-    return created

@@ -278,7 +278,7 @@ class KafkaTableReader:
                 if not is_retriable(exc) or time.monotonic() + backoff > deadline:
                     kind = RetriesExhausted if is_retriable(exc) else DriftlineError
                     raise kind(
-                        f"reading topic {self.topic!r}: {err} (does it exist? driftline.kafka.ensure_topics "
+                        f"reading topic {self.topic!r}: {err} (does it exist? driftline.kafka_admin.ensure_topics "
                         "creates it; is the broker reachable?)"
                     ) from None
                 log.warning("table %s: %s (retrying in %.2f s)", self.topic, err, backoff)

@@ -35,7 +35,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -128,6 +128,17 @@ class TransactionalSink(KafkaSink):
         or a producer that failed aborts the transaction instead of stopping the processor."""
         try:
             super().send(topic, key, value, timestamp)
+        except (RecordRejected, TransactionAborted, ProducerFenced):
+            raise
+        except DriftlineError as exc:
+            raise TransactionAborted(f"{exc}; the transaction is aborted") from None
+
+    def send_many(self, messages: Iterable[tuple[str, bytes | None, bytes, float | None]]) -> None:
+        """:meth:`KafkaSink.send_many` in the open transaction, its errors as :meth:`send`'s."""
+        if not self._open:
+            self._begin()
+        try:
+            super().send_many(messages)
         except (RecordRejected, TransactionAborted, ProducerFenced):
             raise
         except DriftlineError as exc:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-__all__ = ["SAFE_NAME_PATTERN", "SafeName", "is_safe_name", "unsafe_feature_names"]
+__all__ = ["SAFE_NAME_PATTERN", "SafeName", "check_safe_name", "is_safe_name", "unsafe_feature_names"]
 
 SAFE_NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
 """Model names, versions and feature names: 1-128 of ``A-Z a-z 0-9 . _ -``, not starting with ``.``
@@ -51,6 +51,26 @@ def unsafe_feature_names(predictions: Sequence[Any]) -> list[tuple[int, str]]:
 def is_safe_name(name: object) -> bool:
     """Whether ``name`` matches :data:`SAFE_NAME_PATTERN` (whose ``$`` would also accept a final newline)."""
     return isinstance(name, str) and _SAFE_NAME.match(name) is not None and "\n" not in name
+
+
+def check_safe_name(name: str, field: str) -> None:
+    """Raise ``ValueError`` naming ``field`` unless ``name`` is a :data:`SafeName`. For the fields of
+    events decoded per record (a prediction's model and version): a name seen valid is a set hit
+    (~30 ns), where the pattern in the decoder cost ~1 us per field and record.
+
+    >>> check_safe_name("churn", "model")
+    >>> check_safe_name("../x", "model")
+    Traceback (most recent call last):
+    ...
+    ValueError: '../x' is not a safe name: 1-128 of A-Z a-z 0-9 . _ -, no '..' - at `$.model`
+    """
+    if name in _SAFE_SEEN:
+        return
+    if not is_safe_name(name):
+        rule = "1-128 of A-Z a-z 0-9 . _ -, no '..'"
+        raise ValueError(f"{name[:80]!r} is not a safe name: {rule} - at `$.{field}`")
+    if len(_SAFE_SEEN) < 100_000:  # bounded: a stream of invented names cannot grow it forever
+        _SAFE_SEEN.add(name)
 
 
 def _name_problem(name: str) -> str:

@@ -8,10 +8,11 @@ itself, at-least-once) and tests/exactly_once_fakes.py (``Member``: offsets comm
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from driftline.config import Topics
 from driftline.transport import Record
@@ -28,7 +29,7 @@ def partitioned(*streams: list[Record]) -> Logs:
         seen: Counter[str] = Counter()
         logs[p] = []
         for r in records:
-            logs[p].append(dataclasses.replace(r, partition=p, offset=seen[r.topic]))
+            logs[p].append(msgspec.structs.replace(r, partition=p, offset=seen[r.topic]))
             seen[r.topic] += 1
     return logs
 

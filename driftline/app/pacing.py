@@ -41,7 +41,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from driftline.config import KafkaSettings, Topics
-from driftline.kafka import KafkaSink, ensure_topics
+from driftline.kafka import KafkaSink
+from driftline.kafka_admin import ensure_topics
 from retrain_worker.runner import LoopTick
 
 __all__ = ["Ends", "KafkaPacer", "Pacing", "RetrainAlerts", "clock_topic"]

@@ -22,7 +22,8 @@ from driftline.app.pacing import Ends, KafkaPacer, Pacing, clock_topic
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.contracts import Label, ModelUpdate, Prediction, decode
 from driftline.errors import ConfigError, InvalidEvent
-from driftline.kafka import KafkaSink, KafkaSource, ensure_topics, wait_for_broker
+from driftline.kafka import KafkaSink, KafkaSource
+from driftline.kafka_admin import ensure_topics, wait_for_broker
 from driftline.kafka_readers import KafkaTableReader, KafkaWindowReader, read_partition
 from driftline.kafka_transactions import TransactionalSink
 from driftline.observability import Exporter

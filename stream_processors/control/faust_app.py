@@ -44,7 +44,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from driftline.config import DriftlineSettings, KafkaSettings
 from driftline.errors import ConfigError
-from driftline.kafka import ensure_topics
+from driftline.kafka_admin import ensure_topics
 from driftline.kafka_retry import is_retriable
 from driftline.observability import Exporter
 from driftline.transport import Record

@@ -15,7 +15,7 @@ from driftline.app.kafka_demo import run_kafka_demo
 from driftline.app.services import prepare_kafka
 from driftline.config import DriftlineSettings, KafkaSettings, Topics
 from driftline.errors import DriftlineError
-from driftline.kafka import wait_for_broker
+from driftline.kafka_admin import wait_for_broker
 from producers.simulator import Scenario
 
 pytestmark = pytest.mark.kafka

@@ -13,9 +13,10 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from events import record
@@ -211,7 +212,7 @@ def interleave(
         for _ in range(per_case):
             pos = int(rng.integers(100, len(good)))
             t = max(json.loads(r.value)["event_time"] for r in good[pos - 3 : pos])  # the stream's time there
-            rec = replace(c.make(len(bad), t, rng, good[:pos]), offset=1_000_000 + len(bad))
+            rec = msgspec.structs.replace(c.make(len(bad), t, rng, good[:pos]), offset=1_000_000 + len(bad))
             inserts.setdefault(pos, []).append(rec)
             bad.append((c, rec))
     batches: list[list[Record]] = []
@@ -309,7 +310,8 @@ def test_every_category_at_once_through_the_runner(good) -> None:
         assert [r.value for r in bus.log(topic)] == [r.value for r in clean.log(topic)], topic
     assert len(bus.log(TOPICS.scored)) == 3000
     dead = [decode(DeadLetter, r.value) for r in bus.log(TOPICS.dlq)]
-    check_dead_letters(dead, [replace(r, offset=offsets[r.offset]) for c, r in bad if c.reason is not None])
+    expected = [msgspec.structs.replace(r, offset=offsets[r.offset]) for c, r in bad if c.reason is not None]
+    check_dead_letters(dead, expected)
 
 
 def through_runner(
@@ -361,7 +363,7 @@ def test_a_poison_pill_is_dead_lettered_and_the_partition_goes_on(good) -> None:
     the record is dead-lettered at stage "process" with the exception, everything else is processed
     and committed as usual."""
     poison = _rec(P, _pred(0, 1000.0, prediction_id="poison"))
-    batches = [good[:2000] + [replace(poison, offset=1_000_000)] + good[2000:]]
+    batches = [good[:2000] + [msgspec.structs.replace(poison, offset=1_000_000)] + good[2000:]]
     clean, _ = through_runner([good], batch_size=700)
     bus, offsets = through_runner(batches, batch_size=700, core=poisoned_core())
     assert [r.value for r in bus.log(TOPICS.scored)] == [r.value for r in clean.log(TOPICS.scored)]

@@ -4,7 +4,6 @@ loop with 50 invented versions interleaved in its stream gives the same alerts a
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ class Consumer:
         self.committed: dict[tuple[str, int], int] = {}
 
     def produce(self, records: list[Record]) -> None:
-        self.log += [dataclasses.replace(r, offset=len(self.log) + k) for k, r in enumerate(records)]
+        self.log += [msgspec.structs.replace(r, offset=len(self.log) + k) for k, r in enumerate(records)]
 
     def listen(self, listener: RebalanceListener) -> None:
         self.listener = listener

@@ -4,10 +4,10 @@ committed outputs identical to an uninterrupted run's: nothing missing, nothing 
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 import exactly_once_fakes
+import msgspec
 import pytest
 from events import record
 from exactly_once_fakes import (
@@ -125,7 +125,7 @@ def test_changelog_keeps_the_latest_snapshot_and_rejects_a_tampered_one(caplog) 
     assert store.load(0) == ({"m": "y" * 1500}, {P: 2})
     assert [r.value for r in log if r.key == b"g/0/5"][-1] == b""
     chunk = next(r for r in reversed(log) if r.key == b"g/0/1")
-    log.append(dataclasses.replace(chunk, value=chunk.value[:-1] + b"!"))  # one byte changed
+    log.append(msgspec.structs.replace(chunk, value=chunk.value[:-1] + b"!"))  # one byte changed
     assert store.load(0) is None and "HMAC does not match" in caplog.text
     other = ChangelogStore(Sink(), lambda p: list(log), "state", "g", b"another key, 32 bytes long......")
     store.save(0, {"m": 1}, {P: 3})
