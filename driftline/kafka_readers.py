@@ -278,8 +278,8 @@ class KafkaTableReader:
                 if not is_retriable(exc) or time.monotonic() + backoff > deadline:
                     kind = RetriesExhausted if is_retriable(exc) else DriftlineError
                     raise kind(
-                        f"reading topic {self.topic!r}: {err} (does it exist? driftline.kafka_admin.ensure_topics "
-                        "creates it; is the broker reachable?)"
+                        f"reading topic {self.topic!r}: {err} (does it exist? "
+                        "driftline.kafka_admin.ensure_topics creates it; is the broker reachable?)"
                     ) from None
                 log.warning("table %s: %s (retrying in %.2f s)", self.topic, err, backoff)
                 time.sleep(backoff)

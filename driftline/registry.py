@@ -66,6 +66,7 @@ __all__ = [
     "ModelRegistry",
     "ModelVersion",
     "RegistryError",
+    "check_artifact",
     "check_name",
     "open_registry",
 ]
@@ -100,6 +101,20 @@ def check_name(kind: str, value: str) -> str:
             "no '..'"
         )
     return value
+
+
+def check_artifact(path: Path, mv: ModelVersion, announced: str | None = None) -> None:
+    """Refuse ``path`` unless its SHA-256 is the one recorded for ``mv`` (and ``announced``, the one a
+    model update carried, when given): every backend's check before an artifact is loaded."""
+    if not mv.sha256:
+        raise RegistryError(f"{mv.model} v{mv.version} has no recorded SHA-256: re-register it")
+    digest = sha256_of(path)
+    for source, expected in (("the registry", mv.sha256), ("the model update", announced)):
+        if expected and digest != expected:
+            raise RegistryError(
+                f"artifact of {mv.model} v{mv.version} does not match the SHA-256 in {source} "
+                f"({digest[:12]}... != {expected[:12]}...): refusing to load it"
+            )
 
 
 def sha256_of(path: Path) -> str:
@@ -201,15 +216,7 @@ class LocalModelRegistry:
             raise RegistryError(f"artifact of {model} v{version} is outside the registry root {self.root}")
         if not path.is_file():
             raise RegistryError(f"artifact of {model} v{version} is missing ({path})")
-        digest = sha256_of(path)
-        for source, expected in (("the registry index", mv.sha256), ("the model update", sha256)):
-            if expected and digest != expected:
-                raise RegistryError(
-                    f"artifact of {model} v{version} does not match the SHA-256 in {source} "
-                    f"({digest[:12]}... != {expected[:12]}...): refusing to load it"
-                )
-        if not mv.sha256:
-            raise RegistryError(f"{model} v{version} has no recorded SHA-256: re-register it")
+        check_artifact(path, mv, sha256)
         return joblib.load(path)  # verified bytes written by this registry (see README, Security)
 
     # -- writing -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from driftline.registry import ModelVersion, RegistryError, check_name, sha256_of
+from driftline.registry import ModelVersion, RegistryError, check_artifact, check_name, sha256_of
 from driftline.registry_lineage import estimator_params
 
 __all__ = ["MlflowModelRegistry"]
@@ -130,12 +130,7 @@ class MlflowModelRegistry:
                 raise RegistryError(
                     f"artifact of {mv.model} v{mv.version} could not be fetched: {exc}"
                 ) from None
-            digest = sha256_of(path)
-            if digest != mv.sha256:
-                raise RegistryError(
-                    f"artifact of {mv.model} v{mv.version} does not match the SHA-256 in the registry "
-                    f"({digest[:12]}... != {mv.sha256[:12]}...): refusing to load it"
-                )
+            check_artifact(path, mv)
             os.replace(path, target)
 
     # -- writing -------------------------------------------------------------------------------
