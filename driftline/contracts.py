@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 import msgspec
 
 from driftline.errors import InvalidEvent
-from driftline.names import SAFE_NAME_PATTERN, check_safe_name, is_safe_name, unsafe_feature_names
+from driftline.names import (
+    SAFE_NAME_PATTERN,
+    SAFE_NAMES_SEEN,
+    check_safe_name,
+    is_safe_name,
+    unsafe_feature_names,
+)
 
 if TYPE_CHECKING:
     from driftline.transport import Record
@@ -87,9 +93,11 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
-            raise ValueError(
-                f"schema_version {self.schema_version} is not supported (this reader knows {SCHEMA_VERSION})"
-            )
+            _unsupported(self.schema_version)
+
+
+def _unsupported(version: int) -> None:
+    raise ValueError(f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})")
 
 
 # The events a processor decodes per record and holds while they wait to be joined (Prediction, Label,
@@ -112,10 +120,13 @@ class Prediction(_Event, frozen=True, kw_only=True, gc=False):
     score: Probability | None = None
     probabilities: Probabilities | None = None
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_safe_name(self.model, "model")
-        check_safe_name(self.model_version, "model_version")
+    def __post_init__(self) -> None:  # per decoded record: the checks inline, ~0.3 us less than calls
+        if self.schema_version != SCHEMA_VERSION:
+            _unsupported(self.schema_version)
+        if self.model not in SAFE_NAMES_SEEN:
+            check_safe_name(self.model, "model")
+        if self.model_version not in SAFE_NAMES_SEEN:
+            check_safe_name(self.model_version, "model_version")
         if self.probabilities and self.score is None:
             msgspec.structs.force_setattr(self, "score", max(self.probabilities.values()))
 
@@ -128,9 +139,11 @@ class Label(_Event, frozen=True, kw_only=True, gc=False):
     event_time: float
     label: LabelValue
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_safe_name(self.model, "model")
+    def __post_init__(self) -> None:  # as Prediction's
+        if self.schema_version != SCHEMA_VERSION:
+            _unsupported(self.schema_version)
+        if self.model not in SAFE_NAMES_SEEN:
+            check_safe_name(self.model, "model")
 
 
 class Scored(_Event, frozen=True, kw_only=True, gc=False):

@@ -4,8 +4,7 @@
 and promotes, serving loads); :class:`LocalModelRegistry` is the embedded default.
 
 The default store is a directory (one ``index.json`` per model plus joblib artifacts), written
-atomically so a serving process can read it while the retrain worker writes. Serving loads an
-artifact by the ``artifact_uri`` a :class:`~driftline.contracts.ModelUpdate` carries.
+atomically so a serving process can read it while the retrain worker writes.
 
 >>> import tempfile
 >>> reg = LocalModelRegistry(tempfile.mkdtemp())
@@ -23,12 +22,9 @@ Traceback (most recent call last):
 ...
 driftline.registry.RegistryError: model name '../escaped' is not a safe name: ...
 
-Beside the index, ``outcomes.json`` records what became of each retrain request about the model
-(by request id; the first decision stands), so a retrain worker that restarts skips what it
-already decided.
-
-:func:`open_registry` builds the backend the settings name (``retrain.registry``: ``local`` or
-``mlflow``, :mod:`driftline.registry_mlflow`); every entry point goes through it.
+Beside the index, ``outcomes.json`` records each retrain request's decision (the first stands), so a
+restarted retrain worker skips what it decided. :func:`open_registry` builds the backend the settings
+name (``retrain.registry``: ``local`` or ``mlflow``, :mod:`driftline.registry_mlflow`).
 
 A version carries its lineage (``lineage``: the training data's digest, the trainer, its parameters,
 the code version -- :mod:`driftline.registry_lineage`) beside its windows and metrics, and a stage
@@ -37,7 +33,7 @@ the code version -- :mod:`driftline.registry_lineage`) beside its windows and me
 
 Artifacts are loaded by (model, version), never by a path from a message: the path comes from the
 registry's own index, must resolve inside the registry root, and the file's SHA-256 must match the
-digest recorded when it was registered (and the one a model update announced, when given).
+one recorded at registration and any a model update announced (:func:`check_artifact`).
 """
 
 from __future__ import annotations
@@ -118,11 +114,8 @@ def check_artifact(path: Path, mv: ModelVersion, announced: str | None = None) -
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class ModelRegistry(Protocol):
