@@ -91,7 +91,9 @@ def load(settings: DriftlineSettings, parts: Iterable[Stream], models: int) -> t
     for j in range(models):
         announce_on_kafka(settings, f"m{j}", "1")
     topics = settings.topics
-    p = producer(settings.kafka.bootstrap_servers)
+    failed: list[str] = []  # a record the broker refused (e.g. a timestamp too far ahead) fails the run
+    report = lambda err, _msg: failed.append(str(err)) if err is not None else None  # noqa: E731
+    p = producer(settings.kafka.bootstrap_servers, on_delivery=report)
     n = preds = labels = 0
     for part in parts:
         for kind, key, value, t in part.events:
@@ -105,8 +107,9 @@ def load(settings: DriftlineSettings, parts: Iterable[Stream], models: int) -> t
         p.poll(0)
         n += len(part.events)
         preds, labels = preds + part.predictions, labels + part.labels
-    if p.flush(120):
-        raise RuntimeError("the stream was not all delivered to the broker")
+    if p.flush(120) or failed:
+        refused = f"{len(failed)} refused: {failed[:1]}"
+        raise RuntimeError(f"the stream was not all delivered to the broker ({refused})")
     return n, preds, labels
 
 

@@ -59,12 +59,14 @@ def chunks(
     chunk: int = 5000,
 ) -> Iterator[Stream]:
     """The stream ``chunk`` predictions (and the labels due by then) at a time, so a long run never
-    holds its input in memory. Event times start an hour before now (``epoch``), at :data:`RATE`/s."""
+    holds its input in memory. Event times run at :data:`RATE`/s and end an hour before now (or start
+    at ``epoch``): a broker refuses record timestamps over an hour ahead of its clock
+    (``log.message.timestamp.after.max.ms``), which a long stream starting now would reach."""
     if LAG % models:
         raise ValueError(f"models must divide {LAG}, got {models}")
     rng = np.random.default_rng(seed)
     num, cat = _names(features)
-    start = time.time() - 3600 if epoch is None else epoch
+    start = time.time() - 3600 - n / RATE if epoch is None else epoch
     keys = [f"m{j}".encode() for j in range(models)]
     levels = ["a", "b", "c", "d"]
     drift = int(n * drift_at)
