@@ -129,6 +129,7 @@ def memory_run(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
         "events_per_s": round(run.rate),
         "rss_start_mb": round(run.rss_start_mb[0], 1),
         "rss_end_mb": round(run.rss_end_mb[0], 1),
+        "rss_trace_mb": [(k, round(mb, 1)) for k, mb in run.rss_trace[0]],
     }
 
 
@@ -154,6 +155,7 @@ def report(result: dict[str, Any]) -> None:
         m = result["memory"]
         rss = f"{m['rss_start_mb']} -> {m['rss_end_mb']} MB"
         print(f"RSS over {m['events']:,} events: {rss} ({m['events_per_s']:,} ev/s)")
+        print("  by records read: " + ", ".join(f"{k:,}: {mb} MB" for k, mb in m.get("rss_trace_mb", [])))
 
 
 def main(argv: list[str] | None = None) -> int:

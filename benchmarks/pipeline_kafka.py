@@ -152,6 +152,7 @@ class ProcessRun:
     rate: float  # input events per second, from the first batch read to the last instance's close
     rss_start_mb: list[float]  # per instance, at its first batch
     rss_end_mb: list[float]  # per instance, once it closed
+    rss_trace: list[list[tuple[int, float]]]  # per instance: (records read, RSS MB), every tenth of the run
 
 
 def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: str, shared: Any) -> None:
@@ -164,7 +165,8 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
     ends, first, results, halt = shared
     parts, t_pred = len(ends) // 2, settings.topics.predictions
     orig = KafkaSource.poll
-    rss0: list[float] = []
+    trace: list[tuple[int, float]] = []  # (records read, RSS MB): at the first batch, then every n / 10
+    read = [0]
 
     def poll(self: KafkaSource, max_records: int, timeout: float = 0.0) -> list[Any]:
         recs = orig(self, max_records, timeout)
@@ -180,8 +182,9 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
             with first.get_lock():
                 if not first.value:
                     first.value = time.time()
-            if not rss0:
-                rss0.append(rss_mb())
+            read[0] += len(recs)
+            if not trace or read[0] >= trace[-1][0] + n // 10:
+                trace.append((read[0], rss_mb()))
         return recs
 
     KafkaSource.poll = poll  # type: ignore[method-assign]
@@ -192,7 +195,7 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
         if not done():
             raise
         print(f"bench: instance {k} failed at close: {type(exc).__name__}: {exc}", file=sys.stderr)
-    results.put((time.time(), rss0[0] if rss0 else 0.0, rss_mb()))
+    results.put((time.time(), trace or [(0, 0.0)], rss_mb()))
 
 
 class Processors:
@@ -225,7 +228,7 @@ class Processors:
     def stop(self) -> None:
         self.shared[3].value = 1
 
-    def _result(self, timeout: float) -> tuple[float, float, float]:
+    def _result(self, timeout: float) -> tuple[float, list[tuple[int, float]], float]:
         """The next instance's result; an instance that died without one fails the run at once."""
         import queue
 
@@ -239,8 +242,9 @@ class Processors:
                     raise RuntimeError(f"a processor instance failed (exit codes {dead})") from None
         raise RuntimeError(f"no result from the processor instances within {timeout:.0f} s")
 
-    def wait(self, timeout: float = 900) -> list[tuple[float, float, float]]:
-        """(wall time closed, RSS at the first batch, RSS at the end) per instance."""
+    def wait(self, timeout: float = 900) -> list[tuple[float, list[tuple[int, float]], float]]:
+        """(wall time closed, (records read, RSS) samples from the first batch on, RSS at the end) per
+        instance."""
         try:
             ends = [self._result(timeout) for _ in self.procs]
             for pr in self.procs:
@@ -260,7 +264,7 @@ def process(settings: DriftlineSettings, n: int, instances: int = 1, timeout: fl
     if procs.seen < n:
         raise RuntimeError(f"the processors read {procs.seen} of {n} records")
     rate = n / (max(e[0] for e in ends) - procs.first)
-    return ProcessRun(rate, [e[1] for e in ends], [e[2] for e in ends])
+    return ProcessRun(rate, [e[1][0][1] for e in ends], [e[2] for e in ends], [e[1] for e in ends])
 
 
 def count(settings: DriftlineSettings, topic: str) -> int:
