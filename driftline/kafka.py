@@ -282,6 +282,13 @@ class KafkaSource:
             out.append(to_record(m))
         return out
 
+    def pause(self, keys: list[tuple[str, int]]) -> None:
+        """Stop fetching these (topic, partition)s until :meth:`resume` (flow control between inputs)."""
+        self._c.pause([TopicPartition(t, p) for t, p in keys])
+
+    def resume(self, keys: list[tuple[str, int]]) -> None:
+        self._c.resume([TopicPartition(t, p) for t, p in keys])
+
     def commit(self, offsets: Mapping[tuple[str, int], int] | None = None) -> None:
         """Commit ``offsets`` (next offset to read per (topic, partition)), synchronously; without
         them, the positions this consumer has read up to."""

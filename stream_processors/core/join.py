@@ -143,6 +143,10 @@ class LabelJoiner:
         """Merged predictions waiting for their label."""
         return len(self._pending)
 
+    def unmerged(self) -> tuple[int, int]:
+        """(predictions, labels) read but not merged: each waits for the other input."""
+        return len(self._unmerged_predictions), len(self._unmerged_labels)
+
     @property
     def waiting(self) -> int:
         """Events read but not merged yet: each waits for the other input to be read past it."""

@@ -210,6 +210,11 @@ class ProcessorCore:
         """Events held back by the join until the other input topic is read past them."""
         return sum(mon.joiner.waiting for mon in self.models.values())
 
+    def unmerged(self, partition: int) -> tuple[int, int]:
+        """(predictions, labels) read from input ``partition`` and waiting for the other input."""
+        counts = [mon.joiner.unmerged() for mon in self.models_in(partition).values()]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
     def drain(self) -> CoreOutput:
         """Join what waits as if both input topics had ended (see :mod:`~.join`): for an input that
         has ended (a replay, the demo) or that has been idle for a while (the runner decides)."""

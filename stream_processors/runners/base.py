@@ -13,6 +13,7 @@ from driftline.transport import Record, Sink
 from stream_processors.core.processor import CoreOutput, ProcessorCore
 from stream_processors.runners.checkpoint import Checkpoint
 from stream_processors.runners.exceptions import RunnerFailed
+from stream_processors.runners.flow import InputFlow
 
 __all__ = ["BatchObserver", "BatchRunner", "Poller"]
 
@@ -71,6 +72,7 @@ class BatchRunner:
         self.idle_drain_s = idle_drain_s
         self._dry_since: float | None = None
         self.observer = observer
+        self.flow: InputFlow | None = None  # a Kafka runner's: no input read far ahead of the other
 
     def run_once(self, timeout: float = 0.0) -> int:
         """Poll and process one batch; checkpoint if due. Returns the number of records processed."""
@@ -84,6 +86,8 @@ class BatchRunner:
                     self.observer.observe_batch(records, out)
                 self._checkpoint.track(records)
                 self.processed += len(records)
+                if self.flow is not None:
+                    self.flow.update()
             elif self._idle_long_enough():
                 self.drain()
             if self._checkpoint.pending and (
@@ -123,6 +127,8 @@ class BatchRunner:
         try:
             out = self.core.drain()
             self._send(out)
+            if self.flow is not None:
+                self.flow.update()  # nothing waits now: a paused input resumes
             if self.observer is not None:
                 self.observer.observe_batch([], out)
         except BaseException:

@@ -45,6 +45,7 @@ from stream_processors.core.processor import CoreOutput, ProcessorCore
 from stream_processors.runners.announced import AnnouncedPoller, Table
 from stream_processors.runners.base import BatchRunner, Poller
 from stream_processors.runners.checkpoint import PartitionCheckpoint, SnapshotStore
+from stream_processors.runners.flow import InputFlow
 from stream_processors.runners.outage import Outage, passing, send_patiently
 from stream_processors.runners.replay import ReplayPoller
 from stream_processors.runners.transactional import TransactionalCheckpoint, Transactions
@@ -150,8 +151,8 @@ class KafkaRunner(BatchRunner):
             clock=clock,
         )
         self.consumer = consumer
-        self.flush_timeout = flush_timeout
-        self.closed = False
+        self.flow = InputFlow(consumer, core) if hasattr(consumer, "pause") else None  # type: ignore[arg-type]
+        self.flush_timeout, self.closed = flush_timeout, False
         consumer.listen(self)
 
     lag_interval = 10.0  # seconds between two measures of the consumer lag (with an observer)
