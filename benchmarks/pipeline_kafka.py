@@ -15,26 +15,15 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from memory import rss_mb
 from pipeline_stream import LABEL, PREDICTION, Stream
 
 from driftline.config import DriftlineSettings, KafkaSettings, Topics
 from driftline.contracts import Label, Prediction, decode
 
 INPUTS = ("predictions", "labels", "models")
-
-
-def rss_mb() -> float:
-    """This process's resident set size now (Linux)."""
-    import resource
-
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * resource.getpagesize() / 2**20
-    except (OSError, IndexError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def case_settings(bootstrap: str, partitions: int, run: str | None = None) -> DriftlineSettings:

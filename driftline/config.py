@@ -325,6 +325,15 @@ class DriftlineSettings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError(source.where() + explain(exc, "", cls)) from None
 
+    def kafka_for(self, who: str) -> KafkaSettings:
+        """The Kafka section, or a :class:`ConfigError` saying that ``who`` needs it and how to give it."""
+        if self.kafka is None:
+            raise ConfigError(
+                f"{who} needs a Kafka broker: pass --bootstrap-servers HOST:PORT or set "
+                "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
+            )
+        return self.kafka
+
     def monitor_for(self, model: str) -> MonitorSettings:
         """The monitor settings of ``model``: the global block with the model's spec over it."""
         return monitor_settings_for(self.monitor, self.models.get(model))

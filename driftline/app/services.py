@@ -19,7 +19,7 @@ from detectors.tasks import get_task
 from driftline.app.demo import announce_version
 from driftline.app.metrics_export import ProcessorObserver
 from driftline.app.pacing import Ends, KafkaPacer, Pacing, clock_topic
-from driftline.config import DriftlineSettings, KafkaSettings
+from driftline.config import DriftlineSettings
 from driftline.contracts import Label, ModelUpdate, Prediction, decode
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.kafka import KafkaSink, KafkaSource
@@ -55,20 +55,11 @@ log = logging.getLogger(__name__)
 Stop = Callable[[], bool]
 
 
-def _kafka(settings: DriftlineSettings) -> KafkaSettings:
-    if settings.kafka is None:
-        raise ConfigError(
-            "Kafka mode needs a broker: pass --bootstrap-servers HOST:PORT or set "
-            "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
-        )
-    return settings.kafka
-
-
 def prepare_kafka(settings: DriftlineSettings, timeout: float = 30.0) -> list[str]:
     """Wait for the broker and create Driftline's topics; returns the topics created. The models topic
     keeps its records forever: a processor started months later must still learn every announced
     version from it (it is small: one record per registered or promoted version)."""
-    kafka = _kafka(settings)
+    kafka = settings.kafka_for("Kafka mode")
     wait_for_broker(kafka, timeout)
     keep_forever = {settings.topics.models: {"retention.ms": "-1", "retention.bytes": "-1"}}
     # the changelog keeps the latest snapshot per key; segments roll each minute so that compaction
@@ -97,7 +88,7 @@ def run_processor(
     is ~2 MB, ~13 ms. With ``settings.state.exactly_once`` (the default), outputs, input offsets and
     snapshots commit in Kafka transactions under ``transactional_id`` (default: the setting, else
     ``<group>-<hostname>``): stable across this instance's restarts, its own per instance."""
-    kafka, topics = _kafka(settings), settings.topics
+    kafka, topics = settings.kafka_for("Kafka mode"), settings.topics
     announced = settings.monitor.require_announcement  # else every version is monitored (and can evict)
     core = ProcessorCore(
         settings.monitor,
@@ -147,7 +138,7 @@ def _changelog(settings: DriftlineSettings, sink: KafkaSink, group: str) -> Chan
             "state.store=changelog needs DRIFTLINE_STATE__CHECKPOINT_KEY (the snapshots' HMAC key, the "
             "same on every instance): make one with python -c 'import secrets; print(secrets.token_hex(32))'"
         )
-    kafka, topic = _kafka(settings), settings.topics.state
+    kafka, topic = settings.kafka_for("Kafka mode"), settings.topics.state
     return ChangelogStore(
         sink, lambda p: read_partition(kafka, topic, p), topic, group, key.get_secret_value().encode()
     )
@@ -161,7 +152,7 @@ def run_retrain_worker(
     group: str = "driftline-retrain-worker",
     exporter: Exporter | None = None,
 ) -> RetrainWorker:
-    kafka, topics = _kafka(settings), settings.topics
+    kafka, topics = settings.kafka_for("Kafka mode"), settings.topics
     registry = open_registry(settings.retrain, registry_dir)
     worker = RetrainWorker(
         settings,  # the spec's per-model recipes over the global retrain block
@@ -226,7 +217,7 @@ def run_simulation(
         span = scenario.n_events / scenario.events_per_second
         scenario = dataclasses.replace(scenario, start_time=float(int(time.time() - span)))
         batch_size = pace.tick
-    kafka, topics = _kafka(settings), settings.topics
+    kafka, topics = settings.kafka_for("Kafka mode"), settings.topics
     server = ModelServer(
         scenario.model, open_registry(settings.retrain, registry_dir), get_task(settings.monitor.task)
     )
@@ -308,13 +299,13 @@ def _apply_updates(updates: _Updates, server: ModelServer, now: float, *, until:
 
 def announce_on_kafka(settings: DriftlineSettings, model: str, version: str) -> None:
     """Announce ``model`` ``version`` on the models topic; returns once the broker acknowledged it."""
-    sink = KafkaSink(_kafka(settings), block=True)
+    sink = KafkaSink(settings.kafka_for("Kafka mode"), block=True)
     announce_version(sink, settings.topics, model, version, created_at=time.time())
 
 
 def collect_topic(settings: DriftlineSettings, topic: str) -> list[bytes]:
     """Every record currently in ``topic`` (for reports and tests)."""
-    return [r.value for r in KafkaWindowReader(_kafka(settings)).read_since(topic, 0.0, -1)]
+    return [r.value for r in KafkaWindowReader(settings.kafka_for("Kafka mode")).read_since(topic, 0.0, -1)]
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:

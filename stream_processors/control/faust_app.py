@@ -43,7 +43,6 @@ from faust.exceptions import NotReady
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from driftline.config import DriftlineSettings, KafkaSettings
-from driftline.errors import ConfigError
 from driftline.kafka_admin import ensure_topics
 from driftline.kafka_retry import is_retriable
 from driftline.observability import Exporter
@@ -201,15 +200,6 @@ def _observe(exporter: Exporter | None, topic: str, handled: Handled) -> None:
         exporter.observe_incidents(handled.incidents)
 
 
-def _kafka_of(settings: DriftlineSettings) -> KafkaSettings:
-    if settings.kafka is None:
-        raise ConfigError(
-            "the control plane needs Kafka: pass --bootstrap-servers or set "
-            "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"
-        )
-    return settings.kafka
-
-
 def create_app(
     settings: DriftlineSettings,
     *,
@@ -223,7 +213,7 @@ def create_app(
     names; a bad sink name or a missing sink setting raises :class:`ConfigError` here.
     ``commit_interval``: seconds between offset commits (faust's default; a paced replay waits for
     the commit of each retraining alert, so it asks for a short one)."""
-    kafka, topics = _kafka_of(settings), settings.topics
+    kafka, topics = settings.kafka_for("the control plane"), settings.topics
     app = _App(
         app_id,
         broker=[f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(",")],
