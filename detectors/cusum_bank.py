@@ -11,7 +11,7 @@ row of an alarm with them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ __all__ = ["SCALE_BITS", "BankAlarm", "CusumBank", "quantise"]
 
 SCALE_BITS = 24
 _SCALE = float(1 << SCALE_BITS)
+_CHUNK = 1 << 15  # elements of a row chunk of the increments (256 KiB of int64)
 
 
 def quantise(values: np.ndarray) -> np.ndarray:
@@ -74,14 +75,24 @@ class CusumBank:
 
     def update(self, increments: np.ndarray, first_row: int, active: np.ndarray) -> BankAlarm | None:
         n = increments.shape[0]
-        if n == 0:
-            return None
         cols = np.flatnonzero(active)
-        if cols.size == 0:
+        if n == 0 or cols.size == 0:
             return None
-        c = np.cumsum(quantise(increments[:, cols]), axis=0)
-        floor = np.minimum(np.minimum.accumulate(c, axis=0), -self.values[cols])
-        s = c - floor
+        step = max(64, _CHUNK // cols.size)  # rows at a time: the passes over a chunk stay in cache
+        for lo in range(0, n, step):
+            alarm = self._update(increments[lo : lo + step], first_row + lo, cols)
+            if alarm is not None:
+                return replace(alarm, row=alarm.row + lo)
+        return None
+
+    def _update(self, increments: np.ndarray, first_row: int, cols: np.ndarray) -> BankAlarm | None:
+        n = increments.shape[0]
+        x = np.multiply(increments if cols.size == increments.shape[1] else increments[:, cols], _SCALE)
+        c = np.rint(x, out=x).astype(np.int64)  # quantise(), in place
+        np.cumsum(c, axis=0, out=c)
+        floor = np.minimum.accumulate(c, axis=0)
+        np.minimum(floor, -self.values[cols], out=floor)
+        s = np.subtract(c, floor, out=c)
         over = s > self._h[cols]
         hit = over.any(axis=0)
         alarm = None

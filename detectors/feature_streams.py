@@ -21,7 +21,7 @@ from scipy.special import ndtri
 
 from ._util import is_missing
 
-__all__ = ["OTHER", "CategoryShares", "NumericScores", "Reconstruction", "normal_scores"]
+__all__ = ["OTHER", "CategoryShares", "NumericBlock", "NumericScores", "Reconstruction", "normal_scores"]
 
 OTHER = "(other)"
 
@@ -127,3 +127,49 @@ class Reconstruction:
         ratio = (self.residuals(scores) ** 2).mean(axis=0) / np.maximum(self.reference_contribution, 1e-12)
         order = np.argsort(-ratio, kind="stable")
         return [self.names[i] for i in order[:top] if ratio[i] > 1.0]
+
+
+class NumericBlock:
+    """Several numeric features' :class:`NumericScores` applied together: one search per feature into
+    its own sorted reference, then the normal scores, the standardisation and the CUSUM increments of
+    every feature in whole-matrix numpy calls. Per feature those calls cost more than their arithmetic
+    (at 200 features they were a fifth of the processor's time). Elementwise the same operations, in
+    the same order, as :class:`NumericScores` and a numeric stream's increments: the same bits.
+
+    >>> rng = np.random.default_rng(0)
+    >>> refs = [rng.normal(size=500), rng.integers(0, 5, 500).astype(float)]
+    >>> block = NumericBlock([NumericScores(r) for r in refs], np.array([1.0, -1.0]), np.array([0.5, 0.5]))
+    >>> x = np.column_stack([rng.normal(size=7), rng.integers(0, 5, 7).astype(float)])
+    >>> x[2, 1] = np.nan
+    >>> z, inc = block(x)
+    >>> bool(np.array_equal(z[:, 1], NumericScores(refs[1])(x[:, 1]), equal_nan=True)), inc.shape
+    (True, (7, 4))
+    """
+
+    def __init__(self, scores: Sequence[NumericScores], slopes: np.ndarray, drifts: np.ndarray) -> None:
+        self.sorted = [s.sorted for s in scores]
+        self.unique = [bool(r.size) and bool((r[1:] > r[:-1]).all()) for r in self.sorted]
+        self.n = np.array([r.size for r in self.sorted], dtype=float)
+        self.mean = np.array([s.mean for s in scores])
+        self.sd = np.array([s.sd for s in scores])
+        self.slopes, self.drifts = np.asarray(slopes, dtype=float), np.asarray(drifts, dtype=float)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows x features) values -> their standardised scores (NaN where missing) and the
+        (rows x features * statistics) increments (zero where missing), feature-major."""
+        x = np.where(np.isfinite(x), x, np.nan)
+        mid = np.empty(x.shape)
+        for j, (ref, unique) in enumerate(zip(self.sorted, self.unique, strict=True)):
+            col = x[:, j]
+            left = np.searchsorted(ref, col, "left")
+            if unique:
+                mid[:, j] = left + 0.5 * (ref[np.minimum(left, ref.size - 1)] == col)
+            else:
+                mid[:, j] = (left + np.searchsorted(ref, col, "right")) / 2.0
+        missing = np.isnan(x)
+        z = ndtri((mid + 0.5) / (self.n + 1.0))
+        z[missing] = np.nan
+        z = (z - self.mean) / self.sd
+        inc = z[:, :, None] * self.slopes - self.drifts
+        inc[missing] = 0.0
+        return z, inc.reshape(x.shape[0], -1)

@@ -42,12 +42,16 @@ import numpy as np
 
 from .calibration import DEFAULT_FALSE_ALARMS_PER_100K, arl_from_budget
 from .cusum_bank import CusumBank
-from .feature_streams import CategoryShares, NumericScores, Reconstruction
+from .feature_streams import CategoryShares, NumericBlock, NumericScores, Reconstruction
 from .sequential_parts import JOINT, Stream, categorical_stream, numeric_stream, window_test
 
 __all__ = ["JOINT", "SequentialDrift", "SequentialFeatureDrift"]
 
 Kind = Literal["numeric", "categorical"]
+
+
+NumericLayout = tuple[NumericBlock, "np.ndarray | slice", list[str], set[int]]
+"""The numeric streams' block, the bank columns it fills, its features and the streams' positions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,7 @@ class SequentialFeatureDrift:
         self.streams: list[Stream] = []
         self.firing: dict[str, int] = {}  # stream -> row of its next re-arm check
         self._bank: CusumBank | None = None
+        self._numeric: NumericLayout | None = None  # made on first use
 
     @property
     def reference_ready(self) -> bool:
@@ -217,6 +222,7 @@ class SequentialFeatureDrift:
             s.calibrate(arl_from_budget(own[s.name]) if s.name in own else share)
         self.streams = streams
         self._bank = CusumBank(np.concatenate([s.thresholds for s in streams]))
+        self._numeric = None
         self._cols = np.cumsum([0] + [s.thresholds.size for s in streams])
 
     def levels(self) -> dict[str, float]:
@@ -232,8 +238,20 @@ class SequentialFeatureDrift:
 
     # -- monitoring ---------------------------------------------------------------------------------
     def _increments(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(rows x bank columns): the numeric streams' in one block, the others' stream by stream."""
         z: dict[str, np.ndarray] = {}  # numeric scores, computed once for the joint stream too
-        return np.column_stack([s.increments(cols, z) for s in self.streams])
+        if self._numeric is None:
+            self._numeric = _numeric_block(self.streams, self._cols)
+        block, columns, names, in_block = self._numeric
+        n = len(next(iter(cols.values())))
+        inc = np.empty((n, int(self._cols[-1])))
+        if names:
+            scores, inc[:, columns] = block(np.column_stack([cols[f] for f in names]))
+            z.update(zip(names, scores.T, strict=True))
+        for i, s in enumerate(self.streams):
+            if i not in in_block:
+                inc[:, self._cols[i] : self._cols[i + 1]] = s.increments(cols, z)
+        return inc
 
     def _monitor(self, cols: Mapping[str, np.ndarray], first: int) -> list[SequentialDrift]:
         if self._bank is None or not self.streams:
@@ -319,11 +337,15 @@ class SequentialFeatureDrift:
                     parts[f].append(a[lo:hi])
         return {f: np.concatenate(p) if p else np.empty(0) for f, p in parts.items()}
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_numeric"}  # derived: rebuilt on use
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Checkpoints from before priming and budgets: the reference was the first rows."""
         state.setdefault("live_from", state["reference_size"])
         state.setdefault("reference", None)
         state.setdefault("budgets", {})
+        state["_numeric"] = None
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
@@ -350,3 +372,25 @@ def _checked_budgets(
             f"not less than the model's false_alarms_per_100k={total:g}: lower them or raise the model's"
         )
     return {f: float(b) for f, b in budgets.items()}
+
+
+def _numeric_block(streams: Sequence[Stream], bounds: np.ndarray) -> NumericLayout:
+    """The numeric streams (of one design: all of them, as the detector makes them) as one
+    :class:`NumericBlock`, the bank columns it fills (stream by stream, as the bank lays them out),
+    its features, and the streams' positions."""
+    numeric = [(i, s) for i, s in enumerate(streams) if s.kind == "numeric" and s.numeric is not None]
+    if numeric:
+        first = numeric[0][1]
+        numeric = [
+            (i, s)
+            for i, s in numeric
+            if np.array_equal(s.slopes, first.slopes) and np.array_equal(s.drifts, first.drifts)
+        ]
+    slopes, drifts = (numeric[0][1].slopes, numeric[0][1].drifts) if numeric else (np.empty(0), np.empty(0))
+    block = NumericBlock([s.numeric for _, s in numeric if s.numeric is not None], slopes, drifts)
+    columns = [np.arange(bounds[i], bounds[i + 1]) for i, _ in numeric]
+    flat = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+    cols: np.ndarray | slice = flat
+    if columns and np.array_equal(flat, np.arange(flat[0], flat[-1] + 1)):
+        cols = slice(int(flat[0]), int(flat[-1]) + 1)  # the usual layout: a slice is written in place
+    return block, cols, [s.name for _, s in numeric], {i for i, _ in numeric}
