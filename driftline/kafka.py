@@ -272,14 +272,26 @@ class KafkaSource:
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         msgs = consume(self._c, max_records, timeout)  # what has arrived, not a full batch (kafka_poll)
         out: list[Record] = []
-        for m in msgs:
+        add = out.append
+        for m in msgs:  # to_record inlined, positional (~0.2 us a record less than the call with keywords)
             err = m.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     self.errors += 1
                     log.error("consumer error: %s", err)
                 continue
-            out.append(to_record(m))
+            off = m.offset()
+            ts_type, ts = m.timestamp()
+            add(
+                Record(
+                    m.topic() or "",
+                    m.value() or b"",
+                    m.key(),
+                    m.partition() or 0,
+                    -1 if off is None else off,
+                    ts / 1000.0 if ts_type else 0.0,
+                )
+            )
         return out
 
     def pause(self, keys: list[tuple[str, int]]) -> None:

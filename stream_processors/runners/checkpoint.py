@@ -335,11 +335,11 @@ class PartitionCheckpoint:
         self._dirty |= set(self._next)
 
     def track(self, records: Sequence[Record]) -> None:
+        last = {(rec.partition, rec.topic): rec.offset for rec in records if rec.offset >= 0}
         nxt = self._next
-        for rec in records:
-            if rec.offset >= 0:
-                nxt.setdefault(rec.partition, {})[rec.topic] = rec.offset + 1
-                self._dirty.add(rec.partition)
+        for (partition, topic), offset in last.items():  # a partition's records come in offset order
+            nxt.setdefault(partition, {})[topic] = offset + 1
+            self._dirty.add(partition)
         self._pending += len(records)
 
     def commit(self, *, force: bool = False) -> None:
