@@ -68,6 +68,9 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
     "delivery.timeout.ms": 300_000,  # then the record fails: a delivery report with an error
     "linger.ms": 5,
     "compression.type": "lz4",
+    # reports of failed deliveries only: a Python callback per delivered record cost ~1.2 us of its
+    # ~3.3 us produce (every listener here acts on failures; none counted successes)
+    "delivery.report.only.error": True,
 }
 
 
@@ -96,7 +99,6 @@ class KafkaSink:
         self._p = self._new_producer(conf)
         self.block, self.block_timeout = block, block_timeout
         self.max_bytes = int(conf.get("message.max.bytes", 1_000_000))  # librdkafka's default
-        self.delivered = 0
         self.failed = 0
         self.failures_by_reason: dict[str, int] = {}
         self.dropped = 0
@@ -115,8 +117,7 @@ class KafkaSink:
         self._listeners.append(listener)
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
-        if err is None:
-            self.delivered += 1
+        if err is None:  # not reported (delivery.report.only.error), but a caller's config may ask
             return
         if err.code() in _PURGED:  # discarded on purpose (an abandoned transactional producer)
             self.purged += 1
