@@ -55,3 +55,12 @@ def test_table_conversion_equals_row_by_row(width: int, monkeypatch: pytest.Monk
             assert col.dtype == narrow[name].dtype, name
             assert np.array_equal(col, narrow[name], equal_nan=col.dtype == float), name
     assert wide["plan"][7] == "True" and np.isnan(wide["x2"][6])
+
+
+def test_numeric_features_convert_in_one_call_when_they_all_are_numbers() -> None:
+    batch = [p for k, p in enumerate(_batch(30)) if k not in (5, 8)]  # no text, one order
+    kinds = infer_kinds(batch[0])
+    cols, bad = columns(batch, kinds)
+    assert bad == []
+    assert cols["x0"].base is not None and cols["x0"].base is cols["x29"].base  # one float table
+    assert np.isnan(cols["x2"][5]) and cols["plan"].dtype == object  # row 6 is the 5th kept row
