@@ -15,15 +15,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 from scipy.special import ndtri
 
 from ._util import is_missing
 
-__all__ = ["OTHER", "CategoryShares", "NumericBlock", "NumericScores", "Reconstruction", "normal_scores"]
+__all__ = [
+    "OTHER",
+    "CategoryShares",
+    "NumericBlock",
+    "NumericScores",
+    "Reconstruction",
+    "mid_ranks",
+    "normal_scores",
+]
 
 OTHER = "(other)"
+
+
+def mid_ranks(sorted_ref: np.ndarray, x: np.ndarray, unique: bool | None = None) -> np.ndarray:
+    """How many of ``sorted_ref`` lie below each ``x``, plus half of those equal to it. ``unique``:
+    whether ``sorted_ref`` has no ties (None: checked here) -- then one search and an equality test
+    do, instead of a second search.
+
+    >>> mid_ranks(np.array([1.0, 2.0, 2.0, 3.0]), np.array([2.0, 0.0, 9.0])).tolist()
+    [2.0, 0.0, 4.0]
+    """
+    n = sorted_ref.size
+    left = np.searchsorted(sorted_ref, x, "left")
+    if unique is None:
+        unique = bool(n) and bool((sorted_ref[1:] > sorted_ref[:-1]).all())
+    if unique:
+        return left + 0.5 * (sorted_ref[np.minimum(left, n - 1)] == x)
+    return (left + np.searchsorted(sorted_ref, x, "right")) / 2.0
 
 
 def normal_scores(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -33,13 +59,7 @@ def normal_scores(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     >>> normal_scores(np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, np.nan])).round(3).tolist()
     [0.0, -1.15, nan]
     """
-    n = sorted_ref.size
-    left = np.searchsorted(sorted_ref, x, "left")
-    if n and bool((sorted_ref[1:] > sorted_ref[:-1]).all()):  # no ties: one search, equality for the rest
-        mid = left + 0.5 * (sorted_ref[np.minimum(left, n - 1)] == x)
-    else:
-        mid = (left + np.searchsorted(sorted_ref, x, "right")) / 2.0
-    z = ndtri((mid + 0.5) / (n + 1.0))
+    z = ndtri((mid_ranks(sorted_ref, x) + 0.5) / (sorted_ref.size + 1.0))
     z[np.isnan(x)] = np.nan
     return z
 
@@ -84,7 +104,7 @@ class CategoryShares:
     def codes(self, x: np.ndarray) -> np.ndarray:
         """Bucket of each row; -1 for a missing value."""
         get, other = self._codes.get, len(self.names) - 1
-        out = np.fromiter((get(v, -2) for v in x.tolist()), dtype=np.int64, count=x.size)
+        out = np.fromiter(map(get, x.tolist(), repeat(-2)), dtype=np.int64, count=x.size)
         for i in np.flatnonzero(out == -2).tolist():  # not a kept category: other, or missing
             out[i] = -1 if is_missing(x[i]) else other
         return out
@@ -160,12 +180,7 @@ class NumericBlock:
         x = np.where(np.isfinite(x), x, np.nan)
         mid = np.empty(x.shape)
         for j, (ref, unique) in enumerate(zip(self.sorted, self.unique, strict=True)):
-            col = x[:, j]
-            left = np.searchsorted(ref, col, "left")
-            if unique:
-                mid[:, j] = left + 0.5 * (ref[np.minimum(left, ref.size - 1)] == col)
-            else:
-                mid[:, j] = (left + np.searchsorted(ref, col, "right")) / 2.0
+            mid[:, j] = mid_ranks(ref, x[:, j], unique)
         missing = np.isnan(x)
         z = ndtri((mid + 0.5) / (self.n + 1.0))
         z[missing] = np.nan

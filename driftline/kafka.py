@@ -274,25 +274,13 @@ class KafkaSource:
         msgs = consume(self._c, max_records, timeout)  # what has arrived, not a full batch (kafka_poll)
         out: list[Record] = []
         add = out.append
-        for m in msgs:  # to_record inlined, positional (~0.2 us a record less than the call with keywords)
+        for m in msgs:
             err = m.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    self.errors += 1
-                    log.error("consumer error: %s", err)
-                continue
-            off = m.offset()
-            ts_type, ts = m.timestamp()
-            add(
-                Record(
-                    m.topic() or "",
-                    m.value() or b"",
-                    m.key(),
-                    m.partition() or 0,
-                    -1 if off is None else off,
-                    ts / 1000.0 if ts_type else 0.0,
-                )
-            )
+            if err is None:
+                add(to_record(m))
+            elif err.code() != KafkaError._PARTITION_EOF:
+                self.errors += 1
+                log.error("consumer error: %s", err)
         return out
 
     def pause(self, keys: list[tuple[str, int]]) -> None:
@@ -371,14 +359,15 @@ def _partitions(parts: list[TopicPartition]) -> list[int]:
 
 
 def to_record(m: Any, topic: str | None = None) -> Record:
-    """A consumed confluent-kafka message as a :class:`Record` (timestamps in seconds; 0.0 if none)."""
+    """A consumed confluent-kafka message as a :class:`Record` (timestamps in seconds; 0.0 if none).
+    Built positionally: ~0.2 us a record less than with keywords, on the consumer's hot path."""
     off = m.offset()
     ts_type, ts = m.timestamp()
     return Record(
-        topic=topic or m.topic() or "",
-        value=m.value() or b"",
-        key=m.key(),
-        partition=m.partition() or 0,
-        offset=-1 if off is None else int(off),
-        timestamp=ts / 1000.0 if ts_type else 0.0,
+        topic or m.topic() or "",
+        m.value() or b"",
+        m.key(),
+        m.partition() or 0,
+        -1 if off is None else off,
+        ts / 1000.0 if ts_type else 0.0,
     )

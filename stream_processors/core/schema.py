@@ -21,7 +21,7 @@ travels with the features as :data:`SCORE_COLUMN`, so prediction drift is tested
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
+from itertools import chain
 from typing import Literal
 
 import numpy as np
@@ -82,24 +82,32 @@ def columns(
 
 def _tables(feats: Sequence[Mapping[str, object]], kinds: Mapping[str, Kind]) -> list[np.ndarray] | None:
     """Each feature's column (numeric: float, if all of them convert; else object), if every row has
-    exactly the schema's features in its order; else None."""
+    exactly the schema's features in its order; else None. The values go into one object table in a
+    single pass; each run of adjacent numeric features converts to float in one call (a view's copy)."""
     names = tuple(kinds)
     if not feats or not names or any(tuple(f) != names for f in feats):
         return None
-    rows = [tuple(f.values()) for f in feats]
-    out: list[np.ndarray] = [np.empty(0)] * len(names)
-    numeric = [j for j, k in enumerate(kinds.values()) if k == "numeric"]
-    other = [j for j, k in enumerate(kinds.values()) if k != "numeric"]
-    for positions, dtype in ((numeric, float), (other, object)):
-        if not positions:
+    n, m = len(feats), len(names)
+    table = np.fromiter(chain.from_iterable([f.values() for f in feats]), dtype=object, count=n * m)
+    table = table.reshape(n, m)
+    out = [table[:, j] for j in range(m)]
+    numeric = [k == "numeric" for k in kinds.values()]
+    start = 0
+    while start < m:
+        if not numeric[start]:
+            start += 1
             continue
-        pick = itemgetter(*positions)
+        stop = start + 1
+        while stop < m and numeric[stop]:
+            stop += 1
         try:
-            table = np.array([pick(r) for r in rows], dtype=dtype).reshape(len(rows), len(positions))
+            block = table[:, start:stop].astype(float)
         except (TypeError, ValueError):  # text in a numeric feature: those columns take the slow path
-            table = np.array([pick(r) for r in rows], dtype=object).reshape(len(rows), len(positions))
-        for i, j in enumerate(positions):
-            out[j] = table[:, i]
+            start = stop
+            continue
+        for j in range(start, stop):
+            out[j] = block[:, j - start]
+        start = stop
     return out
 
 

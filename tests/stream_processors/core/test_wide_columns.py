@@ -24,13 +24,15 @@ def _pred(i: int, features: dict[str, float | str | bool | None]) -> Prediction:
     )
 
 
-def _batch(width: int) -> list[Prediction]:
+def _batch(width: int, plan_at: int | None = None) -> list[Prediction]:
+    """``plan_at``: the categorical feature's position (default last: one run of numeric features)."""
     rng = np.random.default_rng(3)
     rows: list[dict[str, float | str | bool | None]] = []
     for i in range(40):
-        row: dict[str, float | str | bool | None] = {f"x{k}": float(rng.normal()) for k in range(width)}
-        row["plan"] = "abc"[i % 3]
-        rows.append(row)
+        items: list[tuple[str, float | str | bool | None]]
+        items = [(f"x{k}", float(rng.normal())) for k in range(width)]
+        items.insert(width if plan_at is None else plan_at, ("plan", "abc"[i % 3]))
+        rows.append(dict(items))
     rows[5]["x1"] = "high"  # text in a numeric feature: rejected
     rows[6]["x2"] = None  # missing value
     rows[7]["plan"] = True  # a boolean category, as text
@@ -38,9 +40,11 @@ def _batch(width: int) -> list[Prediction]:
     return [_pred(i, r) for i, r in enumerate(rows)]
 
 
-@pytest.mark.parametrize("width", [20, 200])
-def test_table_conversion_equals_row_by_row(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    batch = _batch(width)
+@pytest.mark.parametrize(("width", "plan_at"), [(20, None), (200, None), (30, 0), (30, 12)])
+def test_table_conversion_equals_row_by_row(
+    width: int, plan_at: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _batch(width, plan_at)
     kinds = infer_kinds(batch[0])
     uniform = [p for k, p in enumerate(batch) if k != 8]  # every row in the schema's order: one table
     for preds in (uniform, batch):
