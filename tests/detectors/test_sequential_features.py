@@ -110,6 +110,31 @@ def test_a_checkpoint_resumes_with_the_same_alarms() -> None:
     assert got + det.update({"x": x[2900:]}) == whole and len(whole) == 1
 
 
+def test_checkpoints_after_every_batch_keep_the_alarms_their_explanations_and_re_arming() -> None:
+    """A checkpoint keeps only the last ``keep_rows`` rows, as one chunk (not every batch's column
+    views); an alarm explained and a stream re-armed after checkpoints read no row before those, so
+    a detector pickled after every batch raises the same alarms, explained the same, as one never
+    pickled -- through a drift that starts before a checkpoint, its alarm, and its end."""
+    rng = np.random.default_rng(8)
+    n = 3000 + 1500 + 1500 + 3000  # reference, quiet, drift, back to quiet (re-armed)
+    x = np.r_[rng.normal(0, 1, 4500), rng.normal(0.5, 1, 1500), rng.normal(0, 1, 3000)]
+    c = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]).astype(object)
+    kinds = {"x": "numeric", "c": "categorical"}
+    params = {"reference_size": 3000, "keep_rows": 1200, "rearm_window": 600}
+    whole = SequentialFeatureDrift(kinds, **params).update({"x": x, "c": c})
+    det, got = SequentialFeatureDrift(kinds, **params), []
+    for lo in range(0, n, 40):  # an alarm's run and a re-arming window span several checkpoints
+        got += det.update({"x": x[lo : lo + 40], "c": c[lo : lo + 40]})
+        state = det.__getstate__()
+        if det.rows_seen > 3000:
+            (start, rows), *more = state["_recent"]
+            assert more == [] and start == max(3000, det.rows_seen - 1200)
+            assert len(rows["x"]) == len(rows["c"]) == det.rows_seen - start
+        det = pickle.loads(pickle.dumps(det))
+    assert got == whole and [a.feature for a in whole] == ["x"] and 4500 <= whole[0].row < 5000
+    assert not det.firing  # re-armed once the drift ended
+
+
 @pytest.mark.parametrize(
     ("params", "name"),
     [

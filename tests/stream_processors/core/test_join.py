@@ -126,3 +126,23 @@ def test_an_older_checkpoint_restores(make_prediction, make_label, runs) -> None
     old.add_predictions([(make_prediction(100), 100)])
     old.drain()  # watermark 100: the old ids are forgotten
     assert not old._closed and old.is_new("m-3")
+
+
+def test_a_checkpoint_leaves_out_the_last_calls_merge_record(make_prediction, make_label) -> None:
+    """The merge record (the last call's merged predictions, for its caller) is not state: a checkpoint
+    taken after a call does not carry that batch's predictions, and the restored joiner joins the rest
+    exactly as the one that was never pickled."""
+    import pickle
+
+    def feed(j: LabelJoiner, lo: int, hi: int) -> list[Scored]:
+        j.add_predictions([(make_prediction(i, t=float(i)), i) for i in range(lo, hi)])
+        return j.add_labels([make_label(i, t=float(i) + 0.5) for i in range(lo - 2, hi - 2) if i >= 0])
+
+    kept, restored = LabelJoiner(lateness_s=5), LabelJoiner(lateness_s=5)
+    assert feed(kept, 0, 50) == feed(restored, 0, 50) and len(kept.merged) == 48
+    blob = pickle.dumps(restored)
+    assert len(blob) < len(pickle.dumps(restored.merged))  # smaller than the batch it would carry
+    restored = pickle.loads(blob)
+    assert restored.merged == restored.joins_before == restored.health == []
+    assert feed(restored, 50, 100) + restored.drain() == feed(kept, 50, 100) + kept.drain()
+    assert restored.counts == kept.counts and restored.counts["joined"] == 98
