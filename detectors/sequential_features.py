@@ -338,12 +338,10 @@ class SequentialFeatureDrift:
         return {f: np.concatenate(p) if p else np.empty(0) for f, p in parts.items()}
 
     def __getstate__(self) -> dict[str, Any]:
-        """The state without the derived numeric block (rebuilt on use), and the remembered rows as one
-        chunk of the last ``keep_rows`` (the only ones read again): not a batch's column views each."""
+        """Without the numeric block (rebuilt on use); the last ``keep_rows`` rows in one chunk."""
         state = {k: v for k, v in self.__dict__.items() if k != "_numeric"}
-        if self._recent:
-            start = max(self._recent[0][0], self.rows_seen - self.keep_rows)
-            state["_recent"] = [(start, self._rows(start, self.rows_seen))]
+        start = max(self._recent[0][0], self.rows_seen - self.keep_rows) if self._recent else 0
+        state["_recent"] = [(start, self._rows(start, self.rows_seen))] if self._recent else []
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

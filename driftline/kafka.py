@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from driftline.config import KafkaSettings
 from driftline.errors import DriftlineError
 from driftline.kafka_poll import consume
-from driftline.kafka_retry import Backoff
+from driftline.kafka_retry import Backoff, ConsumerFailed
 from driftline.transport import DeliveryFailureListener, Dropped, Record, RecordRejected
 
 __all__ = [
@@ -278,6 +278,9 @@ class KafkaSource:
             err = m.error()
             if err is None:
                 add(to_record(m))
+            elif err.code() == KafkaError._FATAL:  # this consumer is done: only a new one reads on
+                self.errors += 1
+                raise ConsumerFailed(f"the consumer failed: {err.str()}")
             elif err.code() != KafkaError._PARTITION_EOF:
                 self.errors += 1
                 log.error("consumer error: %s", err)

@@ -39,7 +39,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from driftline.errors import DriftlineError
 
-__all__ = ["RETRIABLE_CODES", "Backoff", "RetriesExhausted", "is_retriable"]
+__all__ = ["RETRIABLE_CODES", "Backoff", "ConsumerFailed", "RetriesExhausted", "is_retriable"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +81,12 @@ class RetriesExhausted(DriftlineError):
     """Kafka kept answering a passing error (a timeout, no leader, no coordinator) for every attempt:
     the broker is away, or the client cannot reach it -- a caller that can start its client over
     (a new consumer) may try that."""
+
+
+class ConsumerFailed(RetriesExhausted):
+    """The consumer hit a fatal error and can do nothing more: e.g. a static member
+    (``group.instance.id``) fenced after a broker restart, when the coordinator took its own rejoin
+    for another member's. Only a new consumer goes on -- as for :class:`RetriesExhausted`."""
 
 
 def is_retriable(exc: BaseException) -> bool:

@@ -102,10 +102,15 @@ def run_processor(
         if state_dir
         else None
     )
-    # a short session: a processor restarted after a crash (or its peer in the group) takes the dead
-    # one's partitions after 10 s, not librdkafka's default 45 s (heartbeats run on librdkafka's thread)
+    # a short session: a peer in the group takes a dead processor's partitions after 10 s, not
+    # librdkafka's default 45 s (heartbeats run on librdkafka's thread)
     session: dict[str, Any] = {"session.timeout.ms": 10_000}
     txn_id = transactional_id or settings.state.transactional_id or f"{group}-{socket.gethostname()}"
+    if settings.state.exactly_once:
+        # static membership: the instance's own id (unique per instance, as its transactional.id must
+        # be) names it in the group, so a restart after a crash takes its partitions back at once, with
+        # no rebalance and no wait for the dead session; a clean stop keeps them for the session too
+        session["group.instance.id"] = txn_id
     sink = TransactionalSink(kafka, txn_id) if settings.state.exactly_once else KafkaSink(kafka, block=True)
     if settings.state.store == "changelog":
         store = _changelog(settings, sink, group)

@@ -34,6 +34,15 @@ def kinds(out, labelled: bool) -> set[tuple[str, str]]:
     return {(m, t) for m, t, _ in out.alert_kinds.values() if (t in LABELLED_KINDS) == labelled}
 
 
+def group_members(settings, group: str) -> list[str | None]:
+    """The ``group.instance.id`` of each member of consumer group ``group`` (None: a dynamic member)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka.client_config())
+    described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return [m.group_instance_id for m in described.members]
+
+
 def ids(out, labelled: bool) -> set[str]:
     return {a for a, (_, t, _) in out.alert_kinds.items() if (t in LABELLED_KINDS) == labelled}
 
@@ -52,6 +61,10 @@ def test_kill_9_at_three_points_loses_nothing_and_never_crash_loops(kafka_settin
         procs = [killed.start()]
         for target in (0.25, 0.5, 0.75):
             killed.kill_at(target, procs)
+        killed.wait(procs[0].assigned, "assignment", procs)
+        # a static member (group.instance.id: its transactional id): the restart took the killed one's
+        # place in the group at once, instead of a new member waiting out the dead one's session
+        members = group_members(killed.settings, killed.group)
         out = killed.finish(procs)
     finally:  # no processor outlives the test
         clean.close()
@@ -60,6 +73,7 @@ def test_kill_9_at_three_points_loses_nothing_and_never_crash_loops(kafka_settin
     for run in (clean, killed):
         assert run.crashes == [], f"{run.name}: a processor exited by itself: {run.crashes}"
     assert killed.started == 4 and len(killed.points) == 3
+    assert members == [f"{killed.group}-0"]  # one member, the instance's own id: the dead one replaced
     assert ref.scored_ids == out.scored_ids == stream.labelled  # every label scored ...
     assert ref.scored == out.scored == len(ref.scored_ids)  # ... exactly once, even after the kills
     assert ref.dead_letter_ids == out.dead_letter_ids and len(ref.dead_letter_ids) == stream.bad

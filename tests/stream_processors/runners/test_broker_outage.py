@@ -26,6 +26,7 @@ from exactly_once_fakes import (
 )
 
 from driftline.config import KafkaSettings
+from driftline.kafka_retry import ConsumerFailed
 from driftline.kafka_transactions import TransactionAborted, TransactionalSink
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.checkpoint import CheckpointStore
@@ -142,6 +143,33 @@ def test_a_consumer_that_cannot_reach_its_group_is_replaced(logs, reference, tmp
     run(runner, clock)
     runner.close()
     assert member.renewed == 2 and not runner.failed
+    assert Counter(broker.outputs) == Counter(reference)
+
+
+class FencedMember(StuckMember):
+    """A static member fenced at its ``at``-th poll (after a broker restart the coordinator took its
+    own rejoin for another member with its ``group.instance.id``): librdkafka reports a fatal error and
+    the consumer reads nothing more; :meth:`renew` makes a new member, assigned the same partitions."""
+
+    def __init__(self, broker: Broker, at: int) -> None:
+        super().__init__(broker, stuck=0)
+        self.at, self.polls = at, 0
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Any]:
+        self.polls += 1
+        if self.polls == self.at:
+            raise ConsumerFailed("the consumer failed: Static consumer fenced by other consumer")
+        return super().poll(max_records, timeout)
+
+
+def test_a_fenced_static_member_is_replaced_and_changes_no_output(logs, reference, tmp_path) -> None:
+    broker = Broker(logs)
+    member = FencedMember(broker, at=9)  # after two commits and a snapshot: the rest is replayed
+    runner, _, _, clock = processor(broker, "local", tmp_path, member=member)
+    member.assign([0, 1])
+    run(runner, clock)
+    runner.close()
+    assert member.renewed == 1 and member.polls > 9 and not runner.failed
     assert Counter(broker.outputs) == Counter(reference)
 
 
