@@ -53,7 +53,8 @@ class Consumer:
 
 @pytest.fixture
 def source():
-    src = KafkaSource(KafkaSettings(bootstrap_servers="127.0.0.1:1"), ["driftline.predictions"], "g")
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:1")  # never reached: its logs are silenced
+    src = KafkaSource(settings, ["driftline.predictions"], "g", log_level=0)
     real = src._c
     yield src
     real.close()
