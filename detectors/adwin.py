@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from river import drift
 
 from ._polarity import Polarity, check_int, check_polarity, check_prob
@@ -52,21 +53,45 @@ class ADWIN(StreamDetector):
             min_window_length=self.min_window_length,
             grace_period=self.grace_period,
         )
+        # the window's sum and width as river keeps them (it only grows between detections, and river
+        # starts a new window after one): reading them back before every update cost 3x the update
+        self._total, self._width = 0.0, 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore a checkpoint, including one from before the window's sum was kept here."""
+        self.__dict__.update(state)
+        if "_width" not in state:
+            d = self._river
+            self._total, self._width = (0.0, 0) if d.drift_detected else (d.total, d.width)
 
     def update(self, x: float) -> DriftSignal | None:
-        self.n += 1
-        d = self._river
-        before = d.estimation
-        d.update(x)
-        if not d.drift_detected:
-            return None
-        after = d.estimation
+        found = self.update_many([x])
+        return found[0] if found else None
+
+    def update_many(self, xs: np.ndarray | list[float]) -> list[DriftSignal]:
+        out: list[DriftSignal] = []
+        d, n, total, width = self._river, self.n, self._total, self._width
+        for x in np.asarray(xs, dtype=float).tolist():
+            n += 1
+            if d.drift_detected:  # river's update starts a new window
+                total, width = 0.0, 0
+            d.update(x)
+            if d.drift_detected:
+                s = self._signal(n, total / width if width else 0.0, d.estimation)
+                if s is not None:
+                    out.append(s)
+            total += x
+            width += 1
+        self.n, self._total, self._width = n, total, width
+        return out
+
+    def _signal(self, n: int, before: float, after: float) -> DriftSignal | None:
         direction: Direction = "increase" if after >= before else "decrease"
         if self.polarity != "both" and direction != self.polarity:
             return None
         return DriftSignal(
             self.name,
-            self.n,
+            n,
             "window_mean",
             float(after),
             float(before),

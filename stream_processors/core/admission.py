@@ -14,6 +14,8 @@
   characters, as feature values do, so that a joined event's size is bounded by its features alone.
 
 Pure and cheap: a few comparisons per event, no allocation unless the event is refused.
+:func:`admit` decodes a batch and applies these checks to each record; :func:`refusal` says why one
+is refused.
 
 >>> from driftline.contracts import Label
 >>> from driftline.transport import Record
@@ -32,13 +34,103 @@ Pure and cheap: a few comparisons per event, no allocation unless the event is r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
-from driftline.contracts import MAX_STRING, Label, Prediction
+import msgspec
+
+from driftline.contracts import MAX_STRING, Label, Prediction, decode
+from driftline.errors import InvalidEvent
 from driftline.transport import Record
 
-__all__ = ["refusal"]
+__all__ = ["admit", "refusal"]
 
 _INF = math.inf
+_PRED, _LABEL = msgspec.json.Decoder(Prediction), msgspec.json.Decoder(Label)
+
+Admitted = tuple[dict[str, list[tuple[Prediction, Record]]], dict[str, list[Label]], dict[str, float]]
+
+
+def admit(
+    records: Sequence[Record],
+    inputs: tuple[str, str],
+    max_skew: float,
+    newest_of: Callable[[str], float],
+    partition_of: dict[str, int],
+    fail: Callable[[InvalidEvent, Record, str], object],
+) -> Admitted:
+    """Decode each record of ``inputs`` (the predictions topic, the labels topic) and check it: the
+    admitted predictions (with their records) and labels by model, and each model's newest admitted
+    event time, this batch included (``newest_of``: a model's before it, ``-inf`` for none). A record
+    that does not decode goes to ``fail(reason, record, "decode")``, one refused to ``fail(reason,
+    record, "validate")``; ``partition_of`` learns the input partition of each model admitted."""
+    t_pred, t_label = inputs
+    preds: dict[str, list[tuple[Prediction, Record]]] = {}
+    labels: dict[str, list[Label]] = {}
+    newest: dict[str, float] = {}
+    keys: dict[str, bytes] = {}  # model name -> the record key it needs, for this batch
+    dec_pred, dec_label = _PRED.decode, _LABEL.decode
+    for rec in records:
+        event: Prediction | Label
+        pred: Prediction | None = None
+        lab: Label | None = None
+        value: object  # the predicted or true class: bounded text, like feature values
+        topic = rec.topic
+        try:  # the decoders themselves; a record that fails takes decode()'s path for its reason
+            if topic == t_pred:
+                event = pred = dec_pred(rec.value)
+                value = pred.prediction
+            elif topic == t_label:
+                event = lab = dec_label(rec.value)
+                value = lab.label
+            else:
+                fail(_foreign(topic, inputs), rec, "decode")
+                continue
+        except Exception:
+            fail(_undecodable(rec.value, Prediction if topic == t_pred else Label), rec, "decode")
+            continue
+        model = event.model
+        known = newest.get(model)
+        if known is None:
+            known = newest[model] = newest_of(model)
+        t, ts, key = event.event_time, rec.timestamp, keys.get(model)
+        if key is None:
+            key = keys[model] = model.encode()
+        # the common case inline (keyed by its model, on the clock, a bounded value): what refusal()
+        # says of it, ~0.2 us a record less
+        if not (
+            rec.key == key
+            and 0.0 <= t < _INF
+            and 0.0 < ts < _INF
+            and t - ts <= max_skew
+            and (type(value) is not str or len(value) <= MAX_STRING)
+        ):
+            why = refusal(event, value, rec, known, max_skew)
+            if why:
+                fail(InvalidEvent(f"{type(event).__name__}: {why}"), rec, "validate")
+                continue
+        if t > known:
+            newest[model] = t
+        partition_of[model] = rec.partition
+        if pred is not None:  # (not isinstance: ~100 ns for a label, per record)
+            preds.setdefault(model, []).append((pred, rec))
+        elif lab is not None:
+            labels.setdefault(model, []).append(lab)
+    return preds, labels, newest
+
+
+def _foreign(topic: str, inputs: tuple[str, str]) -> InvalidEvent:
+    return InvalidEvent(
+        f"topic {topic!r} is not an input of the processor (inputs: {inputs[0]!r}, {inputs[1]!r})"
+    )
+
+
+def _undecodable(value: bytes, kind: type[Prediction] | type[Label]) -> InvalidEvent:
+    """Why ``value`` does not decode as ``kind``, as :func:`~driftline.contracts.decode` says it."""
+    try:
+        decode(kind, value)
+    except InvalidEvent as exc:
+        return exc
+    return InvalidEvent(f"{kind.__name__}: undecodable")  # pragma: no cover -- decode raised above
 
 
 def refusal(event: Prediction | Label, value: object, record: Record, newest: float, max_skew: float) -> str:

@@ -28,14 +28,13 @@ from driftline.contracts import (
     ModelUpdate,
     Prediction,
     Scored,
-    decode,
     encode,
     unsafe_feature_names,
 )
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.spec import ModelSpec
 from driftline.transport import Record
-from stream_processors.core.admission import refusal
+from stream_processors.core.admission import admit
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 from stream_processors.core.reference import load_reference
@@ -171,15 +170,29 @@ class ProcessorCore:
         self.models: dict[str, ModelMonitor] = {}
         self.partition_of: dict[str, int] = {}  # input partition each model arrives on
         self.records_seen = 0
+        # a runner's reader of the models topic (up to its end, announcing what it finds): called only
+        # when a batch names a version not announced yet, before any state changes; if it raises,
+        # process raises the same exception, nothing changed (see deferred)
+        self.refresh_announcements: Callable[[], object] | None = None
+        self._refresh_error: BaseException | None = None
 
     def process(self, records: Sequence[Record]) -> CoreOutput:
         """Every record either reaches the monitors or is handed to ``on_error`` with a reason."""
         with _one_blas_thread():
             return self._process(records)
 
+    def deferred(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by :meth:`process`, left the batch unprocessed: the models topic
+        could not be read (:attr:`refresh_announcements`). The caller retries the whole batch later --
+        never record by record, since no record is at fault."""
+        return exc is self._refresh_error
+
     def _process(self, records: Sequence[Record]) -> CoreOutput:
         out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
         preds, labels, newest = self._admit(records, out)
+        if preds and self.refresh_announcements is not None:
+            self._refresh_if_unannounced(preds)
+        self.records_seen += len(records)
         for model, items in preds.items():
             if self.announcements is not None and not (items := self._announced(model, items, out)):
                 continue
@@ -241,56 +254,40 @@ class ProcessorCore:
             except InvalidEvent:
                 raise  # on_error said "raise"
             except Exception as exc:
+                if self.deferred(exc):
+                    raise
                 self._fail(exc, rec, "process", out, f"processing raised {type(exc).__name__}: {exc}")
         return out
 
     def _admit(
         self, records: Sequence[Record], out: CoreOutput
     ) -> tuple[dict[str, list[tuple[Prediction, Record]]], dict[str, list[Label]], dict[str, float]]:
-        """Decode each record and check it (:func:`~.admission.refusal`): the admitted predictions
-        and labels by model, and each model's newest admitted event time."""
-        preds: dict[str, list[tuple[Prediction, Record]]] = {}
-        labels: dict[str, list[Label]] = {}
-        newest: dict[str, float] = {}  # newest admitted event time per model, this batch included
-        t_pred, t_label, skew = self.topics.predictions, self.topics.labels, self.settings.max_future_skew_s
-        self.records_seen += len(records)
-        for rec in records:
-            event: Prediction | Label
-            pred: Prediction | None = None
-            lab: Label | None = None
-            value: object  # the predicted or true class: bounded text, like feature values
+        """:func:`~.admission.admit`: the admitted predictions and labels by model, and each model's
+        newest admitted event time; the others go to the error policy."""
+        models = self.models
+        return admit(
+            records,
+            (self.topics.predictions, self.topics.labels),
+            self.settings.max_future_skew_s,
+            lambda m: -math.inf if (mon := models.get(m)) is None else mon.newest_event_time,
+            self.partition_of,
+            lambda exc, rec, stage: self._fail(exc, rec, stage, out),
+        )
+
+    def _refresh_if_unannounced(self, preds: Mapping[str, list[tuple[Prediction, Record]]]) -> None:
+        """Read the models topic if a version in ``preds`` is not announced (yet): an announcement made
+        before those predictions were produced is then known when they are processed."""
+        table, refresh = self.announcements, self.refresh_announcements
+        if (
+            table is not None
+            and refresh is not None
+            and any(table.unannounced(m, {p.model_version for p, _ in items}) for m, items in preds.items())
+        ):
             try:
-                if rec.topic == t_pred:
-                    event = pred = decode(Prediction, rec.value)
-                    value = pred.prediction
-                elif rec.topic == t_label:
-                    event = lab = decode(Label, rec.value)
-                    value = lab.label
-                else:
-                    raise InvalidEvent(
-                        f"topic {rec.topic!r} is not an input of the processor "
-                        f"(inputs: {t_pred!r}, {t_label!r})"
-                    )
-            except InvalidEvent as exc:
-                self._fail(exc, rec, "decode", out)
-                continue
-            model = event.model
-            known = newest.get(model)
-            if known is None:
-                mon = self.models.get(model)
-                known = newest[model] = -math.inf if mon is None else mon.newest_event_time
-            why = refusal(event, value, rec, known, skew)
-            if why:
-                self._fail(InvalidEvent(f"{type(event).__name__}: {why}"), rec, "validate", out)
-                continue
-            if event.event_time > known:
-                newest[model] = event.event_time
-            self.partition_of[model] = rec.partition
-            if pred is not None:  # (not isinstance: ~100 ns for a label, per record)
-                preds.setdefault(model, []).append((pred, rec))
-            elif lab is not None:
-                labels.setdefault(model, []).append(lab)
-        return preds, labels, newest
+                refresh()
+            except Exception as exc:
+                self._refresh_error = exc
+                raise
 
     def announce(self, update: ModelUpdate) -> None:
         """Monitor ``update``'s (model, version) from now on (a no-op without announcements)."""

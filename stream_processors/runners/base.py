@@ -147,7 +147,9 @@ class BatchRunner:
             return self.core.process(records)
         except InvalidEvent:
             raise  # the core's error policy said "raise"
-        except Exception:
+        except Exception as exc:
+            if self.core.deferred(exc):
+                raise  # nothing was processed (the models topic could not be read): the batch is held
             log.exception(
                 "the processor core failed on a batch of %d records; retrying one by one", len(records)
             )

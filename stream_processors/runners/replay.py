@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 class _Core(Protocol):
     def process(self, records: Sequence[Record]) -> Any: ...
 
+    def deferred(self, exc: BaseException) -> bool: ...
+
 
 class ReplayPoller:
     """A :class:`~stream_processors.runners.base.Poller` that replays partitions being restored
@@ -108,8 +110,8 @@ class ReplayPoller:
         self.replayed += len(records)
         try:
             self.core.process(records)
-        except Exception:
+        except Exception as exc:
             each = getattr(self.core, "process_each", None)
-            if each is None:
+            if each is None or self.core.deferred(exc):  # deferred: nothing was processed
                 raise
             each(records)

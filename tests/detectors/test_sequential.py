@@ -157,3 +157,35 @@ def test_cusum_alarms_are_pinned(name: str, params: dict, seed: int, expected: l
     found = det.update_many(errors if name == "bernoulli_cusum" else numeric)
     assert [(s.index, s.direction) for s in found] == [e[:2] for e in expected]
     assert [(s.value, s.threshold) for s in found] == [pytest.approx(e[2:], abs=1e-6) for e in expected]
+
+
+@pytest.mark.parametrize("kind", ["errors", "values"])
+def test_adwin_reports_rivers_window_means_through_a_checkpoint(kind: str) -> None:
+    """Driftline's ADWIN keeps the window's sum itself instead of reading river's before every update:
+    the same alarms, with river's window means before and after each cut, bit for bit -- also across
+    a pickle, and from a checkpoint pickled before the sum was kept."""
+    import pickle
+
+    from river import drift
+
+    rng = np.random.default_rng(3)
+    means = rng.random(12)
+    parts = [rng.random(3000) < m if kind == "errors" else rng.normal(3 * m, 1 + m, 3000) for m in means]
+    xs = np.concatenate(parts).astype(float).tolist()
+    reference, river_adwin = [], drift.ADWIN()
+    for i, x in enumerate(xs, 1):
+        before = river_adwin.estimation
+        river_adwin.update(x)
+        if river_adwin.drift_detected:
+            reference.append((i, river_adwin.estimation, before))
+    assert len(reference) >= 5
+
+    det = get_detector("adwin", polarity="both")
+    got = det.update_many(xs[:5000])
+    restored = pickle.loads(pickle.dumps(det))
+    got += restored.update_many(xs[5000:9000])
+    old = pickle.loads(pickle.dumps(restored))
+    del old.__dict__["_total"], old.__dict__["_width"]  # as a checkpoint from before
+    old = pickle.loads(pickle.dumps(old))
+    got += [s for x in xs[9000:] if (s := old.update(x)) is not None]
+    assert [(s.index, s.value, s.threshold) for s in got] == reference

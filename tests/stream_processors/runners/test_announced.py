@@ -117,9 +117,23 @@ def test_an_announcement_made_before_its_predictions_is_read_before_they_are_pro
     consumer.produce([record(make_prediction(i, version="2")) for i in range(10, 20)])
     journal.clear()
     runner.run_once()
-    assert journal[:3] == ["poll", "catch_up", "process"]
+    assert journal[:3] == ["poll", "process", "catch_up"]  # the core asks, meeting version 2
     assert dead(sink) == [] and list(runner.core.models["m"].versions) == ["1", "2"]
     assert runner.core.models["m"].n_predictions == 20
+
+
+def test_a_batch_of_announced_versions_does_not_read_the_table(
+    kafka_runner, journal, make_prediction
+) -> None:
+    """The models topic is read when a batch needs it, not on every batch (each read asks the broker
+    for the topic's end: a round trip)."""
+    table = Table(journal, announcement("1"))
+    runner, consumer = kafka_runner(table)
+    for start in (0, 10, 20):
+        consumer.produce([record(make_prediction(i)) for i in range(start, start + 10)])
+        runner.run_once()
+    assert journal.count("catch_up") == 1 and journal.count("process") == 3
+    assert runner.core.models["m"].n_predictions == 30
 
 
 def test_an_announcement_after_the_batch_comes_too_late_for_it(
@@ -166,7 +180,8 @@ def test_an_unreadable_table_stops_the_runner_before_processing(
     consumer.produce([record(make_prediction(i)) for i in range(10)])
     with pytest.raises(DriftlineError, match="models topic"):
         runner.run_once()
-    assert "process" not in journal and sink.sent == [] and consumer.committed == {}
+    assert runner.core.models == {} and runner.core.records_seen == 0  # the core changed nothing
+    assert sink.sent == [] and consumer.committed == {}
     with pytest.raises(RunnerFailed):
         runner.checkpoint()  # a restart resumes from the last checkpoint instead
     runner.close()
