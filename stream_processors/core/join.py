@@ -88,9 +88,14 @@ _COUNTERS = (
     "forced",
 )
 _LAST_CALL = frozenset({"merged", "joins_before", "health"})  # what one call leaves for its caller
+_CACHES = frozenset({"_rounded"})  # derived from other fields: never checkpointed
 
 
 class LabelJoiner:
+    # (watermark, the watermark rounded up to a 64th of lateness_s): a closing's run (see _close),
+    # computed once per watermark
+    _rounded: tuple[float, float] = (math.nan, math.nan)
+
     def __init__(self, lateness_s: float, max_pending: int = 1_000_000) -> None:
         if lateness_s <= 0:
             raise ValueError(f"lateness_s must be > 0, got {lateness_s}")
@@ -129,7 +134,7 @@ class LabelJoiner:
         """The state without the last call's merge record (:attr:`merged`, :attr:`joins_before`,
         :attr:`health`): read within that call, reset by the next; it held a whole batch's predictions,
         a fifth of a checkpoint's pickling at 200 features."""
-        return {k: v for k, v in self.__dict__.items() if k not in _LAST_CALL}
+        return {k: v for k, v in self.__dict__.items() if k not in _LAST_CALL and k not in _CACHES}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint, including one written before the inputs were merged or before closed
@@ -190,9 +195,10 @@ class LabelJoiner:
             self.lateness_s,
         )
         wm = self.arrival_watermark
+        pending, closed = self._pending, self._closed
         for p, index in items:
             pid = p.prediction_id
-            if not self.is_new(pid):
+            if pid in ids or pid in pending or pid in closed:  # not is_new(pid), inline
                 counts["duplicate_predictions"] += 1
             elif p.event_time < wm - lateness:
                 counts["late_predictions"] += 1
@@ -216,85 +222,106 @@ class LabelJoiner:
     def _merge(self, final: bool = False) -> list[Scored]:
         """Take the earlier of the two inputs' next events while both have one (``final``: while either
         has one). :attr:`merged` lists the predictions merged, :attr:`joins_before` how many joins
-        came before each."""
+        came before each.
+
+        One loop for both inputs, each step written out and the three counts only it changes kept in
+        locals: per event, method calls and counter lookups cost more than the join itself. A
+        prediction merged joins the orphan label waiting for it, or waits for its label (pending); a
+        label merged joins its pending prediction, or is a duplicate, late, or waits as an orphan."""
         out: list[Scored] = []
-        self.merged, self.joins_before, self.health = [], [], []
-        preds, labels = self._unmerged_predictions, self._unmerged_labels
-        take, label = self._take_prediction, self._merge_label
-        while preds and labels:
-            if preds[0][0].event_time <= labels[0].event_time:
-                take(out)
-            else:
-                label(labels.popleft(), out)
-        excess = len(preds) - (0 if final else self.max_pending)
-        if excess > 0:
-            self.counts["forced"] += 0 if final else excess
-            for _ in range(excess):
-                take(out)
-        excess = len(labels) - (0 if final else self.max_pending)
-        if excess > 0:
-            self.counts["forced"] += 0 if final else excess
-            for _ in range(excess):
-                label(labels.popleft(), out)
+        self.merged, self.joins_before, self.health = merged, joins_before, health = [], [], []
+        preds, labels, ids = self._unmerged_predictions, self._unmerged_labels, self._unmerged_ids
+        pending, pending_order, orphans = self._pending, self._pending_order, self._orphans
+        closed, close, counts = self._closed, self._close, self.counts
+        cap, lateness = self.max_pending, self.lateness_s
+        n_pred, n_label, n_joined = counts["predictions"], counts["labels"], counts["joined"]
+        limit, forced = 0 if final else cap, 0  # past both inputs' fronts, an input keeps at most limit
+        try:
+            while True:
+                if preds:
+                    if labels:
+                        take = preds[0][0].event_time <= labels[0].event_time
+                    elif len(preds) > limit:
+                        take, forced = True, forced + 1
+                    else:
+                        break
+                elif labels and len(labels) > limit:
+                    take, forced = False, forced + 1
+                else:
+                    break
+                if take:
+                    # a prediction: the watermark moves, then it joins its orphan label or waits
+                    item = preds.popleft()
+                    p, index = item
+                    pid, t = p.prediction_id, p.event_time
+                    ids.discard(pid)
+                    merged.append(p)
+                    joins_before.append(len(out))
+                    if t > self.watermark:
+                        self.watermark = t
+                        if t - lateness > self._due:
+                            self._expire()
+                    n_pred += 1
+                    lab = orphans.pop(pid, None) if orphans else None
+                    if lab is not None:
+                        n_joined += 1
+                        close(pid, True)
+                        health += (
+                            n_joined,
+                            n_pred,
+                            counts["late_labels"],
+                            counts["orphan_labels"],
+                            counts["expired_unlabelled"],
+                            len(pending),
+                        )
+                        out.append(
+                            Scored(prediction=p, label=lab.label, label_time=lab.event_time, index=index)
+                        )
+                        continue
+                    pending[pid] = item
+                    pending_order.append(pid)
+                    if t < self._due:
+                        self._due = t
+                    if len(pending) > cap:
+                        self._expire()
+                else:
+                    # a label: it joins its pending prediction, is dropped, or waits as an orphan
+                    lab = labels.popleft()
+                    n_label += 1
+                    pid = lab.prediction_id
+                    hit = pending.pop(pid, None)
+                    if hit is not None:
+                        n_joined += 1
+                        close(pid, True)
+                        health += (
+                            n_joined,
+                            n_pred,
+                            counts["late_labels"],
+                            counts["orphan_labels"],
+                            counts["expired_unlabelled"],
+                            len(pending),
+                        )
+                        out.append(
+                            Scored(
+                                prediction=hit[0], label=lab.label, label_time=lab.event_time, index=hit[1]
+                            )
+                        )
+                    elif pid in closed:
+                        counts["duplicate_labels" if closed[pid] else "late_labels"] += 1
+                    elif pid in orphans:
+                        counts["duplicate_labels"] += 1
+                    elif lab.event_time < self.watermark - lateness:
+                        counts["late_labels"] += 1
+                    else:
+                        orphans[pid] = lab
+                        self._orphan_order.append(pid)
+                        self._due = min(self._due, lab.event_time)
+                        if len(orphans) > cap:
+                            self._expire()
+        finally:
+            counts["predictions"], counts["labels"], counts["joined"] = n_pred, n_label, n_joined
+            counts["forced"] += 0 if final else forced
         return out
-
-    def _take_prediction(self, out: list[Scored]) -> None:
-        item = self._unmerged_predictions.popleft()
-        p, index = item
-        pid, t = p.prediction_id, p.event_time
-        self._unmerged_ids.discard(pid)
-        self.merged.append(p)
-        self.joins_before.append(len(out))
-        if t > self.watermark:
-            self.watermark = t
-            if t - self.lateness_s > self._due:
-                self._expire()
-        self.counts["predictions"] += 1
-        lab = self._orphans.pop(pid, None) if self._orphans else None
-        if lab is not None:
-            out.append(self._join(p, index, lab))
-            return
-        pending = self._pending
-        pending[pid] = item
-        self._pending_order.append(pid)
-        if t < self._due:
-            self._due = t
-        if len(pending) > self.max_pending:
-            self._expire()
-
-    def _merge_label(self, lab: Label, out: list[Scored]) -> None:
-        counts = self.counts
-        counts["labels"] += 1
-        pid = lab.prediction_id
-        hit = self._pending.pop(pid, None)
-        if hit is not None:
-            out.append(self._join(hit[0], hit[1], lab))
-        elif pid in self._closed:
-            counts["duplicate_labels" if self._closed[pid] else "late_labels"] += 1
-        elif pid in self._orphans:
-            counts["duplicate_labels"] += 1
-        elif lab.event_time < self.horizon:
-            counts["late_labels"] += 1
-        else:
-            self._orphans[pid] = lab
-            self._orphan_order.append(pid)
-            self._due = min(self._due, lab.event_time)
-            if len(self._orphans) > self.max_pending:
-                self._expire()
-
-    def _join(self, p: Prediction, index: int, lab: Label) -> Scored:
-        c = self.counts
-        c["joined"] += 1
-        self._close(p.prediction_id, True)
-        self.health += (
-            c["joined"],
-            c["predictions"],
-            c["late_labels"],
-            c["orphan_labels"],
-            c["expired_unlabelled"],
-            len(self._pending),
-        )
-        return Scored(prediction=p, label=lab.label, label_time=lab.event_time, index=index)
 
     def health_at(self, k: int) -> JoinHealth:
         """The counts right after the last call's ``k``-th join."""
@@ -304,8 +331,11 @@ class LabelJoiner:
     def _close(self, pid: str, joined: bool) -> None:
         self._closed[pid] = joined
         self._closed_order.append(pid)
-        runs, q = self._closed_at, self.lateness_s / 64
-        wm = math.ceil(self.watermark / q) * q if math.isfinite(self.watermark) else self.watermark
+        runs, wm = self._closed_at, self.watermark
+        if self._rounded[0] != wm:  # the watermark moved since the last closing
+            q = self.lateness_s / 64
+            self._rounded = (wm, math.ceil(wm / q) * q if math.isfinite(wm) else wm)
+        wm = self._rounded[1]
         if runs and runs[-1][0] == wm:
             runs[-1][1] += 1
         else:
