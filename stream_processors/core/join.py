@@ -229,7 +229,10 @@ class LabelJoiner:
         prediction merged joins the orphan label waiting for it, or waits for its label (pending); a
         label merged joins its pending prediction, or is a duplicate, late, or waits as an orphan."""
         out: list[Scored] = []
-        self.merged, self.joins_before, self.health = merged, joins_before, health = [], [], []
+        merged: list[Prediction] = []
+        joins_before: list[int] = []
+        health: list[int] = []
+        self.merged, self.joins_before, self.health = merged, joins_before, health
         preds, labels, ids = self._unmerged_predictions, self._unmerged_labels, self._unmerged_ids
         pending, pending_order, orphans = self._pending, self._pending_order, self._orphans
         closed, close, counts = self._closed, self._close, self.counts
