@@ -199,7 +199,7 @@ class FakeProducer:
     def begin_transaction(self) -> None:
         self._enter("begin_transaction")
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, **kw: Any) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, *args: Any, **kw: Any) -> None:
         self._enter("produce")
         self.open.append((topic, key, value, None))
         self.queued += 1

@@ -140,6 +140,35 @@ async def _run_until(app, counts, expected: dict[str, int], settle_s: float = 0.
 
 
 @pytest.mark.timeout(240)
+def test_the_sinks_records_arrive_with_their_keys_partitions_and_timestamps(
+    kafka_bootstrap: str, kafka_topics
+) -> None:
+    """KafkaSink calls librdkafka's produce with positional arguments (faster than keywords): each
+    record lands with its key, in its key's partition (as a keyword call puts it), at its timestamp."""
+    from driftline.config import KafkaSettings
+    from driftline.kafka import KafkaSink
+
+    topic = kafka_topics("sink", partitions=4)
+    sink = KafkaSink(KafkaSettings(bootstrap_servers=kafka_bootstrap), block=True)
+    sent = [(topic, f"m{i % 7}".encode(), f"v{i}".encode(), 1_700_000_000.0 + i * 0.5) for i in range(40)]
+    sink.send_many(sent[:30])
+    for t, k, v, ts in sent[30:]:
+        sink.send(t, k, v, ts)
+    assert sink.flush(30) == 0 and sink.failed == 0
+    reference = Producer({"bootstrap.servers": kafka_bootstrap})
+    where: dict[bytes, int] = {}
+    for i in range(7):  # where a keyword call puts each key
+        key = f"m{i}".encode()
+        note = lambda err, m, key=key: where.setdefault(key, m.partition())  # noqa: E731
+        reference.produce(topic, b"", key, on_delivery=note)
+    reference.flush(30)
+    got = {m.value(): m for m in _consume_all(kafka_bootstrap, topic, 47)}
+    for _, key, value, ts in sent:
+        m = got[value]
+        assert m.key() == key and m.partition() == where[key]
+        assert m.timestamp() == (1, int(ts * 1000))  # CreateTime, the record's own
+
+
 def test_faust_agent_and_table_on_kafka_4(kafka_bootstrap: str, kafka_topics, tmp_path: Path) -> None:
     partitions, n, keys = 2, 200, ["a", "b", "c", "d"]
     expected = {k: n // len(keys) for k in keys}

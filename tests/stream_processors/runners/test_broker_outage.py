@@ -92,7 +92,7 @@ def test_an_abandoned_producer_s_queue_is_purged_and_logged(logs, tmp_path, capl
 
 def test_a_queue_that_stays_full_aborts_the_transaction_instead_of_stopping(tmp_path) -> None:
     class Full(FakeProducer):
-        def produce(self, topic: str, value: bytes, key: bytes | None = None, **kw: Any) -> None:
+        def produce(self, topic: str, value: bytes, key: bytes | None = None, *args: Any, **kw: Any) -> None:
             raise BufferError("queue full")
 
     lib = Librdkafka(Broker({}), set())
