@@ -58,11 +58,10 @@ def admit(
     partition_of: dict[str, int],
     fail: Callable[[InvalidEvent, Record, str], object],
 ) -> Admitted:
-    """Decode each record of ``inputs`` (the predictions topic, the labels topic) and check it: the
-    admitted predictions (with their records) and labels by model, and each model's newest admitted
-    event time, this batch included (``newest_of``: a model's before it, ``-inf`` for none). A record
-    that does not decode goes to ``fail(reason, record, "decode")``, one refused to ``fail(reason,
-    record, "validate")``; ``partition_of`` learns the input partition of each model admitted."""
+    """Decode each record of ``inputs`` (predictions topic, labels topic) and check it: the admitted
+    predictions (with their records) and labels by model, and each model's newest admitted event time
+    (``newest_of``: before the batch; ``-inf``: none). Each other record goes to ``fail(reason, record,
+    stage)``, stage "decode" or "validate"; ``partition_of`` learns each admitted model's partition."""
     t_pred, t_label = inputs
     preds: dict[str, list[tuple[Prediction, Record]]] = {}
     labels: dict[str, list[Label]] = {}
@@ -95,15 +94,10 @@ def admit(
         t, ts, key = event.event_time, rec.timestamp, keys.get(model)
         if key is None:
             key = keys[model] = model.encode()
-        # the common case inline (keyed by its model, on the clock, a bounded value): what refusal()
-        # says of it, ~0.2 us a record less
-        if not (
-            rec.key == key
-            and 0.0 <= t < _INF
-            and 0.0 < ts < _INF
-            and t - ts <= max_skew
-            and (type(value) is not str or len(value) <= MAX_STRING)
-        ):
+        # the common case inline (keyed by its model, on the clock, a bounded value): refusal() would
+        # say "" of it, ~0.2 us a record later
+        ok = rec.key == key and 0.0 <= t < _INF and 0.0 < ts < _INF and t - ts <= max_skew
+        if not ok or (type(value) is str and len(value) > MAX_STRING):
             why = refusal(event, value, rec, known, max_skew)
             if why:
                 fail(InvalidEvent(f"{type(event).__name__}: {why}"), rec, "validate")

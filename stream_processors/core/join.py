@@ -88,6 +88,7 @@ _COUNTERS = (
     "forced",
 )
 _LAST_CALL = frozenset({"merged", "joins_before", "health"})  # what one call leaves for its caller
+_LATE, _ORPHANS, _EXPIRED = "late_labels", "orphan_labels", "expired_unlabelled"  # (in each health record)
 _CACHES = frozenset({"_rounded"})  # derived from other fields: never checkpointed
 
 
@@ -221,39 +222,25 @@ class LabelJoiner:
 
     def _merge(self, final: bool = False) -> list[Scored]:
         """Take the earlier of the two inputs' next events while both have one (``final``: while either
-        has one). :attr:`merged` lists the predictions merged, :attr:`joins_before` how many joins
-        came before each.
-
-        One loop for both inputs, each step written out and the three counts only it changes kept in
-        locals: per event, method calls and counter lookups cost more than the join itself. A
-        prediction merged joins the orphan label waiting for it, or waits for its label (pending); a
-        label merged joins its pending prediction, or is a duplicate, late, or waits as an orphan."""
+        has one); :attr:`merged` lists the predictions merged, :attr:`joins_before` how many joins came
+        before each. Steps written out, counts in locals: per event, calls cost more than the join."""
         out: list[Scored] = []
-        merged: list[Prediction] = []
-        joins_before: list[int] = []
-        health: list[int] = []
-        self.merged, self.joins_before, self.health = merged, joins_before, health
+        self.merged, self.joins_before, self.health = [], [], []
+        merged, joins_before, health = self.merged, self.joins_before, self.health
         preds, labels, ids = self._unmerged_predictions, self._unmerged_labels, self._unmerged_ids
-        pending, pending_order, orphans = self._pending, self._pending_order, self._orphans
-        closed, close, counts = self._closed, self._close, self.counts
+        pending, orphans, close, c = self._pending, self._orphans, self._close, self.counts
         cap, lateness = self.max_pending, self.lateness_s
-        n_pred, n_label, n_joined = counts["predictions"], counts["labels"], counts["joined"]
-        limit, forced = 0 if final else cap, 0  # past both inputs' fronts, an input keeps at most limit
+        n_pred, n_label, n_joined = c["predictions"], c["labels"], c["joined"]
+        limit, forced = 0 if final else cap, 0  # past both inputs' fronts, each keeps at most limit events
         try:
-            while True:
-                if preds:
-                    if labels:
-                        take = preds[0][0].event_time <= labels[0].event_time
-                    elif len(preds) > limit:
-                        take, forced = True, forced + 1
-                    else:
-                        break
-                elif labels and len(labels) > limit:
-                    take, forced = False, forced + 1
+            while preds or labels:
+                if preds and labels:
+                    take = preds[0][0].event_time <= labels[0].event_time
+                elif len(preds) > limit or len(labels) > limit:
+                    take, forced = bool(preds), forced + 1
                 else:
                     break
-                if take:
-                    # a prediction: the watermark moves, then it joins its orphan label or waits
+                if take:  # a prediction: the watermark moves, then it joins its orphan label or waits
                     item = preds.popleft()
                     p, index = item
                     pid, t = p.prediction_id, p.event_time
@@ -266,65 +253,47 @@ class LabelJoiner:
                             self._expire()
                     n_pred += 1
                     lab = orphans.pop(pid, None) if orphans else None
-                    if lab is not None:
-                        n_joined += 1
-                        close(pid, True)
-                        health += (
-                            n_joined,
-                            n_pred,
-                            counts["late_labels"],
-                            counts["orphan_labels"],
-                            counts["expired_unlabelled"],
-                            len(pending),
-                        )
-                        out.append(
-                            Scored(prediction=p, label=lab.label, label_time=lab.event_time, index=index)
-                        )
+                    if lab is None:
+                        pending[pid] = item
+                        self._pending_order.append(pid)
+                        if t < self._due:
+                            self._due = t
+                        if len(pending) > cap:
+                            self._expire()
                         continue
-                    pending[pid] = item
-                    pending_order.append(pid)
-                    if t < self._due:
-                        self._due = t
-                    if len(pending) > cap:
-                        self._expire()
-                else:
-                    # a label: it joins its pending prediction, is dropped, or waits as an orphan
+                else:  # a label: it joins its pending prediction, or see _unjoined
                     lab = labels.popleft()
                     n_label += 1
                     pid = lab.prediction_id
                     hit = pending.pop(pid, None)
-                    if hit is not None:
-                        n_joined += 1
-                        close(pid, True)
-                        health += (
-                            n_joined,
-                            n_pred,
-                            counts["late_labels"],
-                            counts["orphan_labels"],
-                            counts["expired_unlabelled"],
-                            len(pending),
-                        )
-                        out.append(
-                            Scored(
-                                prediction=hit[0], label=lab.label, label_time=lab.event_time, index=hit[1]
-                            )
-                        )
-                    elif pid in closed:
-                        counts["duplicate_labels" if closed[pid] else "late_labels"] += 1
-                    elif pid in orphans:
-                        counts["duplicate_labels"] += 1
-                    elif lab.event_time < self.watermark - lateness:
-                        counts["late_labels"] += 1
-                    else:
-                        orphans[pid] = lab
-                        self._orphan_order.append(pid)
-                        self._due = min(self._due, lab.event_time)
-                        if len(orphans) > cap:
-                            self._expire()
+                    if hit is None:
+                        self._unjoined(lab)
+                        continue
+                    p, index = hit
+                n_joined += 1  # a join
+                close(pid, True)
+                health += (n_joined, n_pred, c[_LATE], c[_ORPHANS], c[_EXPIRED], len(pending))
+                out.append(Scored(prediction=p, label=lab.label, label_time=lab.event_time, index=index))
         finally:
-            counts["predictions"], counts["labels"], counts["joined"] = n_pred, n_label, n_joined
-            counts["forced"] += 0 if final else forced
+            c["predictions"], c["labels"], c["joined"] = n_pred, n_label, n_joined
+            c["forced"] += 0 if final else forced
         return out
+
+    def _unjoined(self, lab: Label) -> None:
+        """A label merged without its prediction pending: a duplicate, late, or an orphan that waits."""
+        pid, counts = lab.prediction_id, self.counts
+        if pid in self._closed:
+            counts["duplicate_labels" if self._closed[pid] else "late_labels"] += 1
+        elif pid in self._orphans:
+            counts["duplicate_labels"] += 1
+        elif lab.event_time < self.horizon:
+            counts["late_labels"] += 1
+        else:
+            self._orphans[pid] = lab
+            self._orphan_order.append(pid)
+            self._due = min(self._due, lab.event_time)
+            if len(self._orphans) > self.max_pending:
+                self._expire()
 
     def health_at(self, k: int) -> JoinHealth:
         """The counts right after the last call's ``k``-th join."""

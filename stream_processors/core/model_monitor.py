@@ -122,10 +122,11 @@ class ModelMonitor:
                 keep[[j for j, _ in bad]] = False
                 cols = {k: v[keep] for k, v in cols.items()}
                 good = [i for i, k in zip(positions, keep, strict=True) if k]
-            index = self.n_predictions + np.arange(len(good))
+            first = self.n_predictions
+            index = first + np.arange(len(good))
             self.n_predictions += len(good)
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
-            accepted += [(preds[i], int(k)) for i, k in zip(good, index, strict=True)]
+            accepted += zip([preds[i] for i in good], range(first, first + len(good)), strict=True)
             out.alerts += vm.on_predictions(cols, index, times)
             if self.segments is not None and version in self.segments:
                 batch = [preds[i] for i in good] if bad else batch
@@ -137,11 +138,11 @@ class ModelMonitor:
     def _new_by_version(self, preds: list[Prediction]) -> dict[str, list[int]]:
         """Positions of the predictions not seen before, by version; replays never reach the statistics."""
         by_version: dict[str, list[int]] = {}
-        is_new, seen, counts = self.joiner.is_new, set(), self.joiner.counts
-        horizon = self.joiner.arrival_horizon
+        seen: set[str] = set()
+        is_new, counts, horizon = self.joiner.is_new, self.joiner.counts, self.joiner.arrival_horizon
         for pos, p in enumerate(preds):
             pid = p.prediction_id
-            if not is_new(pid) or pid in seen:
+            if pid in seen or not is_new(pid):
                 counts["duplicate_predictions"] += 1
                 continue
             if p.event_time < horizon:  # settled time: its id may be forgotten, it may be a replay

@@ -197,6 +197,7 @@ class ProcessorCore:
 
     def _process(self, records: Sequence[Record]) -> CoreOutput:
         out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
+        self._refresh_error = None  # (a failed batch's: read by the caller right after it raised)
         preds, labels, newest = self._admit(records, out)
         if preds and self.refresh_announcements is not None:
             self._refresh_if_unannounced(preds)

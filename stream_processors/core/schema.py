@@ -75,9 +75,15 @@ def columns(
                 cols[name] = _numeric_or_nan(name, list(values), bad)
         else:
             listed = values if isinstance(values, list) else values.tolist()
-            cols[name] = np.array([None if v is None else str(v) for v in listed], dtype=object)
+            if set(map(type, listed)) <= _TEXT:  # text already (the usual case): no str() per value
+                cols[name] = np.array(listed, dtype=object)
+            else:
+                cols[name] = np.array([None if v is None else str(v) for v in listed], dtype=object)
     cols[SCORE_COLUMN] = np.array([np.nan if p.score is None else p.score for p in preds], dtype=float)
     return cols, sorted(bad.items())
+
+
+_TEXT = {str, type(None)}
 
 
 def _tables(feats: Sequence[Mapping[str, object]], kinds: Mapping[str, Kind]) -> list[np.ndarray] | None:
