@@ -65,13 +65,15 @@ class ADWIN(StreamDetector):
             self._total, self._width = (0.0, 0) if d.drift_detected else (d.total, d.width)
 
     def update(self, x: float) -> DriftSignal | None:
-        found = self.update_many([x])
+        found = self.update_many([float(x)])
         return found[0] if found else None
 
     def update_many(self, xs: np.ndarray | list[float]) -> list[DriftSignal]:
         out: list[DriftSignal] = []
         d, n, total, width = self._river, self.n, self._total, self._width
-        for x in np.asarray(xs, dtype=float).tolist():
+        # (a list of floats as it is: update() passes one value, and a numpy round trip costs more)
+        values = xs if type(xs) is list else np.asarray(xs, dtype=float).tolist()
+        for x in values:
             n += 1
             if d.drift_detected:  # river's update starts a new window
                 total, width = 0.0, 0
