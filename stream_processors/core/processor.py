@@ -199,11 +199,13 @@ class ProcessorCore:
         out = CoreOutput(max_output_bytes=self.settings.max_output_bytes)
         self._refresh_error = None  # (a failed batch's: read by the caller right after it raised)
         preds, labels, newest = self._admit(records, out)
-        if preds and self.refresh_announcements is not None:
-            self._refresh_if_unannounced(preds)
+        checked = self.announcements is not None  # only announced versions are monitored
+        versions = {m: {p.model_version for p, _ in its} for m, its in preds.items()} if checked else {}
+        if versions and self.refresh_announcements is not None:
+            self._refresh_if_unannounced(versions)
         self.records_seen += len(records)
         for model, items in preds.items():
-            if self.announcements is not None and not (items := self._announced(model, items, out)):
+            if checked and not (items := self._announced(model, items, versions[model], out)):
                 continue
             unsafe = unsafe_feature_names([p for p, _ in items])
             if unsafe:
@@ -283,14 +285,14 @@ class ProcessorCore:
             lambda exc, rec, stage: self._fail(exc, rec, stage, out),
         )
 
-    def _refresh_if_unannounced(self, preds: Mapping[str, list[tuple[Prediction, Record]]]) -> None:
-        """Read the models topic if a version in ``preds`` is not announced (yet): an announcement made
-        before those predictions were produced is then known when they are processed."""
+    def _refresh_if_unannounced(self, versions: Mapping[str, set[str]]) -> None:
+        """Read the models topic if one of a batch's ``versions`` (per model) is not announced (yet): an
+        announcement made before those predictions were produced is then known when they are processed."""
         table, refresh = self.announcements, self.refresh_announcements
         if (
             table is not None
             and refresh is not None
-            and any(table.unannounced(m, {p.model_version for p, _ in items}) for m, items in preds.items())
+            and any(table.unannounced(m, v) for m, v in versions.items())
         ):
             try:
                 refresh()
@@ -304,12 +306,13 @@ class ProcessorCore:
             self.announcements.announce(update)
 
     def _announced(
-        self, model: str, items: list[tuple[Prediction, Record]], out: CoreOutput
+        self, model: str, items: list[tuple[Prediction, Record]], versions: set[str], out: CoreOutput
     ) -> list[tuple[Prediction, Record]]:
-        """The predictions of announced versions; the others are dead-lettered (the reason says how to
-        announce them) before they can create state -- invented versions never evict a live one."""
+        """The predictions of announced versions (``versions``: those ``items`` name); the others are
+        dead-lettered (the reason says how to announce them) before they can create state -- invented
+        versions never evict a live one."""
         assert self.announcements is not None
-        missing = self.announcements.unannounced(model, {p.model_version for p, _ in items})
+        missing = self.announcements.unannounced(model, versions)
         if not missing:
             return items
         for p, rec in items:
