@@ -1,5 +1,5 @@
-"""A batch's ranks and buckets are found in bulk (values searched in sorted order, distinct categories
-looked up once): each row still gets exactly what it would get alone."""
+"""A batch's ranks and buckets are found in bulk (values searched in sorted order, categories mapped
+in one pass): each row still gets exactly what it would get alone."""
 
 from __future__ import annotations
 
