@@ -48,8 +48,16 @@ class QueueFull(DriftlineError):
 
 # librdkafka's default fetch.queue.backoff.ms (1000) stalls a consumer slower than its fetcher
 # for ~0.9 s each time the prefetch queue fills; 50 ms removes the stalls.
+# Prefetch per partition: 5,000 messages or 4 MB, not librdkafka's 100,000 / 64 MB. A processor
+# consumes 5,000-record batches, so more is never needed at once; what librdkafka prefetched for a
+# partition the processor pauses (its flow control between the inputs) is dropped and fetched again on
+# resume, and the prefetching thread competes with the processing one for the same cores.
+# `driftline process`, 8 features, A/B on a local broker: 90k -> 123k events/s and ~30 MB less RSS;
+# 200 features: 12.0k -> 14.0k.
 CONSUMER_DEFAULTS = {
     "fetch.queue.backoff.ms": 50,
+    "queued.min.messages": 5_000,
+    "queued.max.messages.kbytes": 4_096,
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
 }
