@@ -181,7 +181,7 @@ class KafkaRunner(BatchRunner):
         to the group's committed ones. Without a snapshot store, read on from the committed offsets."""
         consumer: TxConsumer = self.consumer  # type: ignore[assignment]
         keys = [(t, p) for p in partitions for t in self._inputs]
-        committed = self._partitions.floor(keys, consumer.committed(keys))  # type: ignore[attr-defined]
+        committed = self._partitions.settled(keys, lambda: consumer.committed(keys))  # type: ignore[attr-defined]
         start: dict[tuple[str, int], int] = {}
         for p in partitions:
             models = self._partitions.restore(p)

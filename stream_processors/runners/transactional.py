@@ -80,9 +80,10 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         self._txn, self._consumer, self._replaying = transactions, consumer, replaying
         self.commit_timeout = commit_timeout
         self.snapshots = 0
-        # (topic, partition) -> the highest next offset a transaction of this process committed: the
-        # group's committed offset can never be lower (see :meth:`floor`); kept across rewinds.
+        # (topic, partition) -> the highest next offset a transaction of this process committed: a
+        # lower read of the group's is stale or lost (see :meth:`settled`); kept across rewinds.
         self.confirmed: dict[tuple[str, int], int] = {}
+        self.settle_s, self.settle_every_s, self.sleep = 20.0, 0.5, time.sleep
         self.background = background
         self._making: dict[int, tuple[ForkedSnapshot, dict[str, int]]] = {}  # partition -> (child, offsets)
 
@@ -94,29 +95,47 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         for t, off in committed.items():
             self._committed[(t, partition)] = off
 
-    def floor(
-        self, keys: list[tuple[str, int]], committed: Mapping[tuple[str, int], int]
+    def settled(
+        self, keys: list[tuple[str, int]], read: Callable[[], Mapping[tuple[str, int], int]]
     ) -> dict[tuple[str, int], int]:
-        """``committed`` (the group's offsets of ``keys``, as read from the broker), raised to what this
-        process's own transactions committed. A read lower than an offset this process saw commit is
-        stale (a coordinator that has not applied the last transaction's offsets yet after a broker
-        restart, a read that was not stable): a replay that stopped there would process that
-        transaction's records again, outputs included -- committed twice. Offsets only move forward
-        while the group has a member (an operator resets them only once it is empty, never under a
-        running process), so the higher of the two is the committed one."""
-        out = dict(committed)
-        for tp in keys:
-            mine = self.confirmed.get(tp)
-            if mine is not None and out.get(tp, -1) < mine:
-                log.warning(
-                    "%s[%d]: the group's committed offset read as %s, but this process committed %d: "
-                    "a stale answer (after a broker restart?) -- %d is used",
-                    *tp,
-                    out.get(tp, "none"),
-                    mine,
-                    mine,
-                )
-                out[tp] = mine
+        """The group's committed offsets of ``keys`` (``read()`` asks the broker), read again while one
+        is below what this process's own transactions committed, for up to :attr:`settle_s`.
+
+        A lower read is stale while the group coordinator has not applied this process's last
+        transaction yet (right after a broker restart); a replay that stopped there would process that
+        transaction's records again, outputs included -- committed twice. So it is read again until
+        it catches up. One that never does was lost by the broker: a single broker stopped while a
+        transaction committed recorded it complete without writing its markers (Kafka 4.4, seen in
+        the broker-restart test -- the transaction's outputs were aborted later with the next epoch).
+        Then the broker's offsets are the truth, and replaying from them makes the lost outputs again;
+        keeping this process's own offsets lost them for good."""
+        out = dict(read())
+        for _ in range(max(1, round(self.settle_s / self.settle_every_s))):
+            behind = [tp for tp in keys if tp in self.confirmed and out.get(tp, -1) < self.confirmed[tp]]
+            if not behind:
+                return out
+            log.warning(
+                "%s: the group's committed offsets read as %s, but this process committed %s: read again "
+                "(a coordinator still applying the last transaction after a broker restart?)",
+                behind,
+                [out.get(tp, "none") for tp in behind],
+                [self.confirmed[tp] for tp in behind],
+            )
+            self.sleep(self.settle_every_s)
+            out = dict(read())
+        behind = [tp for tp in keys if tp in self.confirmed and out.get(tp, -1) < self.confirmed[tp]]
+        if behind:
+            log.error(
+                "%s: the group's committed offsets stayed at %s for %.0f s, below the %s this process's "
+                "transactions committed: the broker lost a committed transaction -- its offsets are used, "
+                "and what that transaction made is made again",
+                behind,
+                [out.get(tp, "none") for tp in behind],
+                self.settle_s,
+                [self.confirmed[tp] for tp in behind],
+            )
+            for tp in behind:
+                self.confirmed[tp] = out.get(tp, 0)
         return out
 
     def commit(self, *, force: bool = False) -> None:

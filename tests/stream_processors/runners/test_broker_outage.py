@@ -31,6 +31,7 @@ from driftline.kafka_transactions import TransactionAborted, TransactionalSink
 from stream_processors.core.processor import ProcessorCore
 from stream_processors.runners.checkpoint import CheckpointStore
 from stream_processors.runners.kafka import KafkaRunner
+from stream_processors.runners.transactional import TransactionalCheckpoint
 
 logs, reference = exactly_once_fakes.logs, exactly_once_fakes.reference  # the fixtures
 
@@ -194,7 +195,7 @@ def test_committed_offsets_read_stale_after_an_abort_commit_nothing_twice(
 ) -> None:
     """A transaction fails after the one before it committed; the rewind reads the group's offsets as
     they were one transaction earlier. Replaying only up to there would process the last committed
-    transaction's records again, outputs included: the offsets this process saw commit are a floor."""
+    transaction's records again, outputs included: the offsets are read again until they catch up."""
     broker = Broker(logs)
     member = StaleMember(broker)
     runner, _, sink, clock = processor(
@@ -214,3 +215,23 @@ def test_committed_offsets_read_stale_after_an_abort_commit_nothing_twice(
     runner.close()
     assert runner.rewinds == 1 and member.stale is None
     assert Counter(broker.outputs) == Counter(reference)
+
+
+def test_a_read_below_what_this_process_committed_is_read_again_and_a_lost_commit_is_believed(caplog) -> None:
+    """The group's offsets read below what this process's transactions committed: read again while
+    they catch up (a coordinator still applying the last transaction); if they never do, the broker
+    lost that transaction (its outputs too), so its offsets are used -- the replay makes them again."""
+    checkpoint = TransactionalCheckpoint(object(), object(), lambda p: {})  # type: ignore[arg-type]
+    slept: list[float] = []
+    checkpoint.sleep = slept.append  # type: ignore[method-assign]
+    key, other = ("labels", 0), ("predictions", 0)
+    checkpoint.confirmed = {key: 8094, other: 6538}
+    reads = iter([{key: 898, other: 6538}, {key: 898, other: 6538}, {key: 8094, other: 6538}])
+    assert checkpoint.settled([key, other], lambda: next(reads)) == {key: 8094, other: 6538}
+    assert len(slept) == 2 and checkpoint.confirmed[key] == 8094  # stale twice, then caught up
+
+    slept.clear()
+    assert checkpoint.settled([key, other], lambda: {key: 898, other: 6538}) == {key: 898, other: 6538}
+    assert sum(slept) == pytest.approx(checkpoint.settle_s)  # waited the whole bound, then believed it
+    assert checkpoint.confirmed[key] == 898  # the next rewind does not wait for the lost commit again
+    assert any("lost a committed transaction" in r.getMessage() for r in caplog.records)
