@@ -109,32 +109,37 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         the broker-restart test -- the transaction's outputs were aborted later with the next epoch).
         Then the broker's offsets are the truth, and replaying from them makes the lost outputs again;
         keeping this process's own offsets lost them for good."""
+
+        def behind(out: dict[tuple[str, int], int]) -> list[tuple[str, int]]:
+            return [tp for tp in keys if tp in self.confirmed and out.get(tp, -1) < self.confirmed[tp]]
+
         out = dict(read())
-        for _ in range(max(1, round(self.settle_s / self.settle_every_s))):
-            behind = [tp for tp in keys if tp in self.confirmed and out.get(tp, -1) < self.confirmed[tp]]
-            if not behind:
-                return out
+        lagging = behind(out)
+        if lagging:
             log.warning(
                 "%s: the group's committed offsets read as %s, but this process committed %s: read again "
                 "(a coordinator still applying the last transaction after a broker restart?)",
-                behind,
-                [out.get(tp, "none") for tp in behind],
-                [self.confirmed[tp] for tp in behind],
+                lagging,
+                [out.get(tp, "none") for tp in lagging],
+                [self.confirmed[tp] for tp in lagging],
             )
+        for _ in range(max(1, round(self.settle_s / self.settle_every_s))):
+            if not lagging:
+                return out
             self.sleep(self.settle_every_s)
             out = dict(read())
-        behind = [tp for tp in keys if tp in self.confirmed and out.get(tp, -1) < self.confirmed[tp]]
-        if behind:
+            lagging = behind(out)
+        if lagging:
             log.error(
                 "%s: the group's committed offsets stayed at %s for %.0f s, below the %s this process's "
                 "transactions committed: the broker lost a committed transaction -- its offsets are used, "
                 "and what that transaction made is made again",
-                behind,
-                [out.get(tp, "none") for tp in behind],
+                lagging,
+                [out.get(tp, "none") for tp in lagging],
                 self.settle_s,
-                [self.confirmed[tp] for tp in behind],
+                [self.confirmed[tp] for tp in lagging],
             )
-            for tp in behind:
+            for tp in lagging:
                 self.confirmed[tp] = out.get(tp, 0)
         return out
 
