@@ -306,10 +306,26 @@ class PartitionCheckpoint:
     def pending(self) -> int:
         return self._pending
 
-    def restore(self, partition: int) -> dict[str, Any] | None:
+    def restore(self, partition: int, not_after: Mapping[str, int] | None = None) -> dict[str, Any] | None:
         """Take ``partition`` over: the state saved for it (None if there is none), whose offsets
-        become its tracked ones -- committed with the next checkpoint even if nothing is read."""
+        become its tracked ones -- committed with the next checkpoint even if nothing is read.
+
+        ``not_after``: the group's committed offsets (exactly-once). A snapshot past them followed a
+        commit the broker then lost (a single broker stopped mid-commit can record a transaction
+        complete without writing its markers): its outputs were aborted, so it is not used -- the
+        partition is rebuilt from its start, replaying up to the committed offsets."""
         saved = self.store.load(partition) if self.store is not None else None
+        if saved is not None and not_after is not None:
+            ahead = {t: off for t, off in saved[1].items() if off > not_after.get(t, 0)}
+            if ahead:
+                log.error(
+                    "partition %d: its snapshot is past the group's committed offsets (%s vs %s): a "
+                    "commit it followed was lost by the broker -- the partition is rebuilt from its start",
+                    partition,
+                    ahead,
+                    {t: not_after.get(t, "none") for t in ahead},
+                )
+                saved = None
         if saved is None:
             self._next.setdefault(partition, {})
             return None

@@ -184,9 +184,10 @@ class KafkaRunner(BatchRunner):
         committed = self._partitions.settled(keys, lambda: consumer.committed(keys))  # type: ignore[attr-defined]
         start: dict[tuple[str, int], int] = {}
         for p in partitions:
-            models = self._partitions.restore(p)
-            saved = self._partitions.offsets(p)
             done = {t: committed[(t, p)] for t in self._inputs if (t, p) in committed}
+            lost = p in self._partitions.lost  # type: ignore[attr-defined]
+            models = self._partitions.restore(p, not_after=done if lost else None)
+            saved = self._partitions.offsets(p)
             if models is not None:
                 self.core.adopt(p, models)
             if self._partitions.store is None:
