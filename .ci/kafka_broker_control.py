@@ -78,8 +78,8 @@ def is_our_broker(pid: int, workdir: Path) -> bool:
     return b"kafka.Kafka" in cmd and str(workdir / "server.properties").encode() in cmd
 
 
-def stop(workdir: str | Path, timeout: float = STOP_TIMEOUT_S) -> bool:
-    """Stop the broker started in ``workdir`` (TERM, then KILL); return whether one was running."""
+def stop(workdir: str | Path, timeout: float = STOP_TIMEOUT_S, sig: int = signal.SIGTERM) -> bool:
+    """Stop the broker started in ``workdir`` (``sig``, then KILL); return whether one was running."""
     workdir = Path(workdir).resolve()
     pid_file = workdir / "broker.pid"
     if not pid_file.is_file():
@@ -88,7 +88,7 @@ def stop(workdir: str | Path, timeout: float = STOP_TIMEOUT_S) -> bool:
     if not _alive(pid) or not is_our_broker(pid, workdir):
         pid_file.unlink(missing_ok=True)
         return False
-    os.killpg(pid, signal.SIGTERM)
+    os.killpg(pid, sig)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
