@@ -62,6 +62,8 @@ RETRIABLE_CODES = frozenset(
         # transport: a broker restarting, a slow or dropped connection
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
+        # a broker connection torn down under a request (the broker killed): the next one reconnects
+        KafkaError._DESTROY_BROKER,
         KafkaError._TIMED_OUT,
         KafkaError.REQUEST_TIMED_OUT,
         KafkaError.NETWORK_EXCEPTION,

@@ -123,6 +123,9 @@ def test_an_error_that_will_not_pass_is_not_retried(code: int, fix: str) -> None
 def test_what_counts_as_retriable() -> None:
     assert is_retriable(KafkaException(NOT_LEADER))
     assert is_retriable(KafkaException(KafkaError(KafkaError._TRANSPORT)))
+    # a query in flight when the broker is killed: its connection torn down, not the client's
+    assert is_retriable(KafkaException(KafkaError(KafkaError._DESTROY_BROKER)))
+    assert not is_retriable(KafkaException(KafkaError(KafkaError._DESTROY)))  # our own client closed
     assert is_retriable(KafkaException(KafkaError(KafkaError.INVALID_REQUEST, "x", retriable=True)))
     assert not is_retriable(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
     assert not is_retriable(ValueError("not Kafka's"))
