@@ -38,7 +38,8 @@ from driftline.contracts import Alert, Label, Metric, Prediction, Scored
 from driftline.spec import ModelSpec
 from stream_processors.core.join import JoinHealth, LabelJoiner
 from stream_processors.core.reference import ReferenceRows, pinned_reference
-from stream_processors.core.schema import Kind, columns, infer_kinds
+from stream_processors.core.schema import WIDE, Kind, columns, infer_kinds
+from stream_processors.core.scored import hold
 from stream_processors.core.segments import VersionSegments, level_settings
 from stream_processors.core.version import VersionMonitor
 
@@ -105,9 +106,13 @@ class ModelMonitor:
         return True
 
     # -- predictions ---------------------------------------------------------------------------
-    def on_predictions(self, preds: list[Prediction]) -> MonitorOutput:
+    def on_predictions(self, preds: list[Prediction], raws: list[bytes] | None = None) -> MonitorOutput:
+        """``raws``: the bytes each prediction was decoded from; a version of :data:`~.schema.WIDE`
+        features or more then holds them in the join instead of its features (:mod:`~.scored`), and
+        its scored events carry them."""
         out = MonitorOutput()
         accepted: list[tuple[Prediction, int]] = []
+        segment_columns = self.spec.segments if self.spec is not None else ()  # read at the join
         if self.spec is not None:
             self._note_undeclared(preds)
         for version, positions in self._new_by_version(preds).items():
@@ -126,7 +131,10 @@ class ModelMonitor:
             index = first + np.arange(len(good))
             self.n_predictions += len(good)
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
-            accepted += zip([preds[i] for i in good], range(first, first + len(good)), strict=True)
+            held = [preds[i] for i in good]
+            if raws is not None and len(vm.kinds) >= WIDE:  # narrower: formatting the few values is cheaper
+                held = [hold(p, raws[i], segment_columns) for p, i in zip(held, good, strict=True)]
+            accepted += zip(held, range(first, first + len(good)), strict=True)
             out.alerts += vm.on_predictions(cols, index, times)
             if self.segments is not None and version in self.segments:
                 batch = [preds[i] for i in good] if bad else batch

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import msgspec
 from threadpoolctl import ThreadpoolController
 
 from detectors import get_detector
@@ -38,6 +37,7 @@ from stream_processors.core.admission import admit
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 from stream_processors.core.reference import load_reference
+from stream_processors.core.scored import encode_scored, without_features
 from stream_processors.core.version import error_detector_choice
 
 __all__ = ["CoreOutput", "ErrorAction", "ProcessorCore", "dead_letter_all"]
@@ -71,9 +71,6 @@ def _one_blas_thread() -> Any:
     return _BLAS[0].limit(limits=1, user_api="blas")
 
 
-_ENCODE = msgspec.json.Encoder().encode  # what driftline.contracts.encode calls, without its call
-
-
 def dead_letter_all(exc: Exception, record: Record, stage: str) -> ErrorAction:
     """The default error policy: every invalid record goes to the dead-letter topic."""
     return "dead_letter"
@@ -100,12 +97,12 @@ class CoreOutput:
     def messages(self, topics: Topics) -> list[tuple[str, bytes | None, bytes, float | None]]:
         """(topic, key, value, timestamp) to send, keyed by model so a model's events stay ordered."""
         out: list[tuple[str, bytes | None, bytes, float | None]] = []
-        limit, add, enc, scored = self.max_output_bytes, out.append, _ENCODE, topics.scored
+        limit, add, enc, scored = self.max_output_bytes, out.append, encode_scored, topics.scored
         keys: dict[str, bytes] = {}  # per model, its key (one scored event per label: per record, ~0.2 us)
         for s in self.scored:
             value = enc(s)
             if len(value) > limit:
-                value = encode(_without_features(s))
+                value = encode(without_features(s))
             p = s.prediction
             key = keys.get(p.model)
             if key is None:
@@ -118,12 +115,6 @@ class CoreOutput:
         for d in self.dead_letters:
             out.append((topics.dlq, None, encode(d), None))
         return out
-
-
-def _without_features(s: Scored) -> Scored:
-    """``s`` small enough to send: every other field is bounded by the contracts and admission."""
-    bare = msgspec.structs.replace(s.prediction, features={})
-    return msgspec.structs.replace(s, prediction=bare, features_dropped=True)
 
 
 def _check_budgets(model: str, spec: ModelSpec, settings: MonitorSettings) -> None:
@@ -213,7 +204,7 @@ class ProcessorCore:
                     self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
                 dropped = {pos for pos, _ in unsafe}
                 items = [item for pos, item in enumerate(items) if pos not in dropped]
-            res = self._monitor(model).on_predictions([p for p, _ in items])
+            res = self._monitor(model).on_predictions([p for p, _ in items], [r.value for _, r in items])
             for pos, reason in res.rejected:
                 self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
             self._collect(res, out)
