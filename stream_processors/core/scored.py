@@ -79,16 +79,6 @@ def encode_scored(s: Scored) -> bytes:
 def without_features(s: Scored) -> Scored:
     """``s`` with a plain prediction and no features, flagged ``features_dropped``: small enough to
     send (every other field is bounded by the contracts and admission)."""
-    p = s.prediction
-    bare = Prediction(
-        schema_version=p.schema_version,
-        prediction_id=p.prediction_id,
-        model=p.model,
-        model_version=p.model_version,
-        event_time=p.event_time,
-        features={},
-        prediction=p.prediction,
-        score=p.score,
-        probabilities=p.probabilities,
-    )
+    fields = {name: getattr(s.prediction, name) for name in Prediction.__struct_fields__}
+    bare = Prediction(**(fields | {"features": {}}))  # a plain prediction: no held bytes
     return msgspec.structs.replace(s, prediction=bare, features_dropped=True)
