@@ -42,11 +42,16 @@ def waiting_mb(features: int, n: int, held: bool, batch: int = 5000) -> tuple[fl
     del stream
     mon = ModelMonitor("m0", MonitorSettings())
     for a in range(0, len(values), batch):
-        raws = values[a : a + batch]
-        mon.on_predictions([decode(Prediction, v) for v in raws], raws if held else None)
-    del values, raws
+        _feed(mon, values[a : a + batch], held)
+    del values
     gc.collect()
     return (tracemalloc.get_traced_memory()[0] - base) / 1e6, mon.joiner.waiting
+
+
+def _feed(mon: ModelMonitor, raws: list[bytes], held: bool) -> None:
+    """One batch, as the processor feeds it (``held``: with its bytes); nothing of it outlives the call
+    but what the monitor keeps."""
+    mon.on_predictions([decode(Prediction, v) for v in raws], raws if held else None)
 
 
 def main(argv: list[str] | None = None) -> int:
