@@ -7,7 +7,8 @@ per feature for the statistics (``stream_processors.core.schema.columns``). This
 prediction and per feature count, on the pipeline benchmark's stream, interleaved, medians of 5:
 
 - ``dict``: what the processor does today;
-- ``struct``: features decoded into a msgspec struct made for the version's schema, then columns;
+- ``struct``: each record decoded into a msgspec struct made for the version's schema (the join's
+  fields and a field per feature), then columns;
 - ``arrow``: the batch's features parsed by Arrow's JSON reader straight into columns (one call per
   batch), plus each record decoded without its features -- the fields the join still needs;
 - ``floor``: each record decoded without its features, alone: what any per-record decode pays
@@ -20,8 +21,6 @@ figures are lower bounds of what they would cost in the processor. The figures s
 a faster decoder could save against what the statistics cost: the README's Throughput paragraph
 quotes them.
 """
-
-from __future__ import annotations
 
 import argparse
 import io
@@ -48,7 +47,6 @@ from driftline.contracts import LabelValue, Prediction  # noqa: E402
 from stream_processors.core.schema import SCORE_COLUMN, Kind, columns, infer_kinds  # noqa: E402
 
 Columns = dict[str, np.ndarray]
-OPTIONS = ("dict", "struct", "arrow", "floor")
 
 
 class _JoinFields(msgspec.Struct, gc=False):
@@ -84,9 +82,7 @@ def struct_decoder(kinds: dict[str, Kind]) -> Callable[[list[bytes]], Columns]:
         for i, (name, kind) in enumerate(kinds.items())
     ]
     feats = msgspec.defstruct("Features", fields, gc=False)
-    typed = msgspec.defstruct(
-        "TypedPrediction", [("features", feats), ("score", float | None, None)], gc=False
-    )
+    typed = msgspec.defstruct("TypedPrediction", [("features", feats)], bases=(_JoinFields,), kw_only=True)
     dec = msgspec.json.Decoder(typed)
     names = list(kinds)
 
