@@ -153,6 +153,7 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
 
     ends, first, results, halt = shared
     parts, t_pred = len(ends) // 2, settings.topics.predictions
+    inputs = (t_pred, settings.topics.labels)
     orig = KafkaSource.poll
     trace: list[tuple[int, float]] = []  # (records read, RSS MB): at the first batch, then every n / 10
     read = [0]
@@ -160,13 +161,14 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
     def poll(self: KafkaSource, max_records: int, timeout: float = 0.0) -> list[Any]:
         recs = orig(self, max_records, timeout)
         if recs:
-            # a partition's records come in offset order: its last one is its newest (one dict
-            # comprehension: the measure must not cost what it measures)
-            top = {(r.topic, r.partition): r.offset for r in recs}
+            # the consumer's positions (the next offset past what it handed out), asked once a batch:
+            # the measure must not cost what it measures (a pass over the records took ~2% of the run)
+            positions = self._c.position(self._c.assignment())
             with ends.get_lock():
-                for (topic, partition), off in top.items():
-                    at = partition if topic == t_pred else parts + partition
-                    ends[at] = max(ends[at], off + 1)
+                for tp in positions:
+                    if tp.offset >= 0 and tp.topic in inputs:
+                        at = tp.partition if tp.topic == t_pred else parts + tp.partition
+                        ends[at] = max(ends[at], tp.offset)
             with first.get_lock():
                 if not first.value:
                     first.value = time.time()
