@@ -8,7 +8,9 @@ instances; 8, 50 and 200 features), on the same topics, interleaved, medians of 
   decode     the same, decoding every record into its typed event (msgspec): the per-record ceiling
   core       ProcessorCore.process on 5,000-record batches in process, outputs encoded for sending
   process    `driftline process` end to end (forked instances: consume, core, produce, checkpoints
-             to a state directory, exactly-once transactions), until every input record was read
+             to a state directory, exactly-once transactions), from the first batch read until every
+             instance closed; "tail s": how much of that came after every input offset was read (the
+             last batches, the last transaction, the final snapshot, closing), a fixed cost per run
 The stream has drift (alerts are produced and counted) and every run is checked: scored events ==
 labels (every label joined; nothing lost, nothing twice). Then the latency from a label's produce to
 its scored output at two fixed rates, and the processor's RSS at the start and end of a long run
@@ -78,6 +80,7 @@ def run_case(case: tuple[Any, ...], args: argparse.Namespace, bootstrap: str | N
     row: dict[str, Any] = {"case": name, "events": n, "labels": stream.labels, "features": features}
     rates: dict[str, list[float]] = {"raw": [], "decode": [], "core": [], "process": []}
     checks: list[dict[str, int]] = []
+    tails: list[float] = []  # seconds of each process run after every input offset was read
     settings = None
     if bootstrap is not None:
         import pipeline_kafka as pk
@@ -96,7 +99,9 @@ def run_case(case: tuple[Any, ...], args: argparse.Namespace, bootstrap: str | N
         rates["raw"].append(pk.raw_consume(settings, n))
         rates["decode"].append(pk.raw_consume(settings, n, decoded=True))
         run = pk.fresh_outputs(settings)
-        rates["process"].append(pk.process(run, n, instances).rate)
+        proc = pk.process(run, n, instances)
+        rates["process"].append(proc.rate)
+        tails.append(proc.tail_s)
         checks.append(
             {
                 "variant": 1,
@@ -107,6 +112,8 @@ def run_case(case: tuple[Any, ...], args: argparse.Namespace, bootstrap: str | N
     for key, values in rates.items():
         if values:
             row[key] = round(statistics.median(values))
+    if tails:
+        row["process_tail_s"] = round(statistics.median(tails), 2)
     if "raw" in row:
         for key in ("decode", "core", "process"):
             row[f"{key}_vs_raw"] = round(row[key] / row["raw"], 3)
@@ -137,12 +144,13 @@ def report(result: dict[str, Any]) -> None:
     """The table: events/s and the ratio to the raw consumer of the same case."""
     load = f"load average {result['load_before']} -> {result['load_after']}"
     print(f"{load} on {result['cpus']} CPUs; {result['broker']}")
-    head = f"{'raw ev/s':>10}{'decode':>8}{'core':>8}{'process':>9}{'process ev/s':>14}"
+    head = f"{'raw ev/s':>10}{'decode':>8}{'core':>8}{'process':>9}{'process ev/s':>14}{'tail s':>8}"
     print(f"{'case':<40}{head}  all processed")
     for r in result["cases"]:
         ratio = [f"{r.get(k + '_vs_raw', float('nan')):>8.3f}" for k in ("decode", "core")]
         proc = f"{r.get('process_vs_raw', float('nan')):>9.3f}{r.get('process', 0):>14,}"
-        print(f"{r['case']:<40}{r.get('raw', 0):>10,}{''.join(ratio)}{proc}  {r['all_processed']}")
+        tail = f"{r.get('process_tail_s', float('nan')):>8.2f}"
+        print(f"{r['case']:<40}{r.get('raw', 0):>10,}{''.join(ratio)}{proc}{tail}  {r['all_processed']}")
         if "raw" not in r:
             print(f"{'':<40}core {r['core']:,} ev/s")
     for lat in result.get("latency", []):

@@ -139,6 +139,8 @@ def raw_consume(settings: DriftlineSettings, n: int, decoded: bool = False) -> f
 @dataclass
 class ProcessRun:
     rate: float  # input events per second, from the first batch read to the last instance's close
+    tail_s: float  # of that time, seconds after every input offset was read: the last batches, the
+    # last transaction, the final snapshot, the consumers' close (a fixed cost a short run weighs)
     rss_start_mb: list[float]  # per instance, at its first batch
     rss_end_mb: list[float]  # per instance, once it closed
     rss_trace: list[list[tuple[int, float]]]  # per instance: (records read, RSS MB), every tenth of the run
@@ -178,14 +180,22 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
         return recs
 
     KafkaSource.poll = poll  # type: ignore[method-assign]
-    done = lambda: sum(ends) >= n or bool(halt.value)  # noqa: E731
+    read_all = [0.0]  # wall time this instance first saw every input offset read
+
+    def done() -> bool:
+        if sum(ends) >= n or halt.value:
+            read_all[0] = read_all[0] or time.time()
+            return True
+        return False
+
     try:
         run_processor(settings, done, group=group, state_dir=state, transactional_id=f"{group}-{k}")
     except Exception as exc:  # a failure once everything was read (at close) is reported, not fatal
         if not done():
             raise
         print(f"bench: instance {k} failed at close: {type(exc).__name__}: {exc}", file=sys.stderr)
-    results.put((time.time(), trace or [(0, 0.0)], rss_mb()))
+    closed = time.time()
+    results.put((closed, trace or [(0, 0.0)], rss_mb(), read_all[0] or closed))
 
 
 class Processors:
@@ -218,7 +228,7 @@ class Processors:
     def stop(self) -> None:
         self.shared[3].value = 1
 
-    def _result(self, timeout: float) -> tuple[float, list[tuple[int, float]], float]:
+    def _result(self, timeout: float) -> tuple[float, list[tuple[int, float]], float, float]:
         """The next instance's result; an instance that died without one fails the run at once."""
         import queue
 
@@ -232,9 +242,9 @@ class Processors:
                     raise RuntimeError(f"a processor instance failed (exit codes {dead})") from None
         raise RuntimeError(f"no result from the processor instances within {timeout:.0f} s")
 
-    def wait(self, timeout: float = 900) -> list[tuple[float, list[tuple[int, float]], float]]:
-        """(wall time closed, (records read, RSS) samples from the first batch on, RSS at the end) per
-        instance."""
+    def wait(self, timeout: float = 900) -> list[tuple[float, list[tuple[int, float]], float, float]]:
+        """(wall time closed, (records read, RSS) samples from the first batch on, RSS at the end, wall
+        time every input offset had been read) per instance."""
         try:
             ends = [self._result(timeout) for _ in self.procs]
             for pr in self.procs:
@@ -253,8 +263,9 @@ def process(settings: DriftlineSettings, n: int, instances: int = 1, timeout: fl
     ends = procs.wait(timeout)
     if procs.seen < n:
         raise RuntimeError(f"the processors read {procs.seen} of {n} records")
-    rate = n / (max(e[0] for e in ends) - procs.first)
-    return ProcessRun(rate, [e[1][0][1] for e in ends], [e[2] for e in ends], [e[1] for e in ends])
+    closed = max(e[0] for e in ends)
+    rate, tail = n / (closed - procs.first), closed - min(e[3] for e in ends)
+    return ProcessRun(rate, tail, [e[1][0][1] for e in ends], [e[2] for e in ends], [e[1] for e in ends])
 
 
 def count(settings: DriftlineSettings, topic: str) -> int:

@@ -1,10 +1,13 @@
-"""`driftline bench pipeline`, in process and small: every case's stream is fully processed by the
-core (each label scored once), its drift is alerted, and the command reports the figures it measured.
-The Kafka parts run with the fault suite's broker only when the benchmark itself is run."""
+"""`driftline bench pipeline`, small: every case's stream is fully processed (each label scored
+once), its drift is alerted, and the command reports the figures it measured -- in process, and on
+the session's Kafka broker with `driftline process` end to end."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -31,3 +34,27 @@ def test_bench_pipeline_in_process_processes_every_event() -> None:
     # the drift in the stream reaches the alert path (the feature shift and the scores' rise)
     assert cases["1 model, 8 features"]["alerts"][0] >= 2
     assert "core" in res.output and "1 model, 200 features" in res.output
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(300)
+def test_bench_pipeline_on_kafka_processes_every_event_end_to_end(kafka_bootstrap: str) -> None:
+    """The Kafka cases in a short form on the session's broker, as a child process (the benchmark
+    forks its `driftline process` instances): in every case, the raw and decoding consumers read
+    every record, and `driftline process` -- exactly-once, checkpoints on, two instances in one case
+    -- scores each label once and produces the alerts the core produces in process; the part of its
+    time after the last input offset was read (the final snapshot and close) is a part of the run."""
+    cmd = [str(Path(sys.executable).parent / "driftline"), "bench", "pipeline", "-b", kafka_bootstrap]
+    cmd += ["--quick", "--scale", "0.2", "--repeat", "1", "--only", "cases", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [c["case"] for c in result["cases"]][1] == "10 models, 4 partitions, 2 instances"
+    for case in result["cases"]:
+        assert case["all_processed"] and case["scored"] == [case["labels"]], case
+        assert len(case["alerts"]) == 1, case  # the same alerts in process and on Kafka
+        assert min(case["raw"], case["decode"], case["core"], case["process"]) > 0, case
+        run_s = case["events"] / case["process"]  # first batch read to close (rates are rounded)
+        assert 0 <= case["process_tail_s"] <= run_s + 0.01, case
+    assert result["cases"][0]["alerts"] >= [2]  # the stream's drift reaches the alerts topic
+    assert "tail s" in done.stdout
