@@ -183,10 +183,10 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
     read_all = [0.0]  # wall time this instance first saw every input offset read
 
     def done() -> bool:
-        if sum(ends) >= n or halt.value:
+        if sum(ends) >= n:
             read_all[0] = read_all[0] or time.time()
             return True
-        return False
+        return bool(halt.value)  # stopped early: no tail (read_all stays unset)
 
     try:
         run_processor(settings, done, group=group, state_dir=state, transactional_id=f"{group}-{k}")
