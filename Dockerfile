@@ -18,6 +18,9 @@ COPY detectors/ detectors/
 COPY stream_processors/ stream_processors/
 COPY producers/ producers/
 COPY retrain_worker/ retrain_worker/
+# the optional native decoder's sources: this image has no Rust toolchain, so pip skips building it and
+# the processor decodes every batch in Python (README: Throughput)
+COPY native/ native/
 RUN pip install --no-deps . \
  && useradd --create-home --uid 10001 driftline \
  && mkdir -p /app/.driftline && chown driftline /app/.driftline

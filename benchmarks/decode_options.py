@@ -11,6 +11,9 @@ prediction and per feature count, on the pipeline benchmark's stream, interleave
   fields and a field per feature), then columns;
 - ``arrow``: the batch's features parsed by Arrow's JSON reader straight into columns (one call per
   batch), plus each record decoded without its features -- the fields the join still needs;
+- ``native``: the processor's native path (when built): each record decoded as a head (without its
+  features, with the ``Prediction`` checks) and the batch's features read by the native decoder
+  (``driftline/native.py``) straight into columns;
 - ``floor``: each record decoded without its features, alone: what any per-record decode pays
   before a single feature value is read;
 - ``statistics``: the feature-drift detector's update on those columns (the next stage), for scale.
@@ -43,8 +46,16 @@ for path in (HERE.parent, HERE):
 from pipeline_stream import PREDICTION, make_stream  # noqa: E402
 
 from detectors.sequential_features import SequentialFeatureDrift  # noqa: E402
+from driftline import native  # noqa: E402
 from driftline.contracts import LabelValue, Prediction  # noqa: E402
-from stream_processors.core.schema import SCORE_COLUMN, Kind, columns, infer_kinds  # noqa: E402
+from stream_processors.core.schema import (  # noqa: E402
+    SCORE_COLUMN,
+    Kind,
+    PredictionHead,
+    columns,
+    infer_kinds,
+    native_columns,
+)
 
 Columns = dict[str, np.ndarray]
 
@@ -63,6 +74,7 @@ class _JoinFields(msgspec.Struct, gc=False):
 
 _JOIN = msgspec.json.Decoder(_JoinFields)
 _PRED = msgspec.json.Decoder(Prediction)
+_HEAD = msgspec.json.Decoder(PredictionHead)
 
 
 def records(features: int, n: int) -> list[bytes]:
@@ -122,6 +134,21 @@ def arrow_decoder(kinds: dict[str, Kind]) -> Callable[[list[bytes]], Columns] | 
     return decode
 
 
+def native_decoder(kinds: dict[str, Kind]) -> Callable[[list[bytes]], Columns] | None:
+    """What the processor does with the native decoder: each record decoded as a head (the
+    ``Prediction`` without its features, with its checks), its features read from the batch's records
+    straight into columns (``stream_processors/core/heads.py``); None if it was not built."""
+    if not native.available():
+        return None
+
+    def decode(raws: list[bytes]) -> Columns:
+        got = native_columns([_HEAD.decode(r) for r in raws], raws, kinds)
+        assert got is not None and not got[1], "the stream's records are all of the plainest kind"
+        return got[0]
+
+    return decode
+
+
 def floor(raws: list[bytes]) -> list[_JoinFields]:
     return [_JOIN.decode(r) for r in raws]
 
@@ -148,6 +175,9 @@ def decoders(kinds: dict[str, Kind]) -> dict[str, Callable[[list[bytes]], Any]]:
     arrow = arrow_decoder(kinds)
     if arrow is not None:
         out["arrow"] = arrow
+    fast = native_decoder(kinds)
+    if fast is not None:
+        out["native"] = fast
     out["floor"] = floor
     return out
 

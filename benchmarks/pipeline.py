@@ -37,6 +37,7 @@ for path in (ROOT, HERE):
 
 from pipeline_stream import LABEL, Stream, chunks, make_stream  # noqa: E402
 
+from driftline import native  # noqa: E402
 from driftline.config import MonitorSettings, Topics  # noqa: E402
 from driftline.transport import Record  # noqa: E402
 
@@ -143,7 +144,8 @@ def memory_run(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     """The table: events/s and the ratio to the raw consumer of the same case."""
     load = f"load average {result['load_before']} -> {result['load_after']}"
-    print(f"{load} on {result['cpus']} CPUs; {result['broker']}")
+    decoder = "native decoder" if result["native"] else "Python decoding (no native decoder)"
+    print(f"{load} on {result['cpus']} CPUs; {result['broker']}; {decoder}")
     head = f"{'raw ev/s':>10}{'decode':>8}{'core':>8}{'process':>9}{'process ev/s':>14}{'tail s':>8}"
     print(f"{'case':<40}{head}  all processed")
     for r in result["cases"]:
@@ -179,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only.split(",")) if args.only else {"cases", "latency", "memory"}
     result: dict[str, Any] = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()]}
     result["quick"], result["broker"] = args.quick, "no broker"
+    result["native"] = native.available()  # the native decoder (DRIFTLINE_NATIVE=0: the Python path)
     if args.no_kafka:
         result["cases"] = [run_case(c, args, None) for c in CASES]
     else:

@@ -34,20 +34,24 @@ is refused.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import msgspec
 
 from driftline.contracts import MAX_STRING, Label, Prediction, decode
 from driftline.errors import InvalidEvent
 from driftline.transport import Record
+from stream_processors.core.schema import PredictionHead
 
-__all__ = ["admit", "refusal"]
+__all__ = ["admit", "decode_whole", "refusal"]
 
 _INF = math.inf
 _PRED, _LABEL = msgspec.json.Decoder(Prediction), msgspec.json.Decoder(Label)
+_HEAD = msgspec.json.Decoder(PredictionHead)
 
-Admitted = tuple[dict[str, list[tuple[Prediction, Record]]], dict[str, list[Label]], dict[str, float]]
+Admitted = tuple[
+    dict[str, list[tuple[Prediction | PredictionHead, Record]]], dict[str, list[Label]], dict[str, float]
+]
 
 
 def admit(
@@ -57,26 +61,27 @@ def admit(
     newest_of: Callable[[str], float],
     partition_of: dict[str, int],
     fail: Callable[[InvalidEvent, Record, str], object],
+    heads: Collection[bytes] = (),
 ) -> Admitted:
-    """Decode each record of ``inputs`` (predictions topic, labels topic) and check it: the admitted
-    predictions (with their records) and labels by model, and each model's newest admitted event time
-    (``newest_of``: before the batch; ``-inf``: none). Each other record goes to ``fail(reason, record,
-    stage)``, stage "decode" or "validate"; ``partition_of`` learns each admitted model's partition."""
+    """Decode and check each record of ``inputs`` (predictions topic, labels topic): the admitted
+    predictions (with their records; keyed by one of ``heads``, as :class:`~.schema.PredictionHead`)
+    and labels by model, and each model's newest admitted event time (``newest_of``: before the batch;
+    ``-inf``: none). Each other record goes to ``fail(reason, record, stage)``, stage "decode" or
+    "validate"; ``partition_of`` learns each admitted model's partition."""
     t_pred, t_label = inputs
-    preds: dict[str, list[tuple[Prediction, Record]]] = {}
+    preds: dict[str, list[tuple[Prediction | PredictionHead, Record]]] = {}
     labels: dict[str, list[Label]] = {}
     newest: dict[str, float] = {}
     keys: dict[str, bytes] = {}  # model name -> the record key it needs, for this batch
-    dec_pred, dec_label = _PRED.decode, _LABEL.decode
+    dec_pred, dec_label, dec_head = _PRED.decode, _LABEL.decode, _HEAD.decode
     for rec in records:
-        event: Prediction | Label
-        pred: Prediction | None = None
+        event: Prediction | PredictionHead | Label
+        pred: Prediction | PredictionHead | None = None
         lab: Label | None = None
-        value: object  # the predicted or true class: bounded text, like feature values
         topic = rec.topic
         try:  # the decoders themselves; a record that fails takes decode()'s path for its reason
             if topic == t_pred:
-                event = pred = dec_pred(rec.value)
+                event = pred = dec_head(rec.value) if heads and rec.key in heads else dec_pred(rec.value)
                 value = pred.prediction
             elif topic == t_label:
                 event = lab = dec_label(rec.value)
@@ -94,13 +99,12 @@ def admit(
         t, ts, key = event.event_time, rec.timestamp, keys.get(model)
         if key is None:
             key = keys[model] = model.encode()
-        # the common case inline (keyed by its model, on the clock, a bounded value): refusal() would
-        # say "" of it, ~0.2 us a record later
+        # the common case inline (keyed, on the clock, bounded): refusal() says "" of it, ~0.2 us later
         ok = rec.key == key and 0.0 <= t < _INF and 0.0 < ts < _INF and t - ts <= max_skew
         if not ok or (type(value) is str and len(value) > MAX_STRING):
             why = refusal(event, value, rec, known, max_skew)
             if why:
-                fail(InvalidEvent(f"{type(event).__name__}: {why}"), rec, "validate")
+                fail(InvalidEvent(f"{'Label' if lab is not None else 'Prediction'}: {why}"), rec, "validate")
                 continue
         if t > known:
             newest[model] = t
@@ -127,7 +131,9 @@ def _undecodable(value: bytes, kind: type[Prediction] | type[Label]) -> InvalidE
     return InvalidEvent(f"{kind.__name__}: undecodable")  # pragma: no cover -- decode raised above
 
 
-def refusal(event: Prediction | Label, value: object, record: Record, newest: float, max_skew: float) -> str:
+def refusal(
+    event: Prediction | PredictionHead | Label, value: object, record: Record, newest: float, max_skew: float
+) -> str:
     """Why ``event`` (decoded from ``record``) may not be processed, or ``""`` if it may.
 
     ``value``: its predicted or true class; ``newest``: the newest event time admitted so far for
@@ -154,6 +160,27 @@ def refusal(event: Prediction | Label, value: object, record: Record, newest: fl
             f"({newest!r}) and the record has no timestamp (monitor.max_future_skew_s = {max_skew:g})"
         )
     if type(value) is str and len(value) > MAX_STRING:
-        what = "prediction" if isinstance(event, Prediction) else "label"
+        what = "label" if isinstance(event, Label) else "prediction"
         return f"{what} value is {len(value):,} characters long (at most {MAX_STRING:,})"
     return ""
+
+
+def decode_whole(
+    items: Sequence[tuple[Prediction | PredictionHead, Record]],
+    fail: Callable[[InvalidEvent, Record, str], object],
+) -> list[Prediction | None]:
+    """Predictions :func:`admit` decoded as heads, decoded whole from their records (those the native
+    decoder did not read), in order; one that does not decode is None, and went to ``fail(reason,
+    record, "decode")`` with the reason :func:`admit` gives. (A record also refused for another reason
+    -- its key, its clock -- was refused for that one: a head passes the other checks first.)"""
+    whole: list[Prediction | None] = []
+    for p, rec in items:
+        if type(p) is Prediction:
+            whole.append(p)
+            continue
+        try:
+            whole.append(_PRED.decode(rec.value))
+        except Exception:
+            fail(_undecodable(rec.value, Prediction), rec, "decode")
+            whole.append(None)
+    return whole

@@ -26,6 +26,7 @@ Any other prediction is rejected with a reason and leaves no trace in the state.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -38,7 +39,7 @@ from driftline.contracts import Alert, Label, Metric, Prediction, Scored
 from driftline.spec import ModelSpec
 from stream_processors.core.join import JoinHealth, LabelJoiner
 from stream_processors.core.reference import ReferenceRows, pinned_reference
-from stream_processors.core.schema import WIDE, Kind, columns, infer_kinds
+from stream_processors.core.schema import Kind, PredictionHead, columns, infer_kinds, native_columns
 from stream_processors.core.scored import hold
 from stream_processors.core.segments import VersionSegments, level_settings
 from stream_processors.core.version import VersionMonitor
@@ -69,6 +70,10 @@ class ModelMonitor:
     reference_rows: ReferenceRows | None = None  # the spec's reference file, read at start-up
     undeclared: dict[str, int]  # features sent but not declared -> predictions carrying them (spec only)
     segments: dict[str, VersionSegments] | None = None  # per version, with the spec's segments
+    # the version whose predictions the processor may decode as heads, their features read by the
+    # native decoder (:meth:`native_columns`); derived, so class defaults do for old checkpoints
+    native_version: str | None = None
+    native_declined: dict[str, int] = {}  # noqa: RUF012 -- replaced, never mutated (see declined)
 
     def __init__(
         self,
@@ -106,20 +111,31 @@ class ModelMonitor:
         return True
 
     # -- predictions ---------------------------------------------------------------------------
-    def on_predictions(self, preds: list[Prediction], raws: list[bytes] | None = None) -> MonitorOutput:
+    def on_predictions(
+        self,
+        preds: Sequence[Prediction | PredictionHead],
+        raws: list[bytes] | None = None,
+        read: dict[str, np.ndarray] | None = None,
+    ) -> MonitorOutput:
         """``raws``: the bytes each prediction was decoded from; a version of :data:`~.schema.WIDE`
         features or more then holds them in the join instead of its features (:mod:`~.scored`), and
-        its scored events carry them."""
+        its scored events carry them. ``read``: the batch's columns as :meth:`native_columns` read
+        them (``preds`` are then the records' heads), instead of building them from ``preds``."""
         out = MonitorOutput()
-        accepted: list[tuple[Prediction, int]] = []
+        accepted: list[tuple[Prediction | PredictionHead, int]] = []
         segment_columns = self.spec.segments if self.spec is not None else ()  # read at the join
-        if self.spec is not None:
-            self._note_undeclared(preds)
-        for version, positions in self._new_by_version(preds).items():
-            vm = self._version(version, preds[positions[0]])
+        if self.spec is not None:  # (a head carries exactly its version's features: all declared)
+            self._note_undeclared([p for p in preds if type(p) is Prediction] if read is not None else preds)  # type: ignore[arg-type]
+        by_version = self._new_by_version(preds)
+        for version, positions in by_version.items():
+            vm = self._version(version, preds[positions[0]])  # type: ignore[arg-type]
             batch = [preds[i] for i in positions]
-            cols, bad = columns(batch, vm.kinds)
-            bad = _unfit(batch, vm.kinds, cols, bad)
+            whole = batch if read is None else [j for j, p in enumerate(batch) if type(p) is Prediction]
+            if read is None:
+                cols, bad = columns(batch, vm.kinds)  # type: ignore[arg-type]
+            else:
+                cols, bad = _filled(_rows(read, positions, len(preds)), batch, whole, vm.kinds)  # type: ignore[arg-type]
+            bad = _unfit(batch, vm.kinds, cols, bad, named=bool(whole))
             good = positions
             if bad:
                 out.rejected += [(positions[j], reason) for j, reason in bad]
@@ -132,18 +148,51 @@ class ModelMonitor:
             self.n_predictions += len(good)
             times = np.fromiter((preds[i].event_time for i in good), float, len(good))
             held = [preds[i] for i in good]
-            if raws is not None and len(vm.kinds) >= WIDE:  # narrower: formatting the few values is cheaper
+            if raws is not None:  # the join holds the record's bytes (see scored.py)
                 held = [hold(p, raws[i], segment_columns) for p, i in zip(held, good, strict=True)]
             accepted += zip(held, range(first, first + len(good)), strict=True)
             out.alerts += vm.on_predictions(cols, index, times)
             if self.segments is not None and version in self.segments:
                 batch = [preds[i] for i in good] if bad else batch
-                out.alerts += self.segments[version].on_predictions(batch, cols, index, times)
-        out.scored += self.joiner.add_predictions(accepted)
+                # (whole predictions: a version with segments is never read as heads)
+                out.alerts += self.segments[version].on_predictions(batch, cols, index, times)  # type: ignore[arg-type]
+        out.scored += self.joiner.add_predictions(accepted)  # type: ignore[arg-type]
         self._on_merged(out)
+        if by_version:
+            self.native_version = self._native_candidate(by_version)
         return out
 
-    def _new_by_version(self, preds: list[Prediction]) -> dict[str, list[int]]:
+    def _native_candidate(self, by_version: dict[str, list[int]]) -> str | None:
+        """The version whose next batches :meth:`native_columns` may read: the only one of this batch, if
+        it has no segments (the join keeps their columns' values, which heads lack)."""
+        if len(by_version) != 1:
+            return None
+        (version,) = by_version
+        vm = self.versions.get(version)
+        if vm is None or (self.segments is not None and version in self.segments):
+            return None
+        return None if self.native_declined.get(version, 0) >= NATIVE_DECLINES else version
+
+    def declined(self, version: str) -> None:
+        """The native decoder could not read most of a batch of ``version`` (its features are not of the
+        plainest kind, or in another order): after :data:`NATIVE_DECLINES` such batches its records are
+        decoded whole from the start, so that such a stream does not pay for both decoders."""
+        self.native_version = None
+        self.native_declined = {**self.native_declined, version: self.native_declined.get(version, 0) + 1}
+
+    def native_columns(
+        self, heads: list[PredictionHead], raws: list[bytes]
+    ) -> tuple[dict[str, np.ndarray], list[int]] | None:
+        """A batch of heads of :attr:`native_version`: its columns as the native decoder reads them from
+        the records, and the positions of those it did not read (:func:`~.schema.native_columns`);
+        None if they are not all of that version: the caller then decodes the records whole."""
+        version = self.native_version
+        vm = None if version is None else self.versions.get(version)
+        if vm is None or any(p.model_version != version for p in heads):
+            return None
+        return native_columns(heads, raws, vm.kinds)
+
+    def _new_by_version(self, preds: Sequence[Prediction | PredictionHead]) -> dict[str, list[int]]:
         """Positions of the predictions not seen before, by version; replays never reach the statistics."""
         by_version: dict[str, list[int]] = {}
         seen: set[str] = set()
@@ -277,27 +326,60 @@ def _health(joiner: LabelJoiner, at: list[int], j: int) -> JoinHealth:
     return joiner.health_at(at[j])
 
 
+NATIVE_DECLINES = 3  # batches of a version mostly unread by the native decoder before it is no longer tried
+
+
+def _rows(cols: dict[str, np.ndarray], positions: list[int], n: int) -> dict[str, np.ndarray]:
+    """``cols`` (``n`` rows) at ``positions``: all of them, or a copy of those."""
+    return cols if len(positions) == n else {k: v[positions] for k, v in cols.items()}
+
+
+def _filled(
+    cols: dict[str, np.ndarray],
+    batch: list[Prediction | PredictionHead],
+    whole: list[int],
+    kinds: dict[str, Kind],
+) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
+    """The native decoder's columns of ``batch`` with the rows it did not read (``whole``: decoded
+    whole since) filled in by :func:`~.schema.columns`, and the bad ones among those."""
+    if not whole:
+        return cols, []
+    sub, bad = columns([batch[j] for j in whole], kinds)  # type: ignore[misc]
+    for name, col in sub.items():
+        cols[name][whole] = col  # (the batch's own arrays)
+    return cols, [(whole[k], why) for k, why in bad]
+
+
 def _unfit(
-    preds: list[Prediction], kinds: dict[str, Kind], cols: dict[str, np.ndarray], bad: list[tuple[int, str]]
+    preds: Sequence[Prediction | PredictionHead],
+    kinds: dict[str, Kind],
+    cols: dict[str, np.ndarray],
+    bad: list[tuple[int, str]],
+    named: bool = True,
 ) -> list[tuple[int, str]]:
     """``bad`` (from :func:`columns`) plus the rows missing a feature of the version or holding a
     number out of range; one reason per row, in row order.
 
     Columnar: a missing feature is an empty cell (NaN or None) in ``cols``, so only rows with an
-    empty cell -- none in a stream without nulls -- have their feature names looked at."""
+    empty cell -- none in a stream without nulls -- have their feature names looked at. Not
+    ``named``: every row is a head, whose record held every feature (``driftline/native.py``)."""
     why = dict(bad)
     empty = np.zeros(len(preds), dtype=bool)
     for name, kind in kinds.items():
         col = cols[name]
         if kind == "numeric":
-            empty |= np.isnan(col)
+            if named:
+                empty |= np.isnan(col)
             for j in np.flatnonzero(np.abs(col) > MAX_ABS_NUMBER).tolist():
                 why.setdefault(j, f"feature {name!r} is out of range: |{col[j]:.3g}| > {MAX_ABS_NUMBER:g}")
-        else:
+        elif named:
             empty |= col == None  # noqa: E711 (elementwise: the cells holding None)
     names = kinds.keys()
     for j in np.flatnonzero(empty).tolist():
-        features = preds[j].features
+        p = preds[j]
+        if type(p) is not Prediction:  # a head: its record held every feature (driftline/native.py)
+            continue
+        features = p.features
         if j not in why and not features.keys() >= names:
             missing = sorted(names - features.keys())
             why[j] = (

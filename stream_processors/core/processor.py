@@ -12,12 +12,14 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from threadpoolctl import ThreadpoolController
 
 from detectors import get_detector
 from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
+from driftline import native
 from driftline.config import MonitorSettings, Topics, monitor_settings_for
 from driftline.contracts import (
     Alert,
@@ -25,18 +27,18 @@ from driftline.contracts import (
     Label,
     Metric,
     ModelUpdate,
-    Prediction,
     Scored,
     encode,
-    unsafe_feature_names,
 )
 from driftline.errors import ConfigError, InvalidEvent
 from driftline.spec import ModelSpec
 from driftline.transport import Record
 from stream_processors.core.admission import admit
 from stream_processors.core.announcements import Announcements
+from stream_processors.core.heads import Items, read_heads, safe_names
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 from stream_processors.core.reference import load_reference
+from stream_processors.core.schema import PredictionHead
 from stream_processors.core.scored import encode_scored, without_features
 from stream_processors.core.version import error_detector_choice
 
@@ -162,6 +164,8 @@ class ProcessorCore:
             _check_detector(per_model, f"models.{m}")
             _check_budgets(m, self.specs[m], per_model)
         self.references = {m: load_reference(m, s) for m, s in self.specs.items()}
+        self.native = native.available()  # (DRIFTLINE_NATIVE: a bad value fails here)
+        self._heads: frozenset[bytes] = frozenset()  # keys of models admitted as heads (native_version)
         self.settings = settings
         self.topics = topics
         self.on_error = on_error
@@ -198,13 +202,15 @@ class ProcessorCore:
         for model, items in preds.items():
             if checked and not (items := self._announced(model, items, versions[model], out)):
                 continue
-            unsafe = unsafe_feature_names([p for p, _ in items])
-            if unsafe:
-                for pos, reason in unsafe:
-                    self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
-                dropped = {pos for pos, _ in unsafe}
-                items = [item for pos, item in enumerate(items) if pos not in dropped]
-            res = self._monitor(model).on_predictions([p for p, _ in items], [r.value for _, r in items])
+            monitor, read = self._monitor(model), None
+            fail = partial(self._fail, out=out)
+            if type(items[0][0]) is PredictionHead:  # (all of a model's, or none: admitted by its key)
+                items, read = read_heads(monitor, items, newest, fail)
+            else:
+                items = safe_names(items, fail)
+            if not items:
+                continue
+            res = monitor.on_predictions([p for p, _ in items], [r.value for _, r in items], read)
             for pos, reason in res.rejected:
                 self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
             self._collect(res, out)
@@ -214,6 +220,10 @@ class ProcessorCore:
             mon = self.models.get(model)
             if mon is not None and t > mon.newest_event_time:
                 mon.newest_event_time = t
+        if self.native and preds:
+            self._heads = frozenset(m.encode() for m, mon in self.models.items() if mon.native_version)
+        if len(out.dead_letters) > 1:  # in the records' order, whichever step refused each
+            out.dead_letters.sort(key=lambda d: (d.topic, d.partition, d.offset))
         return out
 
     def undeclared(self) -> dict[str, dict[str, int]]:
@@ -263,7 +273,7 @@ class ProcessorCore:
 
     def _admit(
         self, records: Sequence[Record], out: CoreOutput
-    ) -> tuple[dict[str, list[tuple[Prediction, Record]]], dict[str, list[Label]], dict[str, float]]:
+    ) -> tuple[dict[str, Items], dict[str, list[Label]], dict[str, float]]:
         """:func:`~.admission.admit`: the admitted predictions and labels by model, and each model's
         newest admitted event time; the others go to the error policy."""
         models = self.models
@@ -274,6 +284,7 @@ class ProcessorCore:
             lambda m: -math.inf if (mon := models.get(m)) is None else mon.newest_event_time,
             self.partition_of,
             lambda exc, rec, stage: self._fail(exc, rec, stage, out),
+            self._heads,
         )
 
     def _refresh_if_unannounced(self, versions: Mapping[str, set[str]]) -> None:
@@ -296,9 +307,7 @@ class ProcessorCore:
         if self.announcements is not None:
             self.announcements.announce(update)
 
-    def _announced(
-        self, model: str, items: list[tuple[Prediction, Record]], versions: set[str], out: CoreOutput
-    ) -> list[tuple[Prediction, Record]]:
+    def _announced(self, model: str, items: Items, versions: set[str], out: CoreOutput) -> Items:
         """The predictions of announced versions (``versions``: those ``items`` name); the others are
         dead-lettered (the reason says how to announce them) before they can create state -- invented
         versions never evict a live one."""

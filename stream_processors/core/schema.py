@@ -24,15 +24,44 @@ from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Literal
 
+import msgspec
 import numpy as np
 
-from driftline.contracts import Prediction
+from driftline import native
+from driftline.contracts import (
+    MAX_STRING,
+    SCHEMA_VERSION,
+    LabelValue,
+    Name,
+    NonEmpty,
+    Prediction,
+    Probabilities,
+    Probability,
+)
 
-__all__ = ["SCORE_COLUMN", "Kind", "columns", "infer_kinds"]
+__all__ = ["SCORE_COLUMN", "Kind", "PredictionHead", "columns", "infer_kinds", "native_columns"]
 
 SCORE_COLUMN = "prediction_score"
 WIDE = 16  # features from which a batch is converted as one table (see :func:`columns`)
 Kind = Literal["numeric", "categorical"]
+
+
+class PredictionHead(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A prediction record decoded without its features: the same fields and checks as
+    :class:`~driftline.contracts.Prediction` otherwise (a record that is not a valid prediction for any
+    other field fails here the same way). The processor decodes a model's records so while the
+    native decoder (:mod:`driftline.native`) reads their features into columns (:func:`native_columns`)."""
+
+    schema_version: int = SCHEMA_VERSION
+    prediction_id: NonEmpty
+    model: Name
+    model_version: Name
+    event_time: float
+    prediction: LabelValue
+    score: Probability | None = None
+    probabilities: Probabilities | None = None
+
+    __post_init__ = Prediction.__post_init__  # type: ignore[misc]  # (the same checks, inline)
 
 
 def infer_kinds(p: Prediction) -> dict[str, Kind]:
@@ -84,6 +113,27 @@ def columns(
 
 
 _TEXT = {str, type(None)}
+
+
+def native_columns(
+    preds: Sequence[PredictionHead], raws: Sequence[bytes], kinds: dict[str, Kind]
+) -> tuple[dict[str, np.ndarray], list[int]] | None:
+    """:func:`columns` of the predictions decoded from ``raws`` (their heads: ``preds``), read by the
+    native decoder (:mod:`driftline.native`) straight from the records, and the positions of those it
+    did not read (their cells empty: the caller decodes those records whole and fills them); None
+    when it is unavailable. No row it read is bad: it reads only values that fit their kinds."""
+    names = list(kinds)
+    numeric = [k == "numeric" for k in kinds.values()]
+    got = native.feature_columns(raws, names, numeric, MAX_STRING)
+    if got is None:
+        return None
+    matrix, categorical, failed = got
+    cols: dict[str, np.ndarray] = {}
+    nums, cats = iter(matrix), iter(categorical)
+    for name, is_numeric in zip(names, numeric, strict=True):
+        cols[name] = next(nums) if is_numeric else np.array(next(cats), dtype=object)
+    cols[SCORE_COLUMN] = np.array([np.nan if p.score is None else p.score for p in preds], dtype=float)
+    return cols, failed
 
 
 def _tables(feats: Sequence[Mapping[str, object]], kinds: Mapping[str, Kind]) -> list[np.ndarray] | None:

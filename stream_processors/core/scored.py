@@ -1,16 +1,16 @@
-"""Scored events on their way out: a wide prediction waits for its label as its record's bytes, and
-its scored event is written around those bytes.
+"""Scored events on their way out: a prediction waits for its label as its record's bytes, and its
+scored event is written around those bytes.
 
 A prediction's features are read when it arrives (columns, drift statistics), not when its label
-joins it. So for a version of :data:`~.schema.WIDE` features or more the join holds a
-:class:`HeldPrediction`: the prediction without its features -- but for the segment columns, which
-the segments read at the join -- plus the bytes it was decoded from; :func:`encode_scored` copies
-those bytes into the scored event instead of formatting every feature value again (the pipeline
-benchmark's stream: 50 features 6.7 -> 2.5 us a scored event, 200 features 16 -> 3.3 us), and 20,000
-waiting predictions of 200 features keep 150 MB instead of 352 (``benchmarks/waiting.py``). Below
-WIDE features, holding (~1.2 us) costs more than formatting the few values saves. The event is the
-same JSON document a consumer decodes: the prediction as its producer sent it (fields this version
-does not know included), then the label.
+joins it. So the join holds a :class:`HeldPrediction`: the prediction without its features -- but for
+the segment columns, which the segments read at the join -- plus the bytes it was decoded from;
+:func:`encode_scored` copies those bytes into the scored event instead of formatting every feature
+value again (the pipeline benchmark's stream: 50 features 6.7 -> 2.5 us a scored event, 200 features
+16 -> 3.3 us), and 20,000 waiting predictions of 200 features keep 150 MB instead of 352
+(``benchmarks/waiting.py``). A narrow prediction is held so too: whether its features were decoded
+(msgspec) or read by the native decoder (:mod:`~.heads`, which decodes no features to hold), its
+scored event is then the same bytes. The event is the same JSON document a consumer decodes: the
+prediction as its producer sent it (fields this version does not know included), then the label.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import msgspec
 
 from driftline.contracts import LabelValue, Prediction, Scored
+from stream_processors.core.schema import PredictionHead
 
 __all__ = ["HeldPrediction", "encode_scored", "hold", "without_features"]
 
@@ -44,9 +45,10 @@ class _ScoredWire(msgspec.Struct, kw_only=True, gc=False):
     features_dropped: bool
 
 
-def hold(p: Prediction, raw: bytes, keep: Sequence[str] = ()) -> HeldPrediction:
-    """``p`` (decoded from ``raw``) as the join holds it: the features named in ``keep`` only."""
-    feats = p.features
+def hold(p: Prediction | PredictionHead, raw: bytes, keep: Sequence[str] = ()) -> HeldPrediction:
+    """``p`` (decoded from ``raw``; its head will do when nothing is kept) as the join holds it: the
+    features named in ``keep`` only."""
+    feats = p.features if keep and type(p) is Prediction else {}
     return HeldPrediction(
         schema_version=p.schema_version,
         prediction_id=p.prediction_id,

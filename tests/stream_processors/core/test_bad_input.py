@@ -346,10 +346,10 @@ def poisoned_core() -> ProcessorCore:
         if "on_predictions" not in vars(mon):
             on_predictions = mon.on_predictions
 
-            def raising(preds: list[Prediction], raws: list[bytes] | None = None) -> Any:
+            def raising(preds: list[Prediction], *args: Any) -> Any:
                 if any(p.prediction_id == "poison" for p in preds):
                     raise ZeroDivisionError("a bug that only this record triggers")
-                return on_predictions(preds, raws)
+                return on_predictions(preds, *args)
 
             mon.on_predictions = raising  # type: ignore[method-assign]
         return mon
