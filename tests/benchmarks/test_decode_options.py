@@ -25,10 +25,13 @@ def test_every_option_gives_the_processors_columns(bench: dict, features: int) -
     assert set(kinds.values()) == {"numeric", "categorical"}
     options = bench["decoders"](kinds)
     pytest.importorskip("pyarrow")  # (installed with the dev extra: mlflow needs it)
-    assert [n for n in options if n != "floor"] == ["dict", "struct", "arrow"]
+    native = (
+        ["native"] if bench["native"].available() else []
+    )  # (built in CI: tests/driftline/test_native.py)
+    assert [n for n in options if n != "floor"] == ["dict", "struct", "arrow", *native]
     today = options["dict"](raws)
     assert len(today["x0"]) == len(raws) and today["c0"].dtype == object
-    for name in ("struct", "arrow"):
+    for name in ("struct", "arrow", *native):
         assert bench["same_columns"](options[name](raws), today), name
     assert len(options["floor"](raws)) == len(raws)
 
