@@ -117,10 +117,10 @@ class ModelMonitor:
         raws: list[bytes] | None = None,
         read: dict[str, np.ndarray] | None = None,
     ) -> MonitorOutput:
-        """``raws``: the bytes each prediction was decoded from; a version of :data:`~.schema.WIDE`
-        features or more then holds them in the join instead of its features (:mod:`~.scored`), and
-        its scored events carry them. ``read``: the batch's columns as :meth:`native_columns` read
-        them (``preds`` are then the records' heads), instead of building them from ``preds``."""
+        """``raws``: the bytes each prediction was decoded from, which the join then holds instead of
+        its features (:mod:`~.scored`) and its scored event carries. ``read``: the batch's columns as
+        :meth:`native_columns` read them (``preds`` are then heads, and whole predictions where it did
+        not read the record: their cells are filled here), instead of building them from ``preds``."""
         out = MonitorOutput()
         accepted: list[tuple[Prediction | PredictionHead, int]] = []
         segment_columns = self.spec.segments if self.spec is not None else ()  # read at the join
@@ -130,12 +130,14 @@ class ModelMonitor:
         for version, positions in by_version.items():
             vm = self._version(version, preds[positions[0]])  # type: ignore[arg-type]
             batch = [preds[i] for i in positions]
-            whole = batch if read is None else [j for j, p in enumerate(batch) if type(p) is Prediction]
             if read is None:
                 cols, bad = columns(batch, vm.kinds)  # type: ignore[arg-type]
-            else:
-                cols, bad = _filled(_rows(read, positions, len(preds)), batch, whole, vm.kinds)  # type: ignore[arg-type]
-            bad = _unfit(batch, vm.kinds, cols, bad, named=bool(whole))
+                named = True
+            else:  # the rows decoded whole: their cells are empty in what the decoder read
+                whole = [j for j, p in enumerate(batch) if type(p) is Prediction]
+                cols, bad = _filled(_rows(read, positions, len(preds)), batch, whole, vm.kinds)
+                named = bool(whole)
+            bad = _unfit(batch, vm.kinds, cols, bad, named=named)
             good = positions
             if bad:
                 out.rejected += [(positions[j], reason) for j, reason in bad]

@@ -208,8 +208,6 @@ class ProcessorCore:
                 items, read = read_heads(monitor, items, newest, fail)
             else:
                 items = safe_names(items, fail)
-            if not items:
-                continue
             res = monitor.on_predictions([p for p, _ in items], [r.value for _, r in items], read)
             for pos, reason in res.rejected:
                 self._fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate", out)
