@@ -34,11 +34,16 @@ Fail = Callable[[InvalidEvent, Record, str], object]
 def safe_names(items: Items, fail: Fail) -> Items:
     """``items`` (whole predictions) but those naming a feature that is not a safe name, which go to
     ``fail(reason, record, "validate")``."""
+    dropped = _unsafe(items, fail)
+    return [item for pos, item in enumerate(items) if pos not in dropped] if dropped else items
+
+
+def _unsafe(items: Items, fail: Fail) -> set[int]:
+    """Positions of the predictions naming a feature that is not a safe name (dead-lettered)."""
     unsafe = unsafe_feature_names([p for p, _ in items])
     for pos, reason in unsafe:
         fail(InvalidEvent(f"Prediction: {reason}"), items[pos][1], "validate")
-    dropped = {pos for pos, _ in unsafe}
-    return [item for pos, item in enumerate(items) if pos not in dropped] if dropped else items
+    return {pos for pos, _ in unsafe}
 
 
 def read_heads(
@@ -75,8 +80,7 @@ def _decode_whole(
         else:
             new[i] = (p, items[i][1])
     decoded = [i for i in at if i not in dropped]
-    safe = {id(item) for item in safe_names([new[i] for i in decoded], fail)}
-    dropped |= {i for i in decoded if id(new[i]) not in safe}
+    dropped |= {decoded[k] for k in _unsafe([new[i] for i in decoded], fail)}
     if not dropped:
         return new, None
     keep = np.ones(len(items), dtype=bool)

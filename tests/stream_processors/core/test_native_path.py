@@ -69,6 +69,7 @@ def _stream(
             add(TOPICS.predictions, json.dumps({k: v for k, v in bad.items() if k != "features"}).encode(), t)
             add(TOPICS.predictions, json.dumps(bad | {"features": {**feats, "x3": 1e999}}).encode()[:-9], t)
             add(TOPICS.predictions, json.dumps(bad).encode(), t, key=b"other")
+            add(TOPICS.predictions, json.dumps(bad | {"features": {**feats, "../x": 1.0}}).encode(), t)
         while labels and labels[0][0] <= i - 3:
             j, lab = labels.pop(0)
             add(TOPICS.labels, json.dumps(lab | {"label": j % 2}).encode(), lab["event_time"])
@@ -114,7 +115,8 @@ def test_native_and_general_paths_give_the_same_outputs(width: int, monkeypatch:
     assert topics.count(TOPICS.scored) >= 3900
     assert topics.count(TOPICS.alerts) >= 1  # x1's shift
     dead = [json.loads(m[2]) for m in general if m[0] == TOPICS.dlq]
-    assert len(dead) == 5 * 8  # each bad record once, with its reason
+    assert len(dead) == 6 * 8  # each bad record once, with its reason
+    assert sum("is not a safe name" in d["reason"] for d in dead) == 8
     assert {d["stage"] for d in dead} == {"decode", "validate"}
 
 
