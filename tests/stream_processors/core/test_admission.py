@@ -13,6 +13,7 @@ from driftline.contracts import MAX_STRING, Label, Prediction, encode
 from driftline.errors import InvalidEvent
 from driftline.transport import Record
 from stream_processors.core.admission import admit, refusal
+from stream_processors.core.schema import PredictionHead
 
 P, L = "driftline.predictions", "driftline.labels"
 SKEW = 300.0
@@ -74,3 +75,12 @@ def test_an_undecodable_record_and_a_foreign_topic_are_told_apart() -> None:
     assert [s for _, s in failed] == ["decode", "decode"]
     assert str(failed[0][0]).startswith("Prediction: ")
     assert "not an input of the processor" in str(failed[1][0])
+
+
+def test_a_head_has_every_field_and_check_of_a_prediction_but_its_features() -> None:
+    """PredictionHead (what admission decodes when the native decoder reads the features) mirrors
+    Prediction field for field, so that a record fails or passes both the same way."""
+    whole = {f.name: (f.type, f.default) for f in msgspec.structs.fields(Prediction) if f.name != "features"}
+    head = {f.name: (f.type, f.default) for f in msgspec.structs.fields(PredictionHead)}
+    assert head == whole
+    assert PredictionHead.__post_init__ is Prediction.__post_init__
