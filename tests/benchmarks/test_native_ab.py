@@ -20,7 +20,10 @@ if not native.built():  # .ci/run builds it (cargo is there): CI never skips
     pytest.skip("the native decoder is not built (no Rust toolchain at install)", allow_module_level=True)
 
 
-def test_both_ways_give_the_same_outputs_and_a_rate_each(capsys: pytest.CaptureFixture[str]) -> None:
+def test_both_ways_give_the_same_outputs_and_a_rate_each(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(native.ENV, raising=False)
     bench = runpy.run_path(str(SCRIPT), run_name="native_ab_test")
     assert bench["main"](["--features", "8,20", "--predictions", "3000", "--repeat", "1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.splitlines()[-1])["native_ab"]
