@@ -1,4 +1,4 @@
-"""The optional native decoder: a batch of a wide model version's prediction records into columns.
+"""The optional native decoder: a batch of one model version's prediction records into feature columns.
 
 ``driftline._native`` (Rust via PyO3, ``native/``) is built by ``pip install`` when a Rust toolchain
 is on the PATH and skipped otherwise; every caller has the general path (msgspec, then columns in
