@@ -165,9 +165,10 @@ class Reconstruction:
         """Standardised normal scores of the rows' reconstruction errors (in control: about N(0, 1))."""
         return (normal_scores(self.errors, self.error(scores)) - self.mean) / self.sd
 
-    def contributors(self, scores: np.ndarray, top: int = 3) -> list[str]:
-        """The features whose share of the reconstruction error grew most over ``scores``' rows."""
-        ratio = (self.residuals(scores) ** 2).mean(axis=0) / np.maximum(self.reference_contribution, 1e-12)
+    def contributors(self, residuals: np.ndarray, top: int = 3) -> list[str]:
+        """The features whose share of the reconstruction error grew most over rows of these
+        :meth:`residuals`."""
+        ratio = (residuals**2).mean(axis=0) / np.maximum(self.reference_contribution, 1e-12)
         order = np.argsort(-ratio, kind="stable")
         return [self.names[i] for i in order[:top] if ratio[i] > 1.0]
 

@@ -299,7 +299,7 @@ class SequentialFeatureDrift:
     def _explain(self, s: Stream, column: int, row: int, alarm: Any) -> SequentialDrift:
         start = max(alarm.run_start, row + 1 - self.keep_rows, self.live_from)
         cols = self._rows(start, row + 1)
-        r = window_test(s, cols)
+        r, psi, contributors = s.explain(cols)
         return SequentialDrift(
             feature=s.name,
             row=row,
@@ -313,9 +313,9 @@ class SequentialFeatureDrift:
             effect=r.effect,
             direction=s.directions[column] if s.kind == "numeric" or s.kind == "joint" else r.direction,
             category=r.category,
-            psi=s.psi(cols),
+            psi=psi,
             rows=row + 1 - start,
-            contributors=tuple(s.contributors(cols)),
+            contributors=tuple(contributors),
         )
 
     # -- recent rows --------------------------------------------------------------------------------
