@@ -1,11 +1,12 @@
-"""The processor core with and without the native decoder, alternated in one run.
+"""The processor core with and without its native parts, alternated in one run.
 
     python benchmarks/native_ab.py [--features 8,50,200] [--predictions 60000] [--repeat 3] [--json]
 
 Per feature count, one stream of the pipeline benchmark (drift at 70%, labels right behind), processed
-by a fresh core in 5,000-record batches with its outputs encoded as a runner sends them: once decoding
-every prediction in Python (msgspec, then columns), once with the native decoder reading the features
-(``stream_processors/core/heads.py``), alternated ``--repeat`` times; medians of events per second,
+by a fresh core in 5,000-record batches with its outputs encoded as a runner sends them: once all in
+Python (msgspec, then columns; numpy statistics), once with the native decoder reading the features
+(``stream_processors/core/heads.py``) and the native detector kernels (``detectors/kernels.py``),
+alternated ``--repeat`` times; medians of events per second,
 their ratio, and a check that both ways gave the same output messages, byte for byte (else exit 1).
 Needs the native decoder built (``pip install -e .`` with cargo on the PATH).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -37,6 +39,7 @@ from stream_processors.core.processor import ProcessorCore  # noqa: E402
 
 def once(recs: list[Record], topics: Topics, use_native: bool) -> tuple[float, str]:
     """(events/s, digest of every output message) of one fresh core over ``recs``."""
+    os.environ[native.ENV] = "1" if use_native else "0"  # the detector kernels read it per batch
     core = ProcessorCore(MonitorSettings(), topics)
     core.native = use_native
     digest = hashlib.sha256()
@@ -78,8 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     if not native.available():
         print("the native decoder is not built (or DRIFTLINE_NATIVE=0): nothing to compare", file=sys.stderr)
         return 2
-    rows = [measure(int(f), args.predictions, args.repeat) for f in args.features.split(",")]
-    print("core events/s, medians, alternated in one run: Python decoding vs the native decoder")
+    before = os.environ.get(native.ENV)
+    try:
+        rows = [measure(int(f), args.predictions, args.repeat) for f in args.features.split(",")]
+    finally:  # (as it was: a test may call main in its own process)
+        if before is None:
+            os.environ.pop(native.ENV, None)
+        else:
+            os.environ[native.ENV] = before
+    print("core events/s, medians, alternated in one run: all in Python vs the native decoder and kernels")
     print(f"{'features':>8} {'events':>8} {'python':>9} {'native':>9} {'ratio':>6}  same outputs")
     for r in rows:
         print(

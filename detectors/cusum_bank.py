@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import kernels
+
 __all__ = ["SCALE_BITS", "BankAlarm", "CusumBank", "quantise"]
 
 SCALE_BITS = 24
@@ -78,6 +80,16 @@ class CusumBank:
         cols = np.flatnonzero(active)
         if n == 0 or cols.size == 0:
             return None
+        if kernels.available():  # one pass over the rows (detectors/kernels.py): the same integers
+            found = kernels.cusum_update(
+                increments, cols, self.values, self.run_start, self._h, first_row, _SCALE
+            )
+            if found is None:
+                return None
+            col, row, value = found
+            return BankAlarm(
+                col, row, value / _SCALE, float(self.thresholds[col]), run_start=int(self.run_start[col])
+            )
         step = max(64, _CHUNK // cols.size)  # rows at a time: the passes over a chunk stay in cache
         for lo in range(0, n, step):
             alarm = self._update(increments[lo : lo + step], first_row + lo, cols)

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import ndtri
 
+from . import kernels
 from ._util import is_missing
 
 __all__ = [
@@ -202,9 +203,12 @@ class NumericBlock:
         """(rows x features) values -> their standardised scores (NaN where missing) and the
         (rows x features * statistics) increments (zero where missing), feature-major."""
         x = np.where(np.isfinite(x), x, np.nan)
-        mid = np.empty(x.shape)
-        for j, (ref, unique) in enumerate(zip(self.sorted, self.unique, strict=True)):
-            mid[:, j] = mid_ranks(ref, x[:, j], unique)
+        if kernels.available():  # one pass over the batch (detectors/kernels.py): the same values
+            mid = kernels.mid_ranks_block(self.sorted, x)
+        else:
+            mid = np.empty(x.shape)
+            for j, (ref, unique) in enumerate(zip(self.sorted, self.unique, strict=True)):
+                mid[:, j] = mid_ranks(ref, x[:, j], unique)
         missing = np.isnan(x)
         z = ndtri((mid + 0.5) / (self.n + 1.0))
         z[missing] = np.nan
