@@ -33,6 +33,8 @@ def _refs(rng: np.random.Generator, features: int) -> list[np.ndarray]:
         lambda: np.full(300, 7.0),
         lambda: rng.normal(size=3).round(1),
         lambda: np.concatenate([rng.exponential(size=1500), np.zeros(500), [-0.0]]),
+        lambda: rng.standard_cauchy(size=1000),  # heavy tails: most values in a few buckets
+        lambda: np.concatenate([rng.normal(size=990), [1e300, -1e300]]),  # a range of no finite width
     ]
     return [np.sort(kinds[j % len(kinds)]()) for j in range(features)]
 
@@ -48,6 +50,9 @@ def test_mid_ranks_equal_numpy_searchsorted(native: None, seed: int) -> None:
     x[1, :] = [r[-1] for r in refs]
     x[2, :] = 0.0
     x[3, :] = -0.0
+    x[4:40, :] = np.stack([rng.choice(r, 36) for r in refs], axis=1)  # values of the references
+    x[40, :] = [np.nextafter(r[len(r) // 2], -np.inf) for r in refs]  # just below a reference value
+    x[41, :], x[42, :] = np.inf, -np.inf
     got = kernels.mid_ranks_block(refs, x)
     for j, ref in enumerate(refs):
         want = (np.searchsorted(ref, x[:, j], "left") + np.searchsorted(ref, x[:, j], "right")) / 2.0

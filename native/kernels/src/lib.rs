@@ -37,19 +37,73 @@ fn items_mut<T: pyo3::buffer::Element>(b: &mut PyBuffer<T>) -> PyResult<&mut [T]
 }
 
 /// Mid-rank of `v` in the sorted, NaN-free `r`: (#below + #below-or-equal) / 2. A NaN sorts after
-/// every number, as in numpy: its mid-rank is `r.len()`.
+/// every number, as in numpy: its mid-rank is `r.len()`. `index` narrows the search.
 #[inline]
-fn mid_rank(r: &[f64], v: f64) -> f64 {
+fn mid_rank(r: &[f64], index: &Buckets, v: f64) -> f64 {
     if v.is_nan() {
         return r.len() as f64;
     }
-    let left = below(r, v, false);
+    let left = index.below(r, v);
     let right = if left < r.len() && r[left] == v {
         below(r, v, true)
     } else {
         left
     };
     (left + right) as f64 / 2.0
+}
+
+/// An index of a sorted reference: the value range cut into equal buckets, and for each bucket's lower
+/// edge how many values lie below it (one merge walk to build). A value's bucket then bounds its
+/// search to the few reference values in that bucket. Float rounding may put a value in a neighbouring
+/// bucket; the bounds are checked, and an unchecked value is searched in the whole reference.
+struct Buckets {
+    lo: f64,
+    per_unit: f64,     // buckets per unit of value
+    first: Vec<usize>, // first[b]: how many values lie below bucket b's lower edge; first[len - 1] = n
+}
+
+impl Buckets {
+    fn new(r: &[f64]) -> Buckets {
+        let n = r.len();
+        let (lo, hi) = if n > 0 { (r[0], r[n - 1]) } else { (0.0, 0.0) };
+        if n < 16 || hi <= lo || !(hi - lo).is_finite() {
+            return Buckets {
+                lo,
+                per_unit: 0.0,
+                first: vec![0, n],
+            };
+        }
+        let count = n.next_power_of_two();
+        let width = (hi - lo) / count as f64;
+        let mut first = Vec::with_capacity(count + 1);
+        let mut at = 0;
+        for b in 0..count {
+            let edge = lo + b as f64 * width;
+            while at < n && r[at] < edge {
+                at += 1;
+            }
+            first.push(at);
+        }
+        first.push(n);
+        Buckets {
+            lo,
+            per_unit: count as f64 / (hi - lo),
+            first,
+        }
+    }
+
+    /// How many of `r` (the reference this indexes) are below `v` (not NaN).
+    #[inline]
+    fn below(&self, r: &[f64], v: f64) -> usize {
+        let last = self.first.len() - 2;
+        let b = ((v - self.lo) * self.per_unit).max(0.0).min(last as f64) as usize;
+        let (start, end) = (self.first[b], self.first[b + 1]);
+        if (start == 0 || r[start - 1] < v) && (end == r.len() || r[end] >= v) {
+            start + below(&r[start..end], v, false)
+        } else {
+            below(r, v, false)
+        }
+    }
 }
 
 /// How many of the sorted `r` are below `v` (`or_equal`: at most `v`): a binary search without
@@ -77,8 +131,8 @@ fn below(r: &[f64], v: f64, or_equal: bool) -> usize {
 }
 
 /// `out[i, j]` = mid-rank of `x[i, j]` in `refs[j]` (sorted, no NaN), for a (rows x features) `x`.
-/// Features are taken eight at a time (a cache line of a row), so that their references stay in
-/// cache while the rows stream past.
+/// A feature at a time (its reference and index stay in cache), each value searched within its
+/// bucket of the reference's index ([`Buckets`]).
 #[pyfunction]
 fn mid_ranks(
     py: Python<'_>,
@@ -107,8 +161,9 @@ fn mid_ranks(
     let rows = xs.len() / features;
     py.allow_threads(|| {
         for (j, r) in rs.iter().enumerate() {
+            let index = Buckets::new(r);
             for i in 0..rows {
-                os[i * features + j] = mid_rank(r, xs[i * features + j]);
+                os[i * features + j] = mid_rank(r, &index, xs[i * features + j]);
             }
         }
     });
