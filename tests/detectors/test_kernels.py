@@ -141,3 +141,11 @@ def test_detector_alarms_the_same_either_way(monkeypatch: pytest.MonkeyPatch) ->
         found[mode] = [d for b in batches for d in det.update(b)]
     assert found["1"] and found["1"] == found["0"]
     assert {d.feature for d in found["1"]} >= {"x0", "x1", "x2"}
+
+
+def test_the_off_switch_reads_as_the_decoders() -> None:
+    """``detectors/`` may not import the decoder's switch, so it keeps its own list of off values:
+    the same list, so that ``DRIFTLINE_NATIVE`` turns both native parts off or neither."""
+    from driftline import native as decoder
+
+    assert kernels._OFF == decoder._OFF
