@@ -84,8 +84,8 @@ def batches(n: int, rate: float, batch: int = 2500, seed: int = 0) -> Iterator[l
 
 
 def remembered(core: ProcessorCore) -> dict[str, int]:
-    j = core.models["m"].joiner
-    return {"pending": len(j._pending), "orphans": len(j._orphans), "closed": len(j._closed)}
+    pending, orphans, closed = core.models["m"].joiner.remembered()
+    return {"pending": pending, "orphans": orphans, "closed": closed}
 
 
 def checkpoint(core: ProcessorCore) -> tuple[int, float]:

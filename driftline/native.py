@@ -8,6 +8,9 @@ without escapes or null for categorical ones) and names the others, which the ca
 general way: a bad record is always judged -- and dead-lettered with its reason -- by the general
 path. What it reads is what the general path reads, to the bit (``tests/driftline/test_native.py``).
 
+The same extension holds the native label join (:class:`JoinBase`, ``native/src/join.rs``), which
+``stream_processors.core.join_native`` runs in place of the Python one when it is available.
+
 ``DRIFTLINE_NATIVE=0`` turns it off (for an A/B measurement, or to rule it out); unset or ``1``, it is
 used when built.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +39,7 @@ try:  # built by pip when cargo was on the PATH
 except ImportError:  # pragma: no cover -- depends on the install
     _native = None
 
-__all__ = ["ENV", "available", "built", "enabled", "feature_columns"]
+__all__ = ["ENV", "available", "built", "enabled", "feature_columns", "JoinBase"]
 
 ENV = "DRIFTLINE_NATIVE"
 _ON, _OFF = {"", "1", "true", "on", "yes"}, {"0", "false", "off", "no"}
@@ -77,3 +80,16 @@ def feature_columns(
     flat, categorical, failed = _native.feature_columns(list(records), list(names), list(numeric), max_bytes)
     matrix = np.frombuffer(flat, dtype=np.float64).reshape(sum(map(bool, numeric)), len(records))
     return matrix, categorical, failed
+
+
+if TYPE_CHECKING:
+    from driftline._native import Join as JoinBase
+elif _native is not None:
+    JoinBase = _native.Join
+else:  # pragma: no cover -- depends on the install
+
+    class JoinBase:
+        """Stands in for the native label join when it was not built: never made (see available)."""
+
+        def __init__(self, *args: object) -> None:
+            raise RuntimeError("the native label join was not built (driftline.native.built() is False)")

@@ -10,6 +10,8 @@
 //! float(int) does, other numbers are parsed correctly rounded, and a number out of range is left to
 //! msgspec.
 
+mod join;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
@@ -406,5 +408,6 @@ fn feature_columns<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(feature_columns, m)?)?;
+    m.add_class::<join::Join>()?;
     Ok(())
 }

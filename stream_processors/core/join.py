@@ -161,6 +161,10 @@ class LabelJoiner:
         """(predictions, labels) read but not merged: each waits for the other input."""
         return len(self._unmerged_predictions), len(self._unmerged_labels)
 
+    def remembered(self) -> tuple[int, int, int]:
+        """(pending predictions, orphan labels, closed ids remembered)."""
+        return len(self._pending), len(self._orphans), len(self._closed)
+
     @property
     def waiting(self) -> int:
         """Events read but not merged yet: each waits for the other input to be read past it."""

@@ -37,7 +37,8 @@ from detectors.calibration import DEFAULT_FALSE_ALARMS_PER_100K
 from driftline.config import MonitorSettings
 from driftline.contracts import Alert, Label, Metric, Prediction, Scored
 from driftline.spec import ModelSpec
-from stream_processors.core.join import JoinHealth, LabelJoiner
+from stream_processors.core.join import JoinHealth
+from stream_processors.core.join_native import Joiner, new_joiner
 from stream_processors.core.reference import ReferenceRows, pinned_reference
 from stream_processors.core.schema import Kind, PredictionHead, columns, infer_kinds, native_columns
 from stream_processors.core.scored import hold
@@ -90,7 +91,7 @@ class ModelMonitor:
         self.undeclared = {}
         self._known = set() if spec is None else set(spec.features)
         self.task = get_task(settings.task, **({} if spec is None else spec.task_params()))
-        self.joiner = LabelJoiner(settings.label_lateness_s, settings.max_pending)
+        self.joiner: Joiner = new_joiner(settings.label_lateness_s, settings.max_pending)
         self.versions: dict[str, VersionMonitor] = {}
         self.n_predictions = 0
         if spec is not None and spec.segments:
@@ -323,7 +324,7 @@ class ModelMonitor:
                 out.metrics += metrics
 
 
-def _health(joiner: LabelJoiner, at: list[int], j: int) -> JoinHealth:
+def _health(joiner: Joiner, at: list[int], j: int) -> JoinHealth:
     """The join's counts right after the version's ``j``-th join (call position ``at[j]``)."""
     return joiner.health_at(at[j])
 

@@ -36,6 +36,7 @@ from driftline.transport import Record
 from stream_processors.core.admission import admit
 from stream_processors.core.announcements import Announcements
 from stream_processors.core.heads import Items, read_heads, safe_names
+from stream_processors.core.join_native import as_native
 from stream_processors.core.model_monitor import ModelMonitor, MonitorOutput
 from stream_processors.core.reference import load_reference
 from stream_processors.core.schema import PredictionHead
@@ -343,6 +344,7 @@ class ProcessorCore:
                     "new versions follow the current spec, monitored versions keep their state",
                     model,
                 )
+            mon.joiner = as_native(mon.joiner)  # (a checkpoint of the Python join: see join_native)
             self.models[model] = mon
             self.partition_of[model] = partition
 

@@ -50,7 +50,11 @@ class PredictionHead(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A prediction record decoded without its features: the same fields and checks as
     :class:`~driftline.contracts.Prediction` otherwise (a record that is not a valid prediction for any
     other field fails here the same way). The processor decodes a model's records so while the
-    native decoder (:mod:`driftline.native`) reads their features into columns (:func:`native_columns`)."""
+    native decoder (:mod:`driftline.native`) reads their features into columns (:func:`native_columns`).
+
+    The join holds a head as it is (:func:`~.scored.hold` sets ``raw``: its record's bytes, which its
+    scored event carries), where a whole prediction is copied into a ``HeldPrediction``; like that one,
+    it has no features (``features`` is empty)."""
 
     schema_version: int = SCHEMA_VERSION
     prediction_id: NonEmpty
@@ -61,7 +65,14 @@ class PredictionHead(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     score: Probability | None = None
     probabilities: Probabilities | None = None
 
+    raw: msgspec.Raw = msgspec.Raw(b"")  # (set by hold: a record's own "raw" field is overwritten)
+
     __post_init__ = Prediction.__post_init__  # type: ignore[misc]  # (the same checks, inline)
+
+    @property
+    def features(self) -> dict[str, object]:
+        """None decoded (read by the native decoder into columns, or held as the record's bytes)."""
+        return {}
 
 
 def infer_kinds(p: Prediction) -> dict[str, Kind]:

@@ -291,7 +291,7 @@ def test_bad_input_changes_nothing_for_the_good(good, name: str) -> None:
     if c.reason is None:  # absorbed by the join: counted, never dead-lettered
         assert out.dead_letters == []
         joiner = core.models["m"].joiner
-        counts = {**joiner.counts, "waiting_orphans": len(joiner._orphans)}
+        counts = {**joiner.counts, "waiting_orphans": joiner.remembered()[1]}
         counted = {"duplicate_prediction": "duplicate_predictions", "duplicate_label": "duplicate_labels"}
         assert counts[counted.get(name, "waiting_orphans")] == 4
         return

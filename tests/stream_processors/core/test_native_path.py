@@ -1,5 +1,6 @@
 """The processor core gives the same outputs, byte for byte, whether a model's predictions are decoded
-whole (msgspec) or as heads whose features the native decoder reads: scored events, metrics, alerts and
+whole (msgspec) or as heads whose features the native decoder reads, and joined by the Python or the
+native join: scored events, metrics, alerts and
 dead letters with their reasons -- through bad records, a version change and a producer that changes
 its features' order (whose batches the decoder declines until it is no longer tried)."""
 
@@ -16,6 +17,8 @@ import pytest
 from driftline import native
 from driftline.config import MonitorSettings, Topics
 from driftline.transport import Record
+from stream_processors.core.join import LabelJoiner
+from stream_processors.core.join_native import NativeJoiner
 from stream_processors.core.model_monitor import NATIVE_DECLINES
 from stream_processors.core.processor import ProcessorCore
 
@@ -60,6 +63,8 @@ def _stream(
         version = "2" if version_2_at is not None and i >= int(n * version_2_at) else "1"
         pred = {"prediction_id": f"p{i}", "model": "m", "model_version": version, "event_time": t}
         pred |= {"features": feats, "prediction": int(rng.random() < 0.5), "score": float(rng.random())}
+        if i % 300 == 11:  # a field of the head's that no prediction has: the record is carried as sent
+            pred["raw"] = {"features": {}}
         add(TOPICS.predictions, json.dumps(pred).encode(), t)
         labels.append((i, {"prediction_id": f"p{i}", "model": "m", "event_time": t + 0.5}))
         if i % 500 == 250:  # bad records, each of another kind
@@ -101,6 +106,7 @@ def _run(recs: list[Record], use_native: bool, monkeypatch: pytest.MonkeyPatch) 
     for batch in _batches(recs, 700):
         out += core.process(batch).messages(TOPICS)
     out += core.drain().messages(TOPICS)
+    assert type(core.models["m"].joiner) is (NativeJoiner if use_native else LabelJoiner)
     return out, read
 
 

@@ -51,11 +51,11 @@ def test_a_waiting_prediction_holds_its_bytes_and_only_its_segment_columns(make_
     rec = Record(TOPICS.predictions, RAW, b"m", 0, 0, 1.0)
     for core, held_features in ((plain, {}), (segmented, {"c": "a"})):
         _scored(core, [rec])  # merged: waiting for its label
-        (pending,) = core.models["m"].joiner._pending.values()
+        (pending,) = core.models["m"].joiner.__getstate__()["_pending"].values()
         assert pending[0].features == held_features and bytes(pending[0].raw) == RAW  # type: ignore[attr-defined]
     narrow = ProcessorCore(SETTINGS, TOPICS)  # a few features: held as its bytes too
     _scored(narrow, [record(make_prediction(0))])
-    (pending,) = narrow.models["m"].joiner._pending.values()
+    (pending,) = narrow.models["m"].joiner.__getstate__()["_pending"].values()
     assert pending[0].features == {} and bytes(pending[0].raw) == encode(make_prediction(0))  # type: ignore[attr-defined]
 
 
