@@ -13,7 +13,7 @@ use foldhash::fast::RandomState;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
 
 type Id = Arc<str>;
 type Map<V> = HashMap<Id, V, RandomState>;
@@ -353,6 +353,54 @@ impl Join {
     }
 }
 
+/// A queue of ids as two byte strings: their UTF-8 bytes end to end, and each one's length (u32,
+/// little-endian) -- pickled as fast as copied, where a string object per id is not.
+fn pack<'py>(py: Python<'py>, ids: &VecDeque<Id>) -> PyResult<Bound<'py, PyTuple>> {
+    let (mut blob, mut lengths) = (Vec::new(), Vec::with_capacity(4 * ids.len()));
+    for id in ids {
+        blob.extend_from_slice(id.as_bytes());
+        lengths.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    }
+    PyTuple::new(py, [PyBytes::new(py, &blob), PyBytes::new(py, &lengths)])
+}
+
+/// The ids `pack` packed.
+fn unpack(packed: &Bound<'_, PyAny>) -> PyResult<VecDeque<Id>> {
+    let bad = || PyValueError::new_err("join state: packed ids that do not add up");
+    let (blob, lengths) = (packed.get_item(0)?, packed.get_item(1)?);
+    let blob = blob.downcast::<PyBytes>()?.as_bytes();
+    let lengths = lengths.downcast::<PyBytes>()?.as_bytes();
+    let mut at = 0usize;
+    let mut ids = VecDeque::with_capacity(lengths.len() / 4);
+    for len in lengths.chunks(4) {
+        let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
+        let bytes = blob.get(at..at + len).ok_or_else(bad)?;
+        ids.push_back(Arc::from(std::str::from_utf8(bytes).map_err(|_| bad())?));
+        at += len;
+    }
+    if at != blob.len() {
+        return Err(bad());
+    }
+    Ok(ids)
+}
+
+/// One string object per id (per `Arc`) for a state's containers.
+struct Strings<'py> {
+    py: Python<'py>,
+    seen: HashMap<usize, Bound<'py, PyString>, RandomState>,
+}
+
+impl<'py> Strings<'py> {
+    fn of(&mut self, id: &Id) -> Bound<'py, PyString> {
+        let py = self.py;
+        let at = Arc::as_ptr(id) as *const u8 as usize;
+        self.seen
+            .entry(at)
+            .or_insert_with(|| PyString::new(py, id))
+            .clone()
+    }
+}
+
 fn deque<'py, T: IntoPyObject<'py>, I: IntoIterator<Item = T>>(
     py: Python<'py>,
     items: I,
@@ -552,88 +600,71 @@ impl Join {
         }
     }
 
-    /// The state, as `LabelJoiner.__getstate__` gives it.
+    /// The state, as `LabelJoiner.__getstate__` gives it. An id shared by a table and its merge-order
+    /// queue is one string object in both, so that pickle writes it once.
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let mut strings = Strings {
+            py,
+            seen: HashMap::default(),
+        };
         let s = PyDict::new(py);
-        let pair = |id: &Id, p: &Pred| -> PyResult<Bound<'py, PyTuple>> {
-            let _ = id;
-            PyTuple::new(
-                py,
-                [
-                    p.p.clone_ref(py).into_bound(py),
-                    p.index.into_pyobject(py)?.into_any(),
-                ],
-            )
+        let pair = |p: &Pred| -> PyResult<Bound<'py, PyTuple>> {
+            let index = p.index.into_pyobject(py)?.into_any();
+            PyTuple::new(py, [p.p.clone_ref(py).into_bound(py), index])
         };
         s.set_item("lateness_s", self.lateness_s)?;
         s.set_item("max_pending", self.max_pending)?;
-        let preds: PyResult<Vec<_>> = self
-            .unmerged_preds
-            .iter()
-            .map(|(id, p)| pair(id, p))
-            .collect();
+        let preds: PyResult<Vec<_>> = self.unmerged_preds.iter().map(|(_, p)| pair(p)).collect();
         s.set_item("_unmerged_predictions", deque(py, preds?)?)?;
-        s.set_item(
-            "_unmerged_ids",
-            PySet::new(py, self.unmerged_ids.iter().map(|i| &**i))?,
-        )?;
+        let ids: Vec<_> = self.unmerged_ids.iter().map(|i| strings.of(i)).collect();
+        s.set_item("_unmerged_ids", PySet::new(py, ids)?)?;
         let labels = self
             .unmerged_labels
             .iter()
             .map(|(_, l)| l.obj.clone_ref(py));
         s.set_item("_unmerged_labels", deque(py, labels)?)?;
         s.set_item("arrival_watermark", self.arrival_watermark)?;
-        s.set_item(
-            "_pending_order",
-            deque(py, self.pending_order.iter().map(|i| &**i))?,
-        )?;
-        s.set_item(
-            "_orphan_order",
-            deque(py, self.orphan_order.iter().map(|i| &**i))?,
-        )?;
-        s.set_item(
-            "_closed_order",
-            deque(py, self.closed_order.iter().map(|i| &**i))?,
-        )?;
+        // the merge-order queues -- the bulk of a state: every id closed within lateness_s, and
+        // every id joined behind the oldest prediction still waiting -- packed (see pack)
+        for (name, order) in [
+            ("_pending_order", &self.pending_order),
+            ("_orphan_order", &self.orphan_order),
+            ("_closed_order", &self.closed_order),
+        ] {
+            s.set_item(format!("{name}_packed"), pack(py, order)?)?;
+        }
         let runs: PyResult<Vec<_>> = self
             .closed_at
             .iter()
             .map(|&(wm, n)| {
-                PyList::new(
-                    py,
-                    [
-                        wm.into_pyobject(py)?.into_any(),
-                        n.into_pyobject(py)?.into_any(),
-                    ],
-                )
+                let n = n.into_pyobject(py)?.into_any();
+                PyList::new(py, [wm.into_pyobject(py)?.into_any(), n])
             })
             .collect();
         s.set_item("_closed_at", deque(py, runs?)?)?;
         s.set_item("_due", self.due)?;
         let pending = PyDict::new(py);
         for (id, p) in &self.pending {
-            pending.set_item(&**id, pair(id, p)?)?;
+            pending.set_item(strings.of(id), pair(p)?)?;
         }
         s.set_item("_pending", pending)?;
         let orphans = PyDict::new(py);
         for (id, l) in &self.orphans {
-            orphans.set_item(&**id, l.obj.clone_ref(py))?;
+            orphans.set_item(strings.of(id), l.obj.clone_ref(py))?;
         }
         s.set_item("_orphans", orphans)?;
-        let closed = PyDict::new(py);
-        for id in &self.closed_order {
-            // (in closing order, as the Python table holds them)
-            if let Some(&joined) = self.closed.get(id) {
-                closed.set_item(&**id, joined)?;
-            }
-        }
-        s.set_item("_closed", closed)?;
+        // the closed table: whether each closed id joined (2), expired (1) or is forgotten (0)
+        let flags: Vec<u8> = (self.closed_order.iter())
+            .map(|id| self.closed.get(id).map_or(0u8, |&joined| 1 + joined as u8))
+            .collect();
+        s.set_item("_closed_flags", PyBytes::new(py, &flags))?;
         s.set_item("watermark", self.watermark)?;
         s.set_item("counts", self.counts.bind(py).copy()?)?;
         Ok(s)
     }
 
-    /// Take over a state as `LabelJoiner.__getstate__` gives it (after its `__setstate__`).
+    /// Take over a state as `LabelJoiner.__getstate__` gives it (after its `__setstate__`), or as
+    /// `state` gives it.
     fn load_state(&mut self, state: &Bound<'_, PyDict>) -> PyResult<()> {
         let py = state.py();
         let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
@@ -673,6 +704,9 @@ impl Join {
                 .map(|i| Ok(Arc::from(i?.downcast::<PyString>()?.to_str()?)))
                 .collect()
         };
+        let key = |k: Bound<'_, PyAny>| -> PyResult<Id> {
+            Ok(Arc::from(k.downcast::<PyString>()?.to_str()?))
+        };
         for item in get("_unmerged_predictions")?.try_iter()? {
             fresh.unmerged_preds.push_back(pred(item?)?);
         }
@@ -681,9 +715,28 @@ impl Join {
             fresh.unmerged_labels.push_back(lab(obj?)?);
         }
         fresh.arrival_watermark = get("arrival_watermark")?.extract()?;
-        fresh.pending_order = ids("_pending_order")?;
-        fresh.orphan_order = ids("_orphan_order")?;
-        fresh.closed_order = ids("_closed_order")?;
+        if state.contains("_closed_flags")? {
+            fresh.pending_order = unpack(&get("_pending_order_packed")?)?;
+            fresh.orphan_order = unpack(&get("_orphan_order_packed")?)?;
+            fresh.closed_order = unpack(&get("_closed_order_packed")?)?;
+            let flags = get("_closed_flags")?;
+            let flags = flags.downcast::<PyBytes>()?.as_bytes();
+            if flags.len() != fresh.closed_order.len() {
+                return Err(PyValueError::new_err("join state: a flag per closed id"));
+            }
+            for (id, &flag) in fresh.closed_order.iter().zip(flags) {
+                if flag > 0 {
+                    fresh.closed.insert(id.clone(), flag == 2);
+                }
+            }
+        } else {
+            fresh.pending_order = ids("_pending_order")?;
+            fresh.orphan_order = ids("_orphan_order")?;
+            fresh.closed_order = ids("_closed_order")?;
+            for (id, joined) in get("_closed")?.downcast::<PyDict>()?.iter() {
+                fresh.closed.insert(key(id)?, joined.extract()?);
+            }
+        }
         for run in get("_closed_at")?.try_iter()? {
             let run = run?;
             let n = run.get_item(1)?;
@@ -693,17 +746,11 @@ impl Join {
             fresh.closed_at.push_back((run.get_item(0)?.extract()?, n));
         }
         fresh.due = get("_due")?.extract()?;
-        let key = |k: Bound<'_, PyAny>| -> PyResult<Id> {
-            Ok(Arc::from(k.downcast::<PyString>()?.to_str()?))
-        };
         for (k, item) in get("_pending")?.downcast::<PyDict>()?.iter() {
             fresh.pending.insert(key(k)?, pred(item)?.1);
         }
         for (k, obj) in get("_orphans")?.downcast::<PyDict>()?.iter() {
             fresh.orphans.insert(key(k)?, lab(obj)?.1);
-        }
-        for (id, joined) in get("_closed")?.downcast::<PyDict>()?.iter() {
-            fresh.closed.insert(key(id)?, joined.extract()?);
         }
         fresh.watermark = get("watermark")?.extract()?;
         let counts = fresh.counts.bind(py);
