@@ -456,6 +456,60 @@ impl Join {
         })
     }
 
+    /// The positions of the predictions to read, by version (`LabelJoiner.new_by_version`).
+    fn new_by_version<'py>(
+        &mut self,
+        py: Python<'py>,
+        preds: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        self.load_counts(py)?;
+        let horizon = self.arrival_watermark - self.lateness_s;
+        let (pid_name, t_name) = (intern!(py, "prediction_id"), intern!(py, "event_time"));
+        let version_name = intern!(py, "model_version");
+        let by_version = PyDict::new(py);
+        let mut seen: HashSet<String, RandomState> = HashSet::default();
+        let mut last: Option<(Bound<'py, PyAny>, Bound<'py, PyList>)> = None; // (version, its list)
+        let mut read = |pos: usize, p: Bound<'py, PyAny>| -> PyResult<()> {
+            let pid_obj = p.getattr(pid_name)?;
+            let pid = pid_obj.downcast::<PyString>()?.to_str()?;
+            if seen.contains(pid) || !self.is_new_(pid) {
+                self.c[DUP_PREDICTIONS] += 1;
+                return Ok(());
+            }
+            if p.getattr(t_name)?.extract::<f64>()? < horizon {
+                self.c[LATE_PREDICTIONS] += 1;
+                return Ok(());
+            }
+            seen.insert(pid.to_owned());
+            let version = p.getattr(version_name)?;
+            if let Some((v, list)) = &last {
+                if v.is(&version) || v.eq(&version)? {
+                    return list.append(pos);
+                }
+            }
+            let list = match by_version.get_item(&version)? {
+                Some(list) => list.downcast_into::<PyList>()?,
+                None => {
+                    let list = PyList::empty(py);
+                    by_version.set_item(&version, &list)?;
+                    list
+                }
+            };
+            list.append(pos)?;
+            last = Some((version, list));
+            Ok(())
+        };
+        let mut result = Ok(());
+        for (pos, p) in preds.try_iter()?.enumerate() {
+            result = p.and_then(|p| read(pos, p));
+            if result.is_err() {
+                break;
+            }
+        }
+        self.store_counts(py)?;
+        result.map(|_| by_version)
+    }
+
     /// Read (prediction, arrival index) pairs; the joins the merge can now make (see `joins`).
     fn _add_predictions<'py>(
         &mut self,

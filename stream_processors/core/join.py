@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from driftline.contracts import Label, Prediction, Scored
@@ -190,6 +190,24 @@ class LabelJoiner:
             or prediction_id in self._pending
             or prediction_id in self._closed
         )
+
+    def new_by_version(self, preds: Sequence[Prediction]) -> dict[str, list[int]]:
+        """The positions in ``preds`` of the predictions to read, by version: not read before
+        (:meth:`is_new`) nor earlier in ``preds``, and not older than :attr:`arrival_horizon`. The
+        others are counted as duplicate or late, so replays never reach the statistics."""
+        by_version: dict[str, list[int]] = {}
+        seen: set[str] = set()
+        is_new, counts, horizon = self.is_new, self.counts, self.arrival_horizon
+        for pos, p in enumerate(preds):
+            pid = p.prediction_id
+            if pid in seen or not is_new(pid):
+                counts["duplicate_predictions"] += 1
+            elif p.event_time < horizon:  # settled time: its id may be forgotten, it may be a replay
+                counts["late_predictions"] += 1
+            else:
+                seen.add(pid)
+                by_version.setdefault(p.model_version, []).append(pos)
+        return by_version
 
     def add_predictions(self, items: Iterable[tuple[Prediction, int]]) -> list[Scored]:
         """Read (prediction, arrival index) pairs; returns the joins the merge can now make."""

@@ -127,7 +127,7 @@ class ModelMonitor:
         segment_columns = self.spec.segments if self.spec is not None else ()  # read at the join
         if self.spec is not None:  # (a head carries exactly its version's features: all declared)
             self._note_undeclared([p for p in preds if type(p) is Prediction] if read is not None else preds)  # type: ignore[arg-type]
-        by_version = self._new_by_version(preds)
+        by_version = self.joiner.new_by_version(preds)  # type: ignore[arg-type]
         for version, positions in by_version.items():
             vm = self._version(version, preds[positions[0]])  # type: ignore[arg-type]
             batch = [preds[i] for i in positions]
@@ -194,23 +194,6 @@ class ModelMonitor:
         if vm is None or any(p.model_version != version for p in heads):
             return None
         return native_columns(heads, raws, vm.kinds)
-
-    def _new_by_version(self, preds: Sequence[Prediction | PredictionHead]) -> dict[str, list[int]]:
-        """Positions of the predictions not seen before, by version; replays never reach the statistics."""
-        by_version: dict[str, list[int]] = {}
-        seen: set[str] = set()
-        is_new, counts, horizon = self.joiner.is_new, self.joiner.counts, self.joiner.arrival_horizon
-        for pos, p in enumerate(preds):
-            pid = p.prediction_id
-            if pid in seen or not is_new(pid):
-                counts["duplicate_predictions"] += 1
-                continue
-            if p.event_time < horizon:  # settled time: its id may be forgotten, it may be a replay
-                counts["late_predictions"] += 1
-                continue
-            seen.add(pid)
-            by_version.setdefault(p.model_version, []).append(pos)
-        return by_version
 
     def _version(self, version: str, first: Prediction) -> VersionMonitor:
         """The version's monitor (its schema read off its first prediction), now the most recent."""

@@ -1,7 +1,7 @@
-"""The native label join is the Python one, step for step: fed the same calls on seeded streams with
-duplicates, replays, late and orphan labels, expiries, evictions and forced merges, the two give the
-same joins, merge records, counts and state after every call -- and a checkpoint of either restores
-as the other."""
+"""The native label join is the Python one, step for step: fed the same calls on seeded streams of two
+versions with duplicates, replays, late and orphan labels, expiries, evictions and forced merges, the
+two give the same joins, merge records, counts and state after every call -- and a checkpoint of
+either restores as the other."""
 
 from __future__ import annotations
 
@@ -89,6 +89,9 @@ def test_the_native_join_is_the_python_join(seed: int, lateness: float, max_pend
             restores += 1
             assert type(fast) is NativeJoiner and _state(fast) == _state(python)
             continue
+        if call == "add_predictions":  # which to read: as the monitor asks before it reads them
+            fresh = python.new_by_version([p for p, _ in arg])
+            assert fast.new_by_version([p for p, _ in arg]) == fresh and fast.counts == python.counts
         args = [] if call == "drain" else [arg]
         got_python, got_fast = getattr(python, call)(*args), getattr(fast, call)(*args)
         assert got_fast == got_python, f"step {step}: {call}"
