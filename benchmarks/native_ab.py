@@ -4,8 +4,9 @@
 
 Per feature count, one stream of the pipeline benchmark (drift at 70%, labels right behind), processed
 by a fresh core in 5,000-record batches with its outputs encoded as a runner sends them: once all in
-Python (msgspec, then columns; numpy statistics), once with the native decoder reading the features
-(``stream_processors/core/heads.py``) and the native detector kernels (``detectors/kernels.py``),
+Python (msgspec, then columns; the Python join; numpy statistics), once with the native decoder reading
+the features (``stream_processors/core/heads.py``), the native label join
+(``stream_processors/core/join_native.py``) and the native detector kernels (``detectors/kernels.py``),
 alternated ``--repeat`` times; medians of events per second,
 their ratio, and a check that both ways gave the same output messages, byte for byte (else exit 1).
 Needs the native decoder built (``pip install -e .`` with cargo on the PATH).
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(native.ENV, None)
         else:
             os.environ[native.ENV] = before
-    print("core events/s, medians, alternated in one run: all in Python vs the native decoder and kernels")
+    print("core events/s, medians, alternated in one run: all in Python vs native (decoder, join, kernels)")
     print(f"{'features':>8} {'events':>8} {'python':>9} {'native':>9} {'ratio':>6}  same outputs")
     for r in rows:
         print(
