@@ -136,3 +136,9 @@ def test_a_checkpoint_restores_as_the_join_this_install_runs(monkeypatch: pytest
     assert again.add_labels([label]) == []  # (merged once both inputs have ended:)
     assert [(s.prediction.prediction_id, s.label) for s in again.drain()] == [("b", 0)]
     assert again.counts["joined"] == 2
+
+
+def test_the_native_join_counts_what_the_python_join_counts() -> None:
+    """The counters the native join keeps (native/src/join.rs names them again) are the Python join's, in
+    its order: the metrics and the checkpoints read them by name."""
+    assert list(NativeJoiner(1.0).counts) == list(LabelJoiner(1.0).counts)
