@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
@@ -648,7 +648,7 @@ impl Join {
     fn health_at(&self, k: usize) -> PyResult<(i64, i64, i64, i64, i64, i64)> {
         match self.health.get(6 * k..6 * k + 6) {
             Some(h) => Ok((h[0], h[1], h[2], h[3], h[4], h[5])),
-            None => Err(PyValueError::new_err(format!(
+            None => Err(PyIndexError::new_err(format!(
                 "no join {k} in the last call"
             ))),
         }

@@ -142,3 +142,6 @@ def test_the_native_join_counts_what_the_python_join_counts() -> None:
     """The counters the native join keeps (native/src/join.rs names them again) are the Python join's, in
     its order: the metrics and the checkpoints read them by name."""
     assert list(NativeJoiner(1.0).counts) == list(LabelJoiner(1.0).counts)
+    for joiner in (NativeJoiner(1.0), LabelJoiner(1.0)):  # and both refuse a join the last call did not make
+        with pytest.raises(IndexError):
+            joiner.health_at(0)
