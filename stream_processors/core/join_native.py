@@ -5,7 +5,8 @@
 built with the native decoder): step for step the same, it gives the same joins, merge record and
 counts, and the same state (``tests/stream_processors/core/test_join_native.py`` holds the two equal
 on seeded streams with duplicates, late and orphan events, forced merges and restores). At 8
-features it takes the join from ~20% of ``driftline process`` to a few percent (README, throughput).
+features it takes the join from ~20% of ``driftline process`` to ~9% with its scored events built
+(README, throughput): 1.4-1.8 us an event in Python, 0.42-0.46 us native.
 
 **Checkpoints are portable both ways.** A :class:`NativeJoiner` pickles as its state in
 :class:`~.join.LabelJoiner`'s format, but for its queues of ids -- the bulk of it: every id closed
