@@ -384,23 +384,6 @@ fn unpack(packed: &Bound<'_, PyAny>) -> PyResult<VecDeque<Id>> {
     Ok(ids)
 }
 
-/// One string object per id (per `Arc`) for a state's containers.
-struct Strings<'py> {
-    py: Python<'py>,
-    seen: HashMap<usize, Bound<'py, PyString>, RandomState>,
-}
-
-impl<'py> Strings<'py> {
-    fn of(&mut self, id: &Id) -> Bound<'py, PyString> {
-        let py = self.py;
-        let at = Arc::as_ptr(id) as *const u8 as usize;
-        self.seen
-            .entry(at)
-            .or_insert_with(|| PyString::new(py, id))
-            .clone()
-    }
-}
-
 fn deque<'py, T: IntoPyObject<'py>, I: IntoIterator<Item = T>>(
     py: Python<'py>,
     items: I,
@@ -654,13 +637,9 @@ impl Join {
         }
     }
 
-    /// The state, as `LabelJoiner.__getstate__` gives it. An id shared by a table and its merge-order
-    /// queue is one string object in both, so that pickle writes it once.
+    /// The state, as `LabelJoiner.__getstate__` gives it, its queues of ids packed (see `pack`).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let mut strings = Strings {
-            py,
-            seen: HashMap::default(),
-        };
+        let string = |id: &Id| PyString::new(py, id);
         let s = PyDict::new(py);
         let pair = |p: &Pred| -> PyResult<Bound<'py, PyTuple>> {
             let index = p.index.into_pyobject(py)?.into_any();
@@ -670,7 +649,7 @@ impl Join {
         s.set_item("max_pending", self.max_pending)?;
         let preds: PyResult<Vec<_>> = self.unmerged_preds.iter().map(|(_, p)| pair(p)).collect();
         s.set_item("_unmerged_predictions", deque(py, preds?)?)?;
-        let ids: Vec<_> = self.unmerged_ids.iter().map(|i| strings.of(i)).collect();
+        let ids: Vec<_> = self.unmerged_ids.iter().map(string).collect();
         s.set_item("_unmerged_ids", PySet::new(py, ids)?)?;
         let labels = self
             .unmerged_labels
@@ -699,12 +678,12 @@ impl Join {
         s.set_item("_due", self.due)?;
         let pending = PyDict::new(py);
         for (id, p) in &self.pending {
-            pending.set_item(strings.of(id), pair(p)?)?;
+            pending.set_item(string(id), pair(p)?)?;
         }
         s.set_item("_pending", pending)?;
         let orphans = PyDict::new(py);
         for (id, l) in &self.orphans {
-            orphans.set_item(strings.of(id), l.obj.clone_ref(py))?;
+            orphans.set_item(string(id), l.obj.clone_ref(py))?;
         }
         s.set_item("_orphans", orphans)?;
         // the closed table: whether each closed id joined (2), expired (1) or is forgotten (0)
