@@ -542,11 +542,12 @@ impl Join {
                 break;
             }
         }
-        self.arrival_watermark = wm;
         if let Err(e) = result {
+            // as the Python join: the items before the bad one stay read, the watermark as it was
             self.store_counts(py)?;
             return Err(e);
         }
+        self.arrival_watermark = wm;
         self.joins(py, false)
     }
 

@@ -145,3 +145,11 @@ def test_the_native_join_counts_what_the_python_join_counts() -> None:
     for joiner in (NativeJoiner(1.0), LabelJoiner(1.0)):  # and both refuse a join the last call did not make
         with pytest.raises(IndexError):
             joiner.health_at(0)
+
+
+def test_an_item_that_is_not_a_prediction_fails_both_joins_alike() -> None:
+    p = Prediction(prediction_id="a", model="m", model_version="1", event_time=5.0, features={}, prediction=1)
+    for joiner in (NativeJoiner(1.0), LabelJoiner(1.0)):
+        with pytest.raises((AttributeError, TypeError)):
+            joiner.add_predictions([(p, 0), ("not a prediction", 1)])  # type: ignore[list-item]
+        assert joiner.unmerged() == (1, 0) and joiner.arrival_watermark == float("-inf")
