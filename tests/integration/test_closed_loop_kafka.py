@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 import uuid
@@ -179,8 +180,14 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
     assert len(collect_topic(settings, t.scored)) == n  # nothing lost, nothing doubled
 
 
-def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_path) -> None:
+def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_path, caplog) -> None:
+    """Replayed and cooled-down alerts are dropped, garbage is dead-lettered, a concept-drift alert
+    asks for one retraining. The topics are read from a thread: a read blocks, and faust's agent
+    runs on the event loop. A run that routes nothing says what it saw (its inputs, its outputs and
+    faust's warnings) rather than only that nothing came out."""
     from stream_processors.control.faust_app import create_app
+
+    caplog.set_level(logging.WARNING)
 
     settings = kafka_settings(routing=RoutingSettings(cooldown_s=60))
     t = settings.topics
@@ -200,7 +207,11 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_pat
         b"garbage",
     ]:
         sink.send(t.alerts, b"m", value)
-    sink.flush()
+    assert sink.flush() == 0
+    assert wait_until(lambda: len(collect_topic(settings, t.alerts)) == 5, 30), "the alerts were not written"
+
+    def routed() -> bool:
+        return len(collect_topic(settings, t.notifications)) >= 2 and bool(collect_topic(settings, t.dlq))
 
     async def run() -> None:
         app = create_app(
@@ -208,20 +219,22 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_pat
         )
         await app.start()
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if len(collect_topic(settings, t.notifications)) >= 2 and collect_topic(settings, t.dlq):
-                    break
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not await asyncio.to_thread(routed):
                 await asyncio.sleep(0.5)
             await asyncio.sleep(1.0)  # anything extra would show up now
         finally:
             await asyncio.wait_for(app.stop(), timeout=30)
 
-    asyncio.run(asyncio.wait_for(run(), timeout=120))
+    asyncio.run(asyncio.wait_for(run(), timeout=180))
     delivered = [a.alert_id for a in alerts_in(collect_topic(settings, t.notifications))]
     retrain = [decode(RetrainRequest, v).request_id for v in collect_topic(settings, t.retrain)]
     dead = [decode(DeadLetter, v) for v in collect_topic(settings, t.dlq)]
-    assert sorted(delivered) == ["a1", "d1"]
+    seen = {
+        name: len(collect_topic(settings, getattr(t, name))) for name in ("alerts", "notifications", "dlq")
+    }
+    warnings = [f"{r.name}: {r.getMessage()[:200]}" for r in caplog.records][-20:]
+    assert sorted(delivered) == ["a1", "d1"], f"records per topic {seen}; warnings: {warnings}"
     assert retrain == ["a1"]  # once per alert id; data drift alone does not retrain
     assert [(d.original, d.stage) for d in dead] == [(b"garbage", "route")]
 
