@@ -66,3 +66,19 @@ def test_image_runs_as_non_root_with_a_cached_dependency_layer() -> None:
     assert dockerfile.index("pip install -r") < dockerfile.index("COPY driftline/")
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv/" in ignored and ".git/" in ignored
+
+
+def test_image_compiles_the_native_parts_in_a_build_stage_and_ships_no_toolchain() -> None:
+    """The image's last stage installs the wheel a build stage compiled with cargo, and refuses to
+    build if the wheel lacks the native decoder and kernels (an image without them would run every
+    batch in Python, 1.5-2.4x slower, and say nothing)."""
+    stages: dict[str, str] = {}  # stage name ("" for the last, unnamed one) -> its FROM line and body
+    for stage in re.split(r"^FROM ", (ROOT / "Dockerfile").read_text(), flags=re.M)[1:]:
+        head = stage.split("\n", 1)[0]
+        stages[head.split(" AS ")[1].strip() if " AS " in head else ""] = stage
+    build, final = stages["build"], stages[""]
+    assert "install -y --no-install-recommends cargo" in build and "pip wheel --no-deps" in build
+    assert 'grep -q "driftline/_native.*\\.so"' in build and 'grep -q "detectors/_kernels.*\\.so"' in build
+    assert final.startswith("base\n") and "COPY --from=build /wheels/" in final
+    assert "cargo" not in final and "native.built() and kernels.built()" in final
+    assert "native/target/" in (ROOT / ".dockerignore").read_text().split()  # cargo's 400 MB stay out
