@@ -73,42 +73,85 @@ impl<'a> Cursor<'a> {
     }
 
     /// A JSON number as msgspec decodes it for a float field.
+    ///
+    /// The digits are summed while the grammar is checked. A decimal whose digits fit in 2^53 and whose
+    /// power of ten is at most 22 either way is then one exact operation on two exact doubles, so it is
+    /// correctly rounded (Clinger's fast path); any other takes `fast_float2`, also correctly rounded.
     fn number(&mut self) -> Option<f64> {
         self.ws();
         let (b, start) = (self.b, self.i);
         let mut i = start;
-        if b.get(i) == Some(&b'-') {
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
             i += 1;
         }
         let digits_start = i;
+        let mut w: u64 = 0; // the first 19 significant digits, as an integer
+        let mut n_digits = 0usize; // all digits read, leading zeros of the integer part excepted
+        let scan = |i: usize, w: &mut u64, n: &mut usize| -> Option<usize> {
+            let end = digits(b, i)?;
+            for &c in &b[i..end] {
+                if *n < 19 {
+                    *w = *w * 10 + u64::from(c - b'0');
+                }
+                if *n > 0 || c != b'0' {
+                    *n += 1;
+                }
+            }
+            Some(end)
+        };
         i = match b.get(i) {
             Some(b'0') => i + 1,
-            _ => digits(b, i)?,
+            _ => scan(i, &mut w, &mut n_digits)?,
         };
         let digits_end = i;
         let mut integer = true;
+        let mut fraction = 0usize;
         if b.get(i) == Some(&b'.') {
-            i = digits(b, i + 1)?;
+            let end = scan(i + 1, &mut w, &mut n_digits)?;
+            fraction = end - (i + 1);
+            i = end;
             integer = false;
         }
+        let mut exponent: i64 = 0;
+        let mut exponent_digits = 0usize;
         if matches!(b.get(i), Some(b'e' | b'E')) {
             i += 1;
+            let minus = b.get(i) == Some(&b'-');
             if matches!(b.get(i), Some(b'+' | b'-')) {
                 i += 1;
             }
-            i = digits(b, i)?;
+            let end = digits(b, i)?;
+            exponent_digits = end - i;
+            for &c in &b[i..end] {
+                exponent = (exponent * 10 + i64::from(c - b'0')).min(100_000);
+            }
+            if minus {
+                exponent = -exponent;
+            }
+            i = end;
             integer = false;
         }
-        // the token is ASCII by construction
-        let token = std::str::from_utf8(&b[start..i]).ok()?;
         self.i = i;
         if integer {
             if digits_end - digits_start > 18 {
                 return None; // beyond i64: msgspec's own conversion decides
             }
-            return token.parse::<i64>().ok().map(|v| v as f64);
+            // as Python's float(int): the integer's sign, so "-0" is 0.0
+            let v = w as i64;
+            return Some((if negative { -v } else { v }) as f64);
         }
-        let v: f64 = fast_float2::parse(token).ok()?;
+        let power = exponent - fraction as i64;
+        if n_digits <= 19 && w <= (1 << 53) && (-22..=22).contains(&power) && exponent_digits < 7 {
+            let m = w as f64;
+            let v = if power >= 0 {
+                m * POW10[power as usize]
+            } else {
+                m / POW10[(-power) as usize]
+            };
+            return Some(if negative { -v } else { v });
+        }
+        let v: f64 = fast_float2::parse(&b[start..i]).ok()?;
         if v.is_finite() {
             Some(v)
         } else {
@@ -208,6 +251,12 @@ impl<'a> Cursor<'a> {
         }
     }
 }
+
+/// 10^0 ..= 10^22: each exact as a double.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// The end of a run of at least one ASCII digit starting at `i`; None if there is none.
 fn digits(b: &[u8], i: usize) -> Option<usize> {
@@ -342,7 +391,8 @@ fn feature_columns<'py>(
     let n_numeric = numeric.iter().filter(|x| **x).count();
     let n_categorical = names.len() - n_numeric;
     let keys: Vec<Vec<u8>> = names.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let mut num_cols: Vec<Vec<f64>> = (0..n_numeric).map(|_| Vec::with_capacity(n)).collect();
+    // the numeric columns one after the other, each `n` long: written in place, copied out once
+    let mut flat: Vec<f64> = vec![f64::NAN; n * n_numeric];
     let mut cat_cols: Vec<Vec<Option<&[u8]>>> =
         (0..n_categorical).map(|_| Vec::with_capacity(n)).collect();
     let mut failed = Vec::new();
@@ -352,25 +402,18 @@ fn feature_columns<'py>(
     };
     for (i, rec) in records.iter().enumerate() {
         if record(rec.as_bytes(), &keys, &numeric, max_bytes, &mut row).is_some() {
-            for (col, v) in num_cols.iter_mut().zip(&row.numeric) {
-                col.push(*v);
+            for (j, v) in row.numeric.iter().enumerate() {
+                flat[j * n + i] = *v;
             }
             for (col, v) in cat_cols.iter_mut().zip(&row.categorical) {
                 col.push(*v);
             }
         } else {
-            failed.push(i);
-            for col in num_cols.iter_mut() {
-                col.push(f64::NAN);
-            }
+            failed.push(i); // its numeric cells stay NaN
             for col in cat_cols.iter_mut() {
                 col.push(None);
             }
         }
-    }
-    let mut flat: Vec<f64> = Vec::with_capacity(n * n_numeric);
-    for col in &num_cols {
-        flat.extend_from_slice(col);
     }
     // SAFETY: a slice of f64 viewed as its bytes, for the copy into the bytearray
     let bytes = unsafe { std::slice::from_raw_parts(flat.as_ptr() as *const u8, flat.len() * 8) };

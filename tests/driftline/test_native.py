@@ -214,6 +214,32 @@ def test_numbers_parse_as_msgspec_parses_them() -> None:
     assert 0 < len(unread) < len(raws) // 10
 
 
+def test_numbers_at_the_edges_of_the_exact_fast_path_parse_as_msgspec_parses_them() -> None:
+    """The decoder computes a decimal of at most 2^53 in digits and a power of ten within +-22 as one
+    exact operation, and hands any other to a correctly rounded parser: both sides of each edge."""
+    mantissas = ["9007199254740991", "9007199254740992", "9007199254740993", "9999999999999999999"]
+    mantissas += ["1" * 19, "1" * 20, "4503599627370497", "1", "123", "0", "0000000123"]
+    texts = []
+    for m in mantissas:
+        for point in (1, len(m) // 2, len(m)):
+            frac = f"{m[:point]}.{m[point:] or '0'}" if m[:point].lstrip("0") or point == 1 else None
+            for body in filter(None, (frac, f"0.{m}", f"0.000{m}", f"{m[:1]}.{m[1:]}000")):
+                for e in ("", "e22", "e-22", "e23", "e-23", "E+21", "e0", "e-0", "e0000022", "e300"):
+                    texts += [body + e, "-" + body + e]
+    raws = [
+        b'{"features":{"age":%s,"plan":null,"income":0,"region":null,"tenure":0}}' % t.encode() for t in texts
+    ]
+    got = native.feature_columns(raws, list(KINDS), [k == "numeric" for k in KINDS.values()], 1024)
+    assert got is not None
+    for k, t in enumerate(texts):
+        try:
+            want = msgspec.json.decode(t.encode(), type=float)
+        except msgspec.DecodeError:  # out of range (e300 on a long mantissa), or "00123.0": msgspec's
+            assert k in got[2], t
+            continue
+        assert k not in got[2] and got[0][0, k].tobytes() == np.float64(want).tobytes(), t
+
+
 def test_the_environment_variable_turns_it_off_and_a_bad_value_says_how(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
