@@ -103,13 +103,16 @@ def run_case(case: tuple[Any, ...], args: argparse.Namespace, bootstrap: str | N
         proc = pk.process(run, n, instances)
         rates["process"].append(proc.rate)
         tails.append(proc.tail_s)
-        checks.append(
-            {
-                "variant": 1,
-                "scored": pk.count(run, run.topics.scored),
-                "alerts": pk.count(run, run.topics.alerts),
-            }
-        )
+        check = {
+            "variant": 1,
+            "scored": pk.count(run, run.topics.scored),
+            "alerts": pk.count(run, run.topics.alerts),
+        }
+        checks.append(check)
+        if check["scored"] != row["labels"]:  # say why: what each instance read, joined, dead-lettered
+            row.setdefault("unscored_runs", []).append(
+                {**check, "dead_letters": pk.count(run, run.topics.dlq), "instances": proc.counts}
+            )
     for key, values in rates.items():
         if values:
             row[key] = round(statistics.median(values))

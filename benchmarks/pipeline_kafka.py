@@ -144,6 +144,7 @@ class ProcessRun:
     rss_start_mb: list[float]  # per instance, at its first batch
     rss_end_mb: list[float]  # per instance, once it closed
     rss_trace: list[list[tuple[int, float]]]  # per instance: (records read, RSS MB), every tenth of the run
+    counts: list[dict[str, int]]  # per instance: records, rewinds and join counts (see _counts)
 
 
 def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: str, shared: Any) -> None:
@@ -152,6 +153,7 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
     moves to another instance may be replayed there from its snapshot (exactly-once) and read twice."""
     from driftline.app.services import run_processor
     from driftline.kafka import KafkaSource
+    from stream_processors.runners.kafka import KafkaRunner
 
     ends, first, results, halt = shared
     parts, t_pred = len(ends) // 2, settings.topics.predictions
@@ -188,6 +190,15 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
             return True
         return bool(halt.value)  # stopped early: no tail (read_all stays unset)
 
+    counts: dict[str, int] = {}
+    close = KafkaRunner.close
+
+    def counted_close(self: KafkaRunner) -> None:  # the counts before close releases the partitions
+        if not self.closed:
+            counts.update(_counts(self))
+        close(self)
+
+    KafkaRunner.close = counted_close  # type: ignore[method-assign]
     try:
         run_processor(settings, done, group=group, state_dir=state, transactional_id=f"{group}-{k}")
     except Exception as exc:  # a failure once everything was read (at close) is reported, not fatal
@@ -195,7 +206,17 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
             raise
         print(f"bench: instance {k} failed at close: {type(exc).__name__}: {exc}", file=sys.stderr)
     closed = time.time()
-    results.put((closed, trace or [(0, 0.0)], rss_mb(), read_all[0] or closed))
+    results.put((closed, trace or [(0, 0.0)], rss_mb(), read_all[0] or closed, counts))
+
+
+def _counts(runner: Any) -> dict[str, int]:
+    """What an instance did, for a run that did not score every label to say why: its records, batches
+    processed, rewinds (aborted transactions) and its models' join counts, summed."""
+    out = {"records": runner.processed, "rewinds": runner.rewinds}
+    for mon in runner.core.models.values():
+        for name, n in mon.joiner.counts.items():
+            out[name] = out.get(name, 0) + n
+    return out
 
 
 class Processors:
@@ -228,7 +249,7 @@ class Processors:
     def stop(self) -> None:
         self.shared[3].value = 1
 
-    def _result(self, timeout: float) -> tuple[float, list[tuple[int, float]], float, float]:
+    def _result(self, timeout: float) -> tuple[float, list[tuple[int, float]], float, float, Any]:
         """The next instance's result; an instance that died without one fails the run at once."""
         import queue
 
@@ -242,7 +263,7 @@ class Processors:
                     raise RuntimeError(f"a processor instance failed (exit codes {dead})") from None
         raise RuntimeError(f"no result from the processor instances within {timeout:.0f} s")
 
-    def wait(self, timeout: float = 900) -> list[tuple[float, list[tuple[int, float]], float, float]]:
+    def wait(self, timeout: float = 900) -> list[tuple[float, list[tuple[int, float]], float, float, Any]]:
         """(wall time closed, (records read, RSS) samples from the first batch on, RSS at the end, wall
         time every input offset had been read) per instance."""
         try:
@@ -265,7 +286,14 @@ def process(settings: DriftlineSettings, n: int, instances: int = 1, timeout: fl
         raise RuntimeError(f"the processors read {procs.seen} of {n} records")
     closed = max(e[0] for e in ends)
     rate, tail = n / (closed - procs.first), closed - min(e[3] for e in ends)
-    return ProcessRun(rate, tail, [e[1][0][1] for e in ends], [e[2] for e in ends], [e[1] for e in ends])
+    return ProcessRun(
+        rate,
+        tail,
+        [e[1][0][1] for e in ends],
+        [e[2] for e in ends],
+        [e[1] for e in ends],
+        [e[4] for e in ends],
+    )
 
 
 def count(settings: DriftlineSettings, topic: str) -> int:
@@ -280,7 +308,13 @@ def count(settings: DriftlineSettings, topic: str) -> int:
             "isolation.level": "read_committed",
         }
     )
-    meta = c.list_topics(topic, timeout=10).topics[topic]
+    deadline = time.monotonic() + 30
+    meta = c.list_topics(topic, timeout=10).topics.get(topic)
+    while meta is None or meta.error is not None or not meta.partitions:  # a passing metadata error:
+        if time.monotonic() > deadline:  # no partitions is not "no records"
+            raise RuntimeError(f"no metadata for {topic} within 30 s: {meta and meta.error}")
+        time.sleep(0.2)
+        meta = c.list_topics(topic, timeout=10).topics.get(topic)
     parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
     ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
     c.assign(parts)
