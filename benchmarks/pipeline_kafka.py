@@ -181,7 +181,20 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
                 trace.append((read[0], rss_mb()))
         return recs
 
+    seek = KafkaSource.seek
+
+    def seek_back(self: KafkaSource, offsets: Any) -> None:
+        """A rewind (an aborted transaction): what was read past these offsets is read again, so it
+        is not read yet -- else the run would stop before the replay and count its outputs lost."""
+        seek(self, offsets)
+        with ends.get_lock():
+            for (topic, p), off in offsets.items():
+                if topic in inputs:
+                    at = p if topic == t_pred else parts + p
+                    ends[at] = min(ends[at], off)
+
     KafkaSource.poll = poll  # type: ignore[method-assign]
+    KafkaSource.seek = seek_back  # type: ignore[method-assign]
     read_all = [0.0]  # wall time this instance first saw every input offset read
 
     def done() -> bool:

@@ -5,6 +5,7 @@ the session's Kafka broker with `driftline process` end to end."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,48 @@ def test_bench_pipeline_on_kafka_processes_every_event_end_to_end(kafka_bootstra
         assert 0 <= case["process_tail_s"] <= run_s + 0.01, case
     assert result["cases"][0]["alerts"][0] >= 2  # the stream's drift reaches the alerts topic
     assert "tail s" in done.stdout
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(240)
+def test_a_transaction_aborted_on_the_last_batch_is_replayed_before_the_run_counts_its_outputs(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ends once every input offset was read; a transaction aborted on the batch that read
+    the last ones rewinds the partition (exactly-once), and those offsets count as unread again until
+    the replay -- else the benchmark would stop first and report the aborted outputs as lost. The
+    abort is injected in the forked `driftline process` instance (fork keeps the patches)."""
+    import argparse
+
+    from driftline.kafka import KafkaSource
+    from driftline.kafka_transactions import TransactionAborted
+    from stream_processors.runners.kafka import KafkaRunner
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import pipeline
+
+    poll, send = KafkaSource.poll, KafkaRunner._send
+    last, aborted = [False], multiprocessing.get_context("fork").Value("i", 0)  # (shared with the fork)
+
+    def last_seen(self: KafkaSource, max_records: int, timeout: float = 0.0) -> list:  # type: ignore[type-arg]
+        recs = poll(self, max_records, timeout)
+        last[0] = last[0] or any(
+            r.offset == LAST_LABEL and r.topic.startswith("driftline.labels") for r in recs
+        )
+        return recs
+
+    def abort_once(self: KafkaRunner, out: object) -> None:
+        send(self, out)
+        if last[0] and not aborted.value:
+            aborted.value += 1
+            raise TransactionAborted("injected: the transaction of the batch that read the last label")
+
+    monkeypatch.setattr(KafkaSource, "poll", last_seen)
+    monkeypatch.setattr(KafkaRunner, "_send", abort_once)
+    args = argparse.Namespace(quick=True, scale=0.2, repeat=1)
+    row = pipeline.run_case(pipeline.CASES[0], args, kafka_bootstrap)
+    assert row["labels"] == LAST_LABEL + 1 and aborted.value == 1
+    assert row["all_processed"] and row["scored"] == [row["labels"]], row
+
+
+LAST_LABEL = 2799  # the first case's labels at --quick --scale 0.2: offsets 0..2799 of one partition
