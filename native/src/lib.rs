@@ -87,7 +87,7 @@ impl<'a> Cursor<'a> {
         }
         let digits_start = i;
         let mut w: u64 = 0; // the first 19 significant digits, as an integer
-        let mut n_digits = 0usize; // all digits read, leading zeros of the integer part excepted
+        let mut n_digits = 0usize; // significant digits read (leading zeros not counted)
         let scan = |i: usize, w: &mut u64, n: &mut usize| -> Option<usize> {
             let end = digits(b, i)?;
             for &c in &b[i..end] {

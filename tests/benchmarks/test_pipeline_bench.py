@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from driftline.app.cli import app
 
+LAST_LABEL = 2799  # the first case's labels at --quick --scale 0.2: offsets 0..2799 of one partition
+
 
 @pytest.mark.timeout(120)
 def test_bench_pipeline_in_process_processes_every_event() -> None:
@@ -101,6 +103,3 @@ def test_a_transaction_aborted_on_the_last_batch_is_replayed_before_the_run_coun
     row = pipeline.run_case(pipeline.CASES[0], args, kafka_bootstrap)
     assert row["labels"] == LAST_LABEL + 1 and aborted.value == 1
     assert row["all_processed"] and row["scored"] == [row["labels"]], row
-
-
-LAST_LABEL = 2799  # the first case's labels at --quick --scale 0.2: offsets 0..2799 of one partition
