@@ -162,6 +162,10 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
     trace: list[tuple[int, float]] = []  # (records read, RSS MB): at the first batch, then every n / 10
     read = [0]
 
+    def slot(topic: str, partition: int) -> int:
+        """The place of an input (topic, partition) in ``ends``: predictions first, then labels."""
+        return partition if topic == t_pred else parts + partition
+
     def poll(self: KafkaSource, max_records: int, timeout: float = 0.0) -> list[Any]:
         recs = orig(self, max_records, timeout)
         if recs:
@@ -171,7 +175,7 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
             with ends.get_lock():
                 for tp in positions:
                     if tp.offset >= 0 and tp.topic in inputs:
-                        at = tp.partition if tp.topic == t_pred else parts + tp.partition
+                        at = slot(tp.topic, tp.partition)
                         ends[at] = max(ends[at], tp.offset)
             with first.get_lock():
                 if not first.value:
@@ -190,7 +194,7 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
         with ends.get_lock():
             for (topic, p), off in offsets.items():
                 if topic in inputs:
-                    at = p if topic == t_pred else parts + p
+                    at = slot(topic, p)
                     ends[at] = min(ends[at], off)
 
     KafkaSource.poll = poll  # type: ignore[method-assign]
@@ -223,8 +227,8 @@ def _instance(settings: DriftlineSettings, n: int, k: int, group: str, state: st
 
 
 def _counts(runner: Any) -> dict[str, int]:
-    """What an instance did, for a run that did not score every label to say why: its records, batches
-    processed, rewinds (aborted transactions) and its models' join counts, summed."""
+    """What an instance did, for a run that did not score every label to say why: the records it
+    processed, its rewinds (aborted transactions) and its models' join counts, summed."""
     out = {"records": runner.processed, "rewinds": runner.rewinds}
     for mon in runner.core.models.values():
         for name, n in mon.joiner.counts.items():
@@ -278,7 +282,7 @@ class Processors:
 
     def wait(self, timeout: float = 900) -> list[tuple[float, list[tuple[int, float]], float, float, Any]]:
         """(wall time closed, (records read, RSS) samples from the first batch on, RSS at the end, wall
-        time every input offset had been read) per instance."""
+        time every input offset had been read, its counts: see :func:`_counts`) per instance."""
         try:
             ends = [self._result(timeout) for _ in self.procs]
             for pr in self.procs:
