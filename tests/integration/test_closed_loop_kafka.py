@@ -180,6 +180,17 @@ def test_malformed_events_are_dead_lettered_on_kafka(kafka_settings) -> None:
     assert len(collect_topic(settings, t.scored)) == n  # nothing lost, nothing doubled
 
 
+def _what_it_saw(settings: DriftlineSettings, notes: list[bytes], dlq: list[bytes], logged: list[Any]) -> str:
+    """What a control-plane run that did not route its alerts had: input, outputs, last warnings."""
+    seen = {
+        "alerts": len(collect_topic(settings, settings.topics.alerts)),
+        "notifications": len(notes),
+        "dlq": len(dlq),
+    }
+    warnings = [f"{r.name}: {r.getMessage()[:200]}" for r in logged][-20:]
+    return f"records per topic {seen}; warnings: {warnings}"
+
+
 def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_path, caplog) -> None:
     """Replayed and cooled-down alerts are dropped, garbage is dead-lettered, a concept-drift alert
     asks for one retraining. The topics are read from a thread: a read blocks, and faust's agent
@@ -231,17 +242,8 @@ def test_faust_control_plane_dedups_and_triggers_retrain(kafka_settings, tmp_pat
     delivered = [a.alert_id for a in alerts_in(notes)]
     retrain = [decode(RetrainRequest, v).request_id for v in collect_topic(settings, t.retrain)]
     dead = [decode(DeadLetter, v) for v in dlq]
-
-    def what_it_saw() -> str:  # (an assert's message is built only when it fails)
-        seen = {
-            "alerts": len(collect_topic(settings, t.alerts)),
-            "notifications": len(notes),
-            "dlq": len(dlq),
-        }
-        warnings = [f"{r.name}: {r.getMessage()[:200]}" for r in caplog.records][-20:]
-        return f"records per topic {seen}; warnings: {warnings}"
-
-    assert sorted(delivered) == ["a1", "d1"], what_it_saw()
+    # (an assert's message is built only when it fails)
+    assert sorted(delivered) == ["a1", "d1"], _what_it_saw(settings, notes, dlq, caplog.records)
     assert retrain == ["a1"]  # once per alert id; data drift alone does not retrain
     assert [(d.original, d.stage) for d in dead] == [(b"garbage", "route")]
 
