@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -119,22 +119,7 @@ def processor(
         core, member, sink, store=store, batch_size=300, commit_interval=2.5, save_interval=6.5,
         idle_drain_s=None, clock=clock, transactions=sink,
     )  # fmt: skip
-    runner._partitions.child = Sealed  # type: ignore[union-attr]
     return runner, member, sink, clock
-
-
-class Sealed:
-    """A snapshot sealed when asked for, as a forked child done by the next commit is: a replay after a
-    kill then follows from the batches, not from how fast a fork ran."""
-
-    def __init__(self, make: Callable[[], bytes]) -> None:
-        self.raw = make()
-
-    def result(self) -> bytes:
-        return self.raw
-
-    def cancel(self) -> None:
-        pass
 
 
 def run(runner: KafkaRunner, clock: Clock, batches: int = 10**9) -> None:

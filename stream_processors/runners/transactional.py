@@ -8,17 +8,11 @@ the transaction (the changelog topic, ``in_transaction``) -- the snapshots due. 
 ahead of the committed outputs; a restore then replays from the snapshot's offsets up to the
 committed ones (:mod:`~stream_processors.runners.replay`).
 
-Snapshots are taken off the processing thread: right after a transaction commits, a forked child
-seals the partition's state as it is at the committed offsets
+Periodic snapshots are taken off the processing thread: right after a transaction commits, a forked
+child seals the partition's state as it is at the committed offsets
 (:class:`~stream_processors.runners.snapshot.ForkedSnapshot`), and a later commit writes it once it is
-ready -- it is never ahead of committed outputs, and a restore replays from it. A partition whose
-offsets of some topic would be committed for the first time needs a snapshot carrying that topic
-first: a child seals the state as it is now while the transaction stays open (the processor goes on;
-outputs wait), and the first commit after the child is done carries both -- the snapshot's offsets
-are then at or behind the committed ones, as a periodic one's are. (Sealed on the processing thread
-instead, a 200-feature model's first snapshots were ~17% of a short `driftline process` run.) A
-child that fails, or a wait longer than :attr:`TransactionalCheckpoint.max_wait_s`, falls back to
-sealing at once. Forced checkpoints (a rebalance, a stop, a drain) are sealed at once, and replace any
+ready -- it is never ahead of committed outputs, and a restore replays from it. Forced checkpoints (a
+rebalance, a stop, a drain) and a partition's first snapshot are sealed at once, and replace any
 snapshot of that partition still being made.
 
 If the transaction cannot commit (:class:`~driftline.kafka_transactions.TransactionAborted`), it is
@@ -53,14 +47,6 @@ class TxConsumer(Protocol):
     """The consumer's side: its group's identity for ``send_offsets_to_transaction``."""
 
     def group_metadata(self) -> object: ...
-
-
-class Child(Protocol):
-    """A snapshot being sealed off the processing thread (:class:`ForkedSnapshot`)."""
-
-    def result(self) -> bytes | None: ...
-
-    def cancel(self) -> None: ...
 
 
 class TransactionalCheckpoint(PartitionCheckpoint):
@@ -102,13 +88,7 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         # of theirs may be past the group's offsets, and is checked against them when restored
         self.lost: set[int] = set()
         self.background = background
-        self._making: dict[int, tuple[Child, dict[str, int]]] = {}  # partition -> (child, offsets)
-        self.child: Callable[[Callable[[], bytes]], Child] = ForkedSnapshot  # how a child is made
-        self._ready: list[tuple[int, bytes, dict[str, int]]] = []  # made, written with the next commit
-        self._sync: set[int] = set()  # partitions whose child failed: their next first snapshot is sealed now
-        self.max_wait_s = 20.0  # longest a transaction waits for first snapshots (well under its timeout)
-        self._waiting_since: float | None = None
-        self.waits = 0  # commits put off for a first snapshot being made
+        self._making: dict[int, tuple[ForkedSnapshot, dict[str, int]]] = {}  # partition -> (child, offsets)
 
     def resume(self, partition: int, start: Mapping[str, int], committed: Mapping[str, int]) -> None:
         """After :meth:`restore`: ``partition`` is read from ``start`` and its group has ``committed``
@@ -172,23 +152,11 @@ class TransactionalCheckpoint(PartitionCheckpoint):
 
     def commit(self, *, force: bool = False) -> None:
         store = self.store
-        if store is not None and self.background and not force:
-            self._ready += self._made()
-            if self._waiting():
-                self.waits += 1
-                return  # the transaction stays open: see _waiting
-        self._waiting_since = None
         saves = self._due(force) if store is not None else []
         self._dirty.difference_update(saves if store is not None else list(self._dirty))
-        ready, self._ready = self._ready + self._made(), []
-        # partitions whose offsets a made snapshot carries (forced: every due partition is sealed now)
-        carried = set() if force else {p for p, _, o in ready if self._next.get(p, {}).keys() <= o.keys()}
-        self._dirty.update(p for p in saves if p in carried)  # changed since: saved when next due
         later = [] if force or not self.background else [p for p in saves if self._covers(p)]
-        now = [p for p in saves if p not in later and p not in carried]
-        snapshots = [(p, self._seal_now(p), dict(self._next.get(p, {}))) for p in now]
-        snapshots += [snap for snap in ready if snap[0] not in now]
-        self._sync.difference_update(now)
+        snapshots = [(p, self._seal_now(p), dict(self._next.get(p, {}))) for p in saves if p not in later]
+        snapshots += self._made()
         if store is not None and store.in_transaction:
             for p, sealed, _ in snapshots:
                 store.save_sealed(p, sealed)
@@ -215,32 +183,6 @@ class TransactionalCheckpoint(PartitionCheckpoint):
             else:
                 self._start(p)
 
-    def _waiting(self) -> bool:
-        """Whether this commit waits for a first snapshot: one of a partition whose offsets of some topic
-        would be committed for the first time, carrying them. Its child is started here (the state
-        as it is now, at the offsets tracked now); the transaction stays open until a commit finds it
-        made (:attr:`_ready`). Not for a partition whose child failed, nor past :attr:`max_wait_s`:
-        those are sealed at once by the commit."""
-        waiting = False
-        for p in sorted(self._dirty):
-            topics = self._next.get(p, {}).keys()
-            if p in self._sync or self._replaying(p) or topics <= self._covered.get(p, set()):
-                continue
-            if any(q == p and topics <= offsets.keys() for q, _, offsets in self._ready):
-                continue
-            if p not in self._making:  # (one still being made, without some topic, lands first)
-                self._start(p)
-            waiting = True
-        if not waiting:
-            return False
-        now = self._clock()
-        if self._waiting_since is None:
-            self._waiting_since = now
-        if now - self._waiting_since > self.max_wait_s:
-            log.warning("first snapshots still being made after %.0f s: sealed at once", self.max_wait_s)
-            return False
-        return True
-
     def _covers(self, p: int) -> bool:
         """Whether ``p``'s last snapshot covers every topic it has offsets of (else it is sealed now)."""
         return self._next.get(p, {}).keys() <= self._covered.get(p, set())
@@ -254,7 +196,7 @@ class TransactionalCheckpoint(PartitionCheckpoint):
         store, models, offsets = self.store, dict(self._state(p)), dict(self._next.get(p, {}))
         assert store is not None
         self._cancel(p)
-        self._making[p] = (self.child(lambda: store.seal(models, offsets)), offsets)
+        self._making[p] = (ForkedSnapshot(lambda: store.seal(models, offsets)), offsets)
 
     def _made(self) -> list[tuple[int, bytes, dict[str, int]]]:
         """The snapshots whose children are done (a failed child is logged; the next one is due)."""
@@ -266,7 +208,6 @@ class TransactionalCheckpoint(PartitionCheckpoint):
                 log.exception("partition %d: the snapshot being made in the background failed", p)
                 del self._making[p]
                 self._dirty.add(p)
-                self._sync.add(p)  # a first snapshot of it is not waited for again: sealed at once
                 continue
             if sealed is not None:
                 del self._making[p]
@@ -281,9 +222,6 @@ class TransactionalCheckpoint(PartitionCheckpoint):
     def forget(self, partition: int) -> None:
         """Also drop a snapshot of it still being made: the partition is someone else's now."""
         self._cancel(partition)
-        self._ready = [snap for snap in self._ready if snap[0] != partition]
-        self._sync.discard(partition)
-        self._waiting_since = None
         super().forget(partition)
 
     def _due(self, force: bool) -> list[int]:
